@@ -1,0 +1,81 @@
+//! The HTTP side: the application-service API the homeserver calls (one file per
+//! endpoint), plus `/health` and `/metrics` for operators.
+
+mod auth;
+mod ops;
+mod ping;
+mod push_events;
+mod query_room;
+mod query_user;
+mod thirdparty;
+
+use std::sync::Arc;
+
+use axum::{
+    routing::{get, post, put},
+    Router,
+};
+
+use crate::{
+    config::Config, db::Db, error::MatrixError, homeserver::HomeserverClient, metrics::Metrics,
+    processor::Processor,
+};
+
+/// What every handler may use.
+pub struct AppState {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// The hs_token, as its SHA-256 (compared in constant time).
+    pub hs_token_digest: [u8; 32],
+    /// The database.
+    pub db: Db,
+    /// The homeserver client.
+    pub hs: HomeserverClient,
+    /// The processor, woken after each recorded transaction.
+    pub processor: Processor,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// `@bot:server`.
+    pub bot_user_id: String,
+    /// Records transactions one at a time (the homeserver sends one at a time anyway).
+    pub ingest_lock: tokio::sync::Mutex<()>,
+}
+
+/// The whole router.
+pub fn router(state: Arc<AppState>) -> Router {
+    let app_api = Router::new()
+        .route("/transactions/{txn_id}", put(push_events::push_events_route))
+        .route("/ping", post(ping::ping_route))
+        .route("/users/{user_id}", get(query_user::query_user_route))
+        .route("/rooms/{room_alias}", get(query_room::query_room_route))
+        .route("/thirdparty/protocol/{protocol}", get(thirdparty::protocol_route))
+        .route("/thirdparty/user/{protocol}", get(thirdparty::user_route))
+        .route("/thirdparty/location/{protocol}", get(thirdparty::location_route))
+        .route("/thirdparty/user", get(thirdparty::user_reverse_route))
+        .route("/thirdparty/location", get(thirdparty::location_reverse_route))
+        .method_not_allowed_fallback(method_not_allowed)
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_hs_token));
+    Router::new()
+        .nest("/_matrix/app/v1", app_api)
+        .route("/health", get(ops::health_route))
+        .route("/metrics", get(ops::metrics_route))
+        .fallback(unrecognized)
+        .with_state(state)
+}
+
+async fn unrecognized() -> MatrixError {
+    MatrixError::unrecognized()
+}
+
+async fn method_not_allowed() -> MatrixError {
+    MatrixError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "M_UNRECOGNIZED",
+        "Method not allowed for this endpoint",
+    )
+}
+
+/// The digest the auth middleware compares against.
+pub fn auth_digest(hs_token: &str) -> [u8; 32] {
+    auth::digest(hs_token)
+}

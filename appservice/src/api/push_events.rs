@@ -1,0 +1,132 @@
+//! # `PUT /_matrix/app/v1/transactions/{txnId}`
+//!
+//! The homeserver pushes events (spec: `application-service/transactions.yaml`).
+//!
+//! The answer 200 means: every event is durably recorded in the inbox (or, if malformed,
+//! as a dead letter). Processing happens afterwards, per room and in order. A repeated
+//! transaction is a no-op; events are also de-duplicated by `event_id`, so a homeserver
+//! whose transaction counter starts over loses nothing.
+
+use std::{sync::Arc, time::Instant};
+
+use axum::{
+    body::Body,
+    extract::{Path, State},
+    http::StatusCode,
+    Json,
+};
+use serde::Deserialize;
+use serde_json::{json, value::RawValue, Value};
+use sha2::{Digest, Sha256};
+
+use super::AppState;
+use crate::{
+    db::inbox::{self, NewEvent, Recorded, Rejected},
+    error::MatrixError,
+    event::RoomEvent,
+};
+
+/// The transaction body; events are kept as the raw JSON received.
+#[derive(Deserialize)]
+struct TxnBody<'a> {
+    #[serde(borrow)]
+    events: Vec<&'a RawValue>,
+    #[serde(borrow, default)]
+    ephemeral: Option<Vec<&'a RawValue>>,
+    /// MSC2409's unstable key, sent by homeservers before Matrix 1.13.
+    #[serde(borrow, default, rename = "de.sorunome.msc2409.ephemeral")]
+    ephemeral_unstable: Option<Vec<&'a RawValue>>,
+}
+
+/// Records the transaction durably, then acknowledges it.
+pub(super) async fn push_events_route(
+    State(state): State<Arc<AppState>>,
+    Path(txn_id): Path<String>,
+    body: Body,
+) -> Result<Json<Value>, MatrixError> {
+    let started = Instant::now();
+    let limit = state.config.appservice.max_body_bytes;
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        MatrixError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "M_TOO_LARGE",
+            format!("Transaction body exceeds {limit} bytes"),
+        )
+    })?;
+    let txn: TxnBody<'_> = serde_json::from_slice(&bytes).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Data => MatrixError::bad_json(format!("Invalid transaction: {e}")),
+            _ => MatrixError::not_json("Content not JSON"),
+        }
+    })?;
+
+    let mut events = Vec::with_capacity(txn.events.len());
+    let mut rejected = Vec::new();
+    let mut fingerprint = Sha256::new();
+    for raw in &txn.events {
+        let parsed = serde_json::from_str::<Value>(raw.get());
+        let checked = match &parsed {
+            Ok(v) => RoomEvent::from_json(v),
+            Err(e) => Err(format!("not JSON: {e}")),
+        };
+        match checked {
+            Ok(ev) => {
+                fingerprint.update(ev.event_id.as_bytes());
+                fingerprint.update(b"\n");
+                let body = raw.get().to_owned();
+                events.push(NewEvent { event_id: ev.event_id, room_id: ev.room_id, body });
+            }
+            Err(reason) => {
+                fingerprint.update(raw.get().as_bytes());
+                fingerprint.update(b"\n");
+                let v = parsed.as_ref().ok();
+                let id = |k: &str| v.and_then(|v| v.get(k)).and_then(Value::as_str).map(str::to_owned);
+                let (event_id, room_id) = (id("event_id"), id("room_id"));
+                rejected.push(Rejected { event_id, room_id, reason, body: raw.get().to_owned() });
+            }
+        }
+    }
+    let fingerprint = hex::encode(fingerprint.finalize());
+
+    let recorded = {
+        let _one_at_a_time = state.ingest_lock.lock().await;
+        inbox::record_transaction(&state.db, &txn_id, &fingerprint, &events, &rejected).await?
+    };
+
+    let m = &state.metrics;
+    match recorded {
+        Recorded::Replay => {
+            m.transactions.with_label_values(&["replay"]).inc();
+            tracing::debug!(%txn_id, "transaction already recorded");
+        }
+        Recorded::New { inserted, duplicates, rejected: n_rejected, txn_id_reused, went_backwards_from } => {
+            m.transactions.with_label_values(&["recorded"]).inc();
+            m.events_received.with_label_values(&["timeline"]).inc_by(inserted);
+            m.events_received.with_label_values(&["duplicate"]).inc_by(duplicates);
+            m.dead_letters.with_label_values(&["ingest"]).inc_by(n_rejected);
+            m.inbox_depth.add(inserted as i64);
+            if txn_id_reused {
+                tracing::warn!(%txn_id, "transaction ID reused with other events: the homeserver's transaction counter started over; events are de-duplicated by event ID");
+            }
+            if let Some(prev) = went_backwards_from {
+                tracing::warn!(%txn_id, previous = prev, "transaction IDs went backwards: was the homeserver restored or the registration regenerated?");
+            }
+            for r in &rejected {
+                tracing::warn!(%txn_id, event_id = ?r.event_id, reason = %r.reason, "malformed event dead-lettered");
+            }
+            if inserted > 0 {
+                state.processor.wake();
+            }
+            let ephemeral = txn.ephemeral.or(txn.ephemeral_unstable).unwrap_or_default();
+            m.events_received.with_label_values(&["ephemeral"]).inc_by(ephemeral.len() as u64);
+            for raw in ephemeral {
+                if let Ok(v) = serde_json::from_str::<Value>(raw.get()) {
+                    state.processor.ephemeral(v);
+                }
+            }
+        }
+    }
+    m.ack_latency.observe(started.elapsed().as_secs_f64());
+    Ok(Json(json!({})))
+}

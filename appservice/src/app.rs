@@ -1,0 +1,157 @@
+//! Starting and stopping the whole service: database, homeserver client, processor and
+//! HTTP listener.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+
+use crate::{
+    api::{self, AppState},
+    config::Config,
+    db::{inbox, now_ms, Db},
+    handler::Assisto,
+    homeserver::HomeserverClient,
+    metrics::Metrics,
+    processor::{Processor, ProcessorTasks},
+    registration::Registration,
+};
+
+/// A running service.
+pub struct Running {
+    /// The address the listener is bound to.
+    pub addr: SocketAddr,
+    /// The database (tests inspect it).
+    pub db: Db,
+    /// The metrics.
+    pub metrics: Metrics,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<()>,
+    background: Vec<JoinHandle<()>>,
+    processor: Processor,
+    processor_tasks: ProcessorTasks,
+}
+
+/// The tokens, from the configuration or else the registration file.
+fn tokens(config: &Config) -> anyhow::Result<(String, String)> {
+    let a = &config.appservice;
+    if let (Some(as_t), Some(hs_t)) = (&a.as_token, &a.hs_token) {
+        return Ok((as_t.clone(), hs_t.clone()));
+    }
+    let reg = Registration::load(&a.registration)?;
+    if reg.sender_localpart != config.bot.localpart {
+        anyhow::bail!(
+            "bot.localpart ({}) differs from the registration's sender_localpart ({})",
+            config.bot.localpart,
+            reg.sender_localpart
+        );
+    }
+    Ok((a.as_token.clone().unwrap_or(reg.as_token), a.hs_token.clone().unwrap_or(reg.hs_token)))
+}
+
+/// Starts everything and returns once the listener accepts connections.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let config = Arc::new(config);
+    let (as_token, hs_token) = tokens(&config)?;
+    let db = Db::connect(&config.database).await.context("opening the database")?;
+    let metrics = Metrics::new();
+    let hs = HomeserverClient::new(&config.homeserver, as_token, metrics.clone())?;
+    let bot_user_id = hs.user_id(&config.bot.localpart);
+    let handler = Arc::new(Assisto::new(db.clone(), hs.clone(), bot_user_id.clone()));
+    let p = &config.processing;
+    let (processor, processor_tasks) =
+        Processor::start(db.clone(), handler, metrics.clone(), p.max_attempts, p.concurrency, p.paused)
+            .await
+            .context("starting the processor")?;
+    if p.paused {
+        tracing::warn!("processing is paused: transactions are recorded but not processed");
+    }
+
+    let state = Arc::new(AppState {
+        config: config.clone(),
+        hs_token_digest: api::auth_digest(&hs_token),
+        db: db.clone(),
+        hs: hs.clone(),
+        processor: processor.clone(),
+        metrics: metrics.clone(),
+        bot_user_id,
+        ingest_lock: tokio::sync::Mutex::new(()),
+    });
+    let listener = TcpListener::bind(config.appservice.bind)
+        .await
+        .with_context(|| format!("binding {}", config.appservice.bind))?;
+    let addr = listener.local_addr()?;
+    let (shutdown, mut shutdown_rx) = watch::channel(false);
+    let router = api::router(state);
+    let mut rx = shutdown_rx.clone();
+    let server = tokio::spawn(async move {
+        let stop = async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(stop).await {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    });
+    tracing::info!(%addr, "application service listening");
+
+    let mut background = Vec::new();
+    background.push(tokio::spawn(setup_bot(hs, config.clone(), shutdown_rx.clone())));
+    let retention = Duration::from_secs(config.processing.dedup_retention_hours * 3600);
+    let prune_db = db.clone();
+    background.push(tokio::spawn(async move {
+        loop {
+            let before = now_ms() - retention.as_millis() as i64;
+            match inbox::prune(&prune_db, before).await {
+                Ok(n) if n > 0 => tracing::info!(rows = n, "pruned old de-duplication records"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "pruning the inbox failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                _ = shutdown_rx.wait_for(|s| *s) => return,
+            }
+        }
+    }));
+
+    Ok(Running { addr, db, metrics, shutdown, server, background, processor, processor_tasks })
+}
+
+/// Registers the bot and sets its display name, retrying until the homeserver answers.
+async fn setup_bot(hs: HomeserverClient, config: Arc<Config>, mut stop: watch::Receiver<bool>) {
+    let bot = &config.bot;
+    let user_id = hs.user_id(&bot.localpart);
+    let mut wait = Duration::from_millis(500);
+    loop {
+        let result = async {
+            hs.register_appservice_user(&bot.localpart).await?;
+            hs.set_displayname(&user_id, &bot.displayname).await
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                tracing::info!(bot = %user_id, "bot ready");
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "setting up the bot failed; trying again"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        wait = (wait * 2).min(Duration::from_secs(30));
+    }
+}
+
+impl Running {
+    /// Stops accepting requests, lets running work finish, and closes the database.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.server).await;
+        self.processor.shutdown(self.processor_tasks, Duration::from_secs(10)).await;
+        for t in self.background {
+            t.abort();
+        }
+        self.db.close().await;
+        tracing::info!("stopped");
+    }
+}

@@ -1,0 +1,29 @@
+//! General commands: help and status.
+
+use super::{Command, Reply, PREFIX};
+use crate::{db::now_ms, event::RoomEvent, handler::Assisto};
+
+pub(super) static COMMANDS: [Command; 2] = [
+    Command { name: "hilfe", help: "zeigt alle Befehle", run: help },
+    Command { name: "status", help: "prüft, ob assisto erreichbar ist und Nachrichten verarbeitet", run: status },
+];
+
+fn help<'a>(_: &'a Assisto, _: &'a RoomEvent, _: &'a str) -> Reply<'a> {
+    Box::pin(async move {
+        let mut out = String::from("Befehle von assisto:");
+        for c in super::all() {
+            out.push_str(&format!("\n{PREFIX} {} – {}", c.name, c.help));
+        }
+        Ok(out)
+    })
+}
+
+fn status<'a>(_: &'a Assisto, ev: &'a RoomEvent, _: &'a str) -> Reply<'a> {
+    Box::pin(async move {
+        let delay = ev.origin_server_ts.map(|ts| (now_ms() - ts).max(0));
+        Ok(match delay {
+            Some(ms) => format!("assisto ist erreichbar. Ihr Befehl wurde nach {ms} ms verarbeitet."),
+            None => "assisto ist erreichbar.".to_owned(),
+        })
+    })
+}

@@ -1,0 +1,330 @@
+//! Configuration: one struct, loaded from a YAML file and then overridden by `ASSISTO_…`
+//! environment variables (`__` separates levels: `ASSISTO_DATABASE__URL`).
+//!
+//! Every field is documented here and in `docs/operations.md`. Secrets (the tokens) are
+//! never printed: [`Config`]'s `Debug` output redacts them.
+
+use std::{fmt, net::SocketAddr, path::PathBuf};
+
+use figment::{
+    providers::{Env, Format, Serialized, Yaml},
+    Figment,
+};
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration of an `assisto` process.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The homeserver this application service belongs to.
+    pub homeserver: HomeserverConfig,
+    /// The application-service side: where Synapse reaches us and with which tokens.
+    pub appservice: AppserviceConfig,
+    /// The project's own database.
+    pub database: DatabaseConfig,
+    /// The bot user that creates and administers managed rooms.
+    pub bot: BotConfig,
+    /// The user-ID namespaces of puppets (written into the registration).
+    pub namespaces: NamespaceConfig,
+    /// How events from the inbox are processed.
+    pub processing: ProcessingConfig,
+    /// Log output.
+    pub logging: LoggingConfig,
+}
+
+/// Where the homeserver is and how we talk to it.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HomeserverConfig {
+    /// Base URL of the homeserver's client-server API, e.g. `http://localhost:8008`.
+    pub url: String,
+    /// The homeserver's server name: the part after the colon in user IDs.
+    pub server_name: String,
+    /// Timeout of one HTTP request to the homeserver, in seconds.
+    pub request_timeout_secs: u64,
+    /// How often one request is retried after a 5xx answer or a connection error.
+    pub max_retries: u32,
+}
+
+impl Default for HomeserverConfig {
+    fn default() -> Self {
+        Self {
+            url: "http://localhost:8008".into(),
+            server_name: "localhost".into(),
+            request_timeout_secs: 30,
+            max_retries: 5,
+        }
+    }
+}
+
+/// The application-service listener and its tokens.
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AppserviceConfig {
+    /// Address the HTTP listener binds to (application-service API, `/metrics`, `/health`).
+    pub bind: SocketAddr,
+    /// Path of the registration file shared with the homeserver. The tokens are read from it
+    /// unless `as_token` / `hs_token` are set here (or by environment).
+    pub registration: PathBuf,
+    /// Token we use towards the homeserver. Overrides the registration file's. Secret.
+    pub as_token: Option<String>,
+    /// Token the homeserver uses towards us. Overrides the registration file's. Secret.
+    pub hs_token: Option<String>,
+    /// Largest accepted request body in bytes. The default fits 100 events of 64 KiB.
+    pub max_body_bytes: usize,
+}
+
+impl Default for AppserviceConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8009)),
+            registration: PathBuf::from("registration.yaml"),
+            as_token: None,
+            hs_token: None,
+            // 100 events of 64 KiB, plus room for the envelope and ephemeral data.
+            max_body_bytes: 100 * 64 * 1024 + 512 * 1024,
+        }
+    }
+}
+
+impl fmt::Debug for AppserviceConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redact = |t: &Option<String>| t.as_ref().map(|_| "<redacted>");
+        f.debug_struct("AppserviceConfig")
+            .field("bind", &self.bind)
+            .field("registration", &self.registration)
+            .field("as_token", &redact(&self.as_token))
+            .field("hs_token", &redact(&self.hs_token))
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish()
+    }
+}
+
+/// The project's own database.
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://path/to/assisto.db` (created if missing) or `postgres://user:pw@host/db`.
+    pub url: String,
+    /// Largest number of pooled connections.
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { url: "sqlite://assisto.db".into(), max_connections: 8 }
+    }
+}
+
+impl fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A PostgreSQL URL may carry a password.
+        let url = match url::Url::parse(&self.url) {
+            Ok(mut u) if u.password().is_some() => {
+                let _ = u.set_password(Some("redacted"));
+                u.to_string()
+            }
+            _ => self.url.clone(),
+        };
+        f.debug_struct("DatabaseConfig")
+            .field("url", &url)
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+/// The bot user.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BotConfig {
+    /// Localpart of the bot (`assisto` → `@assisto:server`). Must be the registration's
+    /// `sender_localpart`.
+    pub localpart: String,
+    /// Display name the bot is given at start.
+    pub displayname: String,
+}
+
+impl Default for BotConfig {
+    fn default() -> Self {
+        Self { localpart: "assisto".into(), displayname: "assisto".into() }
+    }
+}
+
+/// Prefixes of puppet localparts. Both namespaces are exclusive: nobody but this service
+/// may register or log in as such a user.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NamespaceConfig {
+    /// Prefix of registered clients' puppets (`rs_` → `@rs_<opaque id>:server`).
+    pub client_prefix: String,
+    /// Prefix of anonymous live-chat guests' puppets (`guest_` → `@guest_<n>:server`).
+    pub guest_prefix: String,
+    /// Regex (without `@` and `:server`) of the counsellors' localparts, a non-exclusive
+    /// namespace so that the service sees their rooms and may act for them.
+    pub counsellor_regex: String,
+}
+
+impl Default for NamespaceConfig {
+    fn default() -> Self {
+        Self {
+            client_prefix: "rs_".into(),
+            guest_prefix: "guest_".into(),
+            counsellor_regex: "[a-z0-9._=/+-]+".into(),
+        }
+    }
+}
+
+/// Event processing.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProcessingConfig {
+    /// How often one event is tried before it becomes a dead letter.
+    pub max_attempts: u32,
+    /// How many rooms are processed at the same time (events of one room are always
+    /// processed one after another, in order).
+    pub concurrency: usize,
+    /// Accept and record transactions, but process nothing (maintenance; the inbox
+    /// keeps everything until processing is resumed by a restart without this flag).
+    pub paused: bool,
+    /// How long the IDs of processed events are kept for de-duplication, in hours.
+    /// Their content is dropped as soon as they are processed.
+    pub dedup_retention_hours: u64,
+}
+
+impl Default for ProcessingConfig {
+    fn default() -> Self {
+        Self { max_attempts: 5, concurrency: 32, paused: false, dedup_retention_hours: 24 * 7 }
+    }
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Log output.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoggingConfig {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// A `tracing` filter, e.g. `info` or `info,assisto_appservice=debug`.
+    /// `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        Self { format: LogFormat::Text, level: "info".into() }
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or an environment variable holds an invalid value.
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+    /// A value is well-formed but not usable.
+    #[error("invalid configuration: {0}")]
+    Check(String),
+}
+
+impl Config {
+    /// Loads defaults, then `path` (if given; it must exist), then `ASSISTO_…` variables.
+    pub fn load(path: Option<&std::path::Path>) -> Result<Self, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(p) = path {
+            if !p.exists() {
+                return Err(ConfigError::Check(format!("config file {} not found", p.display())));
+            }
+            fig = fig.merge(Yaml::file(p));
+        }
+        let cfg: Config = fig
+            .merge(Env::prefixed("ASSISTO_").split("__").ignore(&["config"]))
+            .extract()
+            .map_err(Box::new)?;
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    /// Checks what serde cannot.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        url::Url::parse(&self.homeserver.url)
+            .map_err(|e| ConfigError::Check(format!("homeserver.url: {e}")))?;
+        if self.homeserver.server_name.is_empty() {
+            return Err(ConfigError::Check("homeserver.server_name is empty".into()));
+        }
+        if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres"))
+        {
+            return Err(ConfigError::Check(
+                "database.url must start with sqlite: or postgres://".into(),
+            ));
+        }
+        if self.processing.max_attempts == 0 || self.processing.concurrency == 0 {
+            return Err(ConfigError::Check(
+                "processing.max_attempts and processing.concurrency must be at least 1".into(),
+            ));
+        }
+        for (name, p) in [
+            ("client_prefix", &self.namespaces.client_prefix),
+            ("guest_prefix", &self.namespaces.guest_prefix),
+        ] {
+            if p.is_empty() || !p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+                return Err(ConfigError::Check(format!(
+                    "namespaces.{name} must be non-empty and use only a-z, 0-9 and _"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_redacts_secrets() {
+        let mut cfg = Config::default();
+        cfg.appservice.as_token = Some("very-secret-as".into());
+        cfg.appservice.hs_token = Some("very-secret-hs".into());
+        cfg.database.url = "postgres://u:hunter2@db/assisto".into();
+        let s = format!("{cfg:?}");
+        assert!(!s.contains("very-secret"), "{s}");
+        assert!(!s.contains("hunter2"), "{s}");
+        assert!(s.contains("redacted"));
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("c.yaml");
+        std::fs::write(&p, "homeserver:\n  server_name: example.org\nprocessing:\n  concurrency: 3\n")
+            .expect("write");
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ASSISTO_PROCESSING__CONCURRENCY", "7");
+            let cfg = Config::load(Some(&p)).expect("load");
+            assert_eq!(cfg.homeserver.server_name, "example.org");
+            assert_eq!(cfg.processing.concurrency, 7);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("c.yaml");
+        std::fs::write(&p, "homeserver:\n  servername: typo\n").expect("write");
+        assert!(Config::load(Some(&p)).is_err());
+        std::fs::write(&p, "database:\n  url: mysql://x\n").expect("write");
+        let e = Config::load(Some(&p)).expect_err("mysql refused").to_string();
+        assert!(e.contains("database.url"), "{e}");
+    }
+}

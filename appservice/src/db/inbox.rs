@@ -1,0 +1,266 @@
+//! `as_transactions`, `inbox` and `dead_letters`: the durable record of everything the
+//! homeserver pushed, and what became of it.
+
+use sqlx::Row;
+
+use super::{now_ms, state, Db};
+
+const TXN_HASH: &str = "SELECT fingerprint FROM as_transactions WHERE txn_id = $1";
+const TXN_UPSERT: &str = "INSERT INTO as_transactions (txn_id, fingerprint, event_count, received_at) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (txn_id) DO UPDATE SET \
+     fingerprint = excluded.fingerprint, event_count = excluded.event_count, \
+     received_at = excluded.received_at";
+const INBOX_INSERT_HEAD: &str =
+    "INSERT INTO inbox (event_id, room_id, txn_id, body, received_at) VALUES ";
+const INBOX_INSERT_TAIL: &str = " ON CONFLICT (event_id) DO NOTHING";
+const DEAD_INSERT: &str = "INSERT INTO dead_letters \
+     (stage, txn_id, event_id, room_id, reason, body, received_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+const DEAD_FROM_INBOX: &str = "INSERT INTO dead_letters \
+     (stage, txn_id, event_id, room_id, reason, body, received_at) \
+     SELECT 'processing', txn_id, event_id, room_id, $1, body, $2 FROM inbox WHERE seq = $3";
+const UNPROCESSED_AFTER: &str = "SELECT seq, event_id, room_id, body, received_at FROM inbox \
+     WHERE processed_at IS NULL AND seq > $1 ORDER BY seq LIMIT $2";
+const MARK_DONE: &str = "UPDATE inbox SET processed_at = $1, processed_seq = $2, outcome = $3, \
+     body = NULL WHERE seq = $4";
+const UNPROCESSED_COUNT: &str = "SELECT COUNT(*) FROM inbox WHERE processed_at IS NULL";
+const MAX_PROCESSED_SEQ: &str = "SELECT COALESCE(MAX(processed_seq), 0) FROM inbox";
+const DEAD_COUNT: &str = "SELECT COUNT(*) FROM dead_letters";
+const PRUNE_INBOX: &str = "DELETE FROM inbox WHERE processed_at IS NOT NULL AND processed_at < $1";
+const PRUNE_TXNS: &str = "DELETE FROM as_transactions WHERE received_at < $1";
+const PRUNE_DEAD: &str = "DELETE FROM dead_letters WHERE received_at < $1";
+
+/// Rows per multi-row insert: 5 parameters each stays far below every driver's limit.
+const INSERT_CHUNK: usize = 100;
+
+/// A timeline event that passed the structural checks.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// `event_id`.
+    pub event_id: String,
+    /// `room_id`.
+    pub room_id: String,
+    /// The event as JSON.
+    pub body: String,
+}
+
+/// An event that could not be accepted, and why.
+#[derive(Debug, Clone)]
+pub struct Rejected {
+    /// `event_id`, if it had a usable one.
+    pub event_id: Option<String>,
+    /// `room_id`, if it had a usable one.
+    pub room_id: Option<String>,
+    /// Why it was rejected (no content).
+    pub reason: String,
+    /// The raw JSON, for an operator to inspect.
+    pub body: String,
+}
+
+/// What recording a transaction did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// The same transaction (same ID, same body) was recorded before: nothing was done.
+    Replay,
+    /// The transaction is now durable.
+    New {
+        /// Events new to the inbox.
+        inserted: u64,
+        /// Events already in the inbox (seen in another transaction).
+        duplicates: u64,
+        /// Events dead-lettered.
+        rejected: u64,
+        /// The transaction ID was seen before with another body: the homeserver's
+        /// transaction counter started over.
+        txn_id_reused: bool,
+        /// The previous numeric transaction ID, when this one is lower.
+        went_backwards_from: Option<u64>,
+    },
+}
+
+/// Durably records one pushed transaction: its events (de-duplicated on `event_id`), its
+/// dead letters and its ID, in one database transaction.
+pub async fn record_transaction(
+    db: &Db,
+    txn_id: &str,
+    fingerprint: &str,
+    events: &[NewEvent],
+    rejected: &[Rejected],
+) -> sqlx::Result<Recorded> {
+    let now = now_ms();
+    let _w = db.write_guard().await;
+    let mut tx = db.pool().begin().await?;
+    let prev: Option<String> =
+        sqlx::query_scalar(TXN_HASH).bind(txn_id).fetch_optional(&mut *tx).await?;
+    let txn_id_reused = match prev {
+        Some(h) if h == fingerprint => {
+            tx.rollback().await?;
+            return Ok(Recorded::Replay);
+        }
+        Some(_) => true,
+        None => false,
+    };
+
+    let mut went_backwards_from = None;
+    if let Ok(n) = txn_id.parse::<u64>() {
+        let last = state::get(&mut *tx, "last_txn_id").await?.and_then(|s| s.parse::<u64>().ok());
+        if let Some(last) = last {
+            if n < last {
+                went_backwards_from = Some(last);
+            }
+        }
+        state::put(&mut *tx, "last_txn_id", &n.to_string()).await?;
+    }
+
+    let mut inserted = 0;
+    for chunk in events.chunks(INSERT_CHUNK) {
+        let mut sql = String::with_capacity(INBOX_INSERT_HEAD.len() + chunk.len() * 32 + 40);
+        sql.push_str(INBOX_INSERT_HEAD);
+        for i in 0..chunk.len() {
+            let b = i * 5;
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!("(${},${},${},${},${})", b + 1, b + 2, b + 3, b + 4, b + 5));
+        }
+        sql.push_str(INBOX_INSERT_TAIL);
+        let mut q = sqlx::query(&sql);
+        for e in chunk {
+            q = q.bind(&e.event_id).bind(&e.room_id).bind(txn_id).bind(&e.body).bind(now);
+        }
+        inserted += q.execute(&mut *tx).await?.rows_affected();
+    }
+    for r in rejected {
+        sqlx::query(DEAD_INSERT)
+            .bind("ingest")
+            .bind(txn_id)
+            .bind(r.event_id.as_deref())
+            .bind(r.room_id.as_deref())
+            .bind(&r.reason)
+            .bind(&r.body)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query(TXN_UPSERT)
+        .bind(txn_id)
+        .bind(fingerprint)
+        .bind((events.len() + rejected.len()) as i64)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Recorded::New {
+        inserted,
+        duplicates: events.len() as u64 - inserted,
+        rejected: rejected.len() as u64,
+        txn_id_reused,
+        went_backwards_from,
+    })
+}
+
+/// An event waiting to be processed.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// Position in the inbox.
+    pub seq: i64,
+    /// `event_id`.
+    pub event_id: String,
+    /// `room_id`.
+    pub room_id: String,
+    /// The event as JSON.
+    pub body: String,
+    /// When it was recorded (ms since the epoch).
+    pub received_at: i64,
+}
+
+/// Unprocessed events after `after_seq`, oldest first.
+pub async fn unprocessed_after(db: &Db, after_seq: i64, limit: i64) -> sqlx::Result<Vec<Pending>> {
+    let rows =
+        sqlx::query(UNPROCESSED_AFTER).bind(after_seq).bind(limit).fetch_all(db.pool()).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Pending {
+                seq: r.try_get(0)?,
+                event_id: r.try_get(1)?,
+                room_id: r.try_get(2)?,
+                body: r.try_get::<Option<String>, _>(3)?.unwrap_or_default(),
+                received_at: r.try_get(4)?,
+            })
+        })
+        .collect()
+}
+
+/// How processing an event ended.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Handled.
+    Processed,
+    /// Given up; the reason is recorded (no content).
+    DeadLetter(String),
+}
+
+/// One finished event.
+#[derive(Debug, Clone)]
+pub struct Done {
+    /// Position in the inbox.
+    pub seq: i64,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+/// Marks a batch of events as finished, in one database transaction, numbering them in
+/// the order given starting after `first_processed_seq - 1`. Their content is dropped;
+/// dead letters keep a copy in `dead_letters`.
+pub async fn mark_done(db: &Db, batch: &[Done], first_processed_seq: i64) -> sqlx::Result<()> {
+    let now = now_ms();
+    let _w = db.write_guard().await;
+    let mut tx = db.pool().begin().await?;
+    for (i, d) in batch.iter().enumerate() {
+        let outcome = match &d.outcome {
+            Outcome::Processed => "processed",
+            Outcome::DeadLetter(reason) => {
+                sqlx::query(DEAD_FROM_INBOX)
+                    .bind(reason.as_str())
+                    .bind(now)
+                    .bind(d.seq)
+                    .execute(&mut *tx)
+                    .await?;
+                "dead_letter"
+            }
+        };
+        sqlx::query(MARK_DONE)
+            .bind(now)
+            .bind(first_processed_seq + i as i64)
+            .bind(outcome)
+            .bind(d.seq)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await
+}
+
+/// Number of events not yet processed.
+pub async fn unprocessed_count(db: &Db) -> sqlx::Result<i64> {
+    sqlx::query_scalar(UNPROCESSED_COUNT).fetch_one(db.pool()).await
+}
+
+/// The highest processing number given so far.
+pub async fn max_processed_seq(db: &Db) -> sqlx::Result<i64> {
+    sqlx::query_scalar(MAX_PROCESSED_SEQ).fetch_one(db.pool()).await
+}
+
+/// Number of dead letters kept.
+pub async fn dead_letter_count(db: &Db) -> sqlx::Result<i64> {
+    sqlx::query_scalar(DEAD_COUNT).fetch_one(db.pool()).await
+}
+
+/// Drops de-duplication records, transaction IDs and dead letters older than `before_ms`.
+/// Unprocessed events are never dropped.
+pub async fn prune(db: &Db, before_ms: i64) -> sqlx::Result<u64> {
+    let _w = db.write_guard().await;
+    let mut n = sqlx::query(PRUNE_INBOX).bind(before_ms).execute(db.pool()).await?.rows_affected();
+    n += sqlx::query(PRUNE_TXNS).bind(before_ms).execute(db.pool()).await?.rows_affected();
+    n += sqlx::query(PRUNE_DEAD).bind(before_ms).execute(db.pool()).await?.rows_affected();
+    Ok(n)
+}

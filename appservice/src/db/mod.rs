@@ -1,0 +1,124 @@
+//! The project's own database: SQLite (embedded default) or PostgreSQL, chosen by the URL.
+//!
+//! SQL is written once with `$N` placeholders, which both drivers understand; where the
+//! dialects differ, the migrations have a variant per dialect. One file per table group,
+//! SQL as named constants.
+
+pub mod inbox;
+pub mod members;
+pub mod state;
+
+use std::{sync::Arc, time::Duration};
+
+use sqlx::{
+    any::{AnyPoolOptions, AnyConnectOptions},
+    AnyPool, ConnectOptions, Executor,
+};
+use tokio::sync::Mutex;
+
+use crate::config::DatabaseConfig;
+
+/// Which database is behind the pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DbKind {
+    /// SQLite, a file next to the service.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// A handle to the database: a pool plus a lock that serialises writers.
+///
+/// SQLite allows one writer at a time and a deferred transaction that later writes can
+/// fail with `SQLITE_BUSY` instead of waiting; taking `write_lock` around every write
+/// transaction avoids that. It also makes inbox sequence numbers commit in order, which the
+/// processor relies on, on PostgreSQL too.
+#[derive(Clone)]
+pub struct Db {
+    pool: AnyPool,
+    kind: DbKind,
+    write_lock: Arc<Mutex<()>>,
+}
+
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+impl Db {
+    /// Connects (creating a SQLite file if needed) and applies all migrations.
+    pub async fn connect(cfg: &DatabaseConfig) -> Result<Self, sqlx::Error> {
+        sqlx::any::install_default_drivers();
+        let (kind, url) = if cfg.url.starts_with("sqlite:") {
+            let mut url = cfg.url.clone();
+            if !url.contains("mode=") {
+                url.push_str(if url.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
+            }
+            (DbKind::Sqlite, url)
+        } else {
+            (DbKind::Postgres, cfg.url.clone())
+        };
+        let opts: AnyConnectOptions = url.parse::<AnyConnectOptions>()?.disable_statement_logging();
+        let pool = AnyPoolOptions::new()
+            .max_connections(if kind == DbKind::Sqlite { cfg.max_connections.max(2) } else { cfg.max_connections })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if kind == DbKind::Sqlite {
+                        // WAL for readers beside the writer; FULL so that an acknowledged
+                        // transaction survives a power loss, not only a process crash.
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(opts)
+            .await?;
+        let db = Db { pool, kind, write_lock: Arc::new(Mutex::new(())) };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    async fn migrate(&self) -> Result<(), sqlx::Error> {
+        let m = match self.kind {
+            DbKind::Sqlite => &SQLITE_MIGRATOR,
+            DbKind::Postgres => &POSTGRES_MIGRATOR,
+        };
+        m.run(&self.pool).await.map_err(|e| sqlx::Error::Migrate(Box::new(e)))
+    }
+
+    /// The pool, for reads.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Which database this is.
+    pub fn kind(&self) -> DbKind {
+        self.kind
+    }
+
+    /// Takes the writer lock; hold it for the whole of a write transaction.
+    pub async fn write_guard(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.write_lock.lock().await
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}

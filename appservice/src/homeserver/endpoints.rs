@@ -1,0 +1,141 @@
+//! The client-server endpoints the service uses, one method each.
+
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use super::{HomeserverClient, HsError};
+
+/// A transaction ID for a send: unique across restarts, or derived from the event that
+/// caused the send so that processing the same event again sends nothing twice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxnId(String);
+
+impl TxnId {
+    /// A fresh random ID.
+    pub fn random() -> Self {
+        Self(format!("assisto-{}", uuid::Uuid::new_v4().simple()))
+    }
+
+    /// The same ID every time for the same cause and purpose.
+    pub fn derived(cause_event_id: &str, purpose: &str) -> Self {
+        let mut h = Sha256::new();
+        h.update(cause_event_id.as_bytes());
+        h.update([0]);
+        h.update(purpose.as_bytes());
+        Self(format!("assisto-{}", hex::encode(&h.finalize()[..16])))
+    }
+
+    /// The ID as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// `POST /_matrix/client/v3/rooms/{roomId}/join` answer.
+#[derive(Debug, Deserialize)]
+pub struct JoinedRoom {
+    /// The room joined.
+    pub room_id: String,
+}
+
+/// `PUT …/send/…` answer.
+#[derive(Debug, Deserialize)]
+pub struct SentEvent {
+    /// The new event's ID.
+    pub event_id: String,
+}
+
+const CS: [&str; 3] = ["_matrix", "client", "v3"];
+
+impl HomeserverClient {
+    /// `GET /_matrix/client/versions`: whether the homeserver answers.
+    pub async fn versions(&self) -> Result<Value, HsError> {
+        self.request(Method::GET, &["_matrix", "client", "versions"], &[], None, None).await
+    }
+
+    /// Registers a user of our namespace (`m.login.application_service`). An existing user
+    /// is not an error.
+    pub async fn register_appservice_user(&self, localpart: &str) -> Result<(), HsError> {
+        let body = json!({
+            "type": "m.login.application_service",
+            "username": localpart,
+            "inhibit_login": true,
+        });
+        let path = [CS[0], CS[1], CS[2], "register"];
+        match self.request::<Value>(Method::POST, &path, &[], None, Some(&body)).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.errcode() == Some("M_USER_IN_USE") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sets a user's display name (as that user).
+    pub async fn set_displayname(&self, user_id: &str, name: &str) -> Result<(), HsError> {
+        let path = [CS[0], CS[1], CS[2], "profile", user_id, "displayname"];
+        let body = json!({ "displayname": name });
+        self.request::<Value>(Method::PUT, &path, &[], Some(user_id), Some(&body)).await.map(|_| ())
+    }
+
+    /// Joins a room as `user_id`.
+    pub async fn join_room(&self, room_id: &str, user_id: &str) -> Result<JoinedRoom, HsError> {
+        let path = [CS[0], CS[1], CS[2], "rooms", room_id, "join"];
+        self.request(Method::POST, &path, &[], Some(user_id), Some(&json!({}))).await
+    }
+
+    /// Leaves (or rejects an invite to) a room as `user_id`.
+    pub async fn leave_room(&self, room_id: &str, user_id: &str) -> Result<(), HsError> {
+        let path = [CS[0], CS[1], CS[2], "rooms", room_id, "leave"];
+        self.request::<Value>(Method::POST, &path, &[], Some(user_id), Some(&json!({})))
+            .await
+            .map(|_| ())
+    }
+
+    /// Sends a message event as `user_id`.
+    pub async fn send_event(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        event_type: &str,
+        txn: &TxnId,
+        content: &Value,
+    ) -> Result<SentEvent, HsError> {
+        let path = [CS[0], CS[1], CS[2], "rooms", room_id, "send", event_type, txn.as_str()];
+        self.request(Method::PUT, &path, &[], Some(user_id), Some(content)).await
+    }
+
+    /// Sends an `m.notice` (the bot's voice) as `user_id`.
+    pub async fn send_notice(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        txn: &TxnId,
+        text: &str,
+    ) -> Result<SentEvent, HsError> {
+        let content = json!({ "msgtype": "m.notice", "body": text });
+        self.send_event(room_id, user_id, "m.room.message", txn, &content).await
+    }
+
+    /// `POST /_matrix/client/v1/appservice/{appserviceId}/ping`: asks the homeserver to
+    /// ping us, proving both directions work. Returns the round trip in milliseconds.
+    pub async fn ping_via_homeserver(&self, appservice_id: &str) -> Result<u64, HsError> {
+        let path = ["_matrix", "client", "v1", "appservice", appservice_id, "ping"];
+        let body = json!({ "transaction_id": TxnId::random().as_str() });
+        let v: Value = self.request(Method::POST, &path, &[], None, Some(&body)).await?;
+        v["duration_ms"].as_u64().ok_or_else(|| HsError::Decode("no duration_ms".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TxnId;
+
+    #[test]
+    fn derived_txn_ids_are_stable_and_distinct() {
+        assert_eq!(TxnId::derived("$a", "reply"), TxnId::derived("$a", "reply"));
+        assert_ne!(TxnId::derived("$a", "reply"), TxnId::derived("$b", "reply"));
+        assert_ne!(TxnId::derived("$a", "reply"), TxnId::derived("$a", "join"));
+        assert_ne!(TxnId::random(), TxnId::random());
+    }
+}
