@@ -1,1 +1,273 @@
-//! harness
+//! The integration-test harness: one real Synapse per test run, and a fresh `assisto` per
+//! test.
+//!
+//! Synapse is started on first use (from the project's venv, configured by
+//! `scripts/synapse_config.py`, the same generator `make run` uses) with several
+//! application-service registrations, "slots". A test takes a free slot and runs its own
+//! `assisto` on it, with a fresh database: SQLite by default, or a new PostgreSQL database
+//! when `TEST_POSTGRES_URL` names a PostgreSQL server. Each slot has its own
+//! namespaces (bot `assisto_s<k>`, counsellors `c<k>_…`, puppets `rs<k>_…`), so tests in
+//! parallel never see each other's events. Synapse dies with the test process.
+
+pub mod matrix;
+pub mod synapse;
+
+use std::{future::Future, path::PathBuf, time::Duration};
+
+use assisto_appservice::{
+    config::{Config, LogFormat},
+    Running,
+};
+
+pub use synapse::{synapse, Slot, SlotGuard};
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Installs a log subscriber once (`RUST_LOG` controls it; quiet by default).
+pub fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+/// Polls `check` until it returns `Some`, or fails after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A fresh database URL for one test.
+pub async fn fresh_database_url(dir: &std::path::Path) -> String {
+    match std::env::var("TEST_POSTGRES_URL") {
+        Ok(admin) if admin.starts_with("postgres") => {
+            let name = format!("assisto_test_{}", uuid::Uuid::new_v4().simple());
+            sqlx::any::install_default_drivers();
+            let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
+                .await
+                .expect("connecting to TEST_POSTGRES_URL");
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .await
+                .expect("creating a test database");
+            let mut url = url::Url::parse(&admin).expect("TEST_POSTGRES_URL is a URL");
+            url.set_path(&name);
+            url.to_string()
+        }
+        _ => format!("sqlite://{}", dir.join("assisto.db").display()),
+    }
+}
+
+/// A test's own `assisto`, on a slot of the shared Synapse.
+pub struct TestService {
+    /// The slot (released when the service is dropped).
+    pub slot: SlotGuard,
+    /// The configuration it runs with.
+    pub config: Config,
+    /// The running in-process service, if started in-process.
+    pub running: Option<Running>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestService {
+    /// Takes a slot and starts `assisto` in-process on it.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Like [`TestService::start`], with a chance to change the configuration first.
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let mut svc = Self::prepare(tweak).await;
+        svc.resume().await;
+        svc
+    }
+
+    /// Takes a slot and prepares a configuration without starting anything.
+    pub async fn prepare(tweak: impl FnOnce(&mut Config)) -> Self {
+        init_logging();
+        let hs = synapse();
+        let slot = synapse::acquire_slot().await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config::default();
+        config.homeserver.url = hs.url.clone();
+        config.homeserver.server_name = "localhost".into();
+        config.homeserver.max_retries = 3;
+        config.appservice.bind = ([127, 0, 0, 1], slot.port).into();
+        config.appservice.registration = slot.registration_path.clone();
+        config.database.url = fresh_database_url(dir.path()).await;
+        config.bot.localpart = slot.bot_localpart.clone();
+        config.namespaces.client_prefix = slot.client_prefix.clone();
+        config.namespaces.guest_prefix = slot.guest_prefix.clone();
+        config.namespaces.counsellor_regex = format!("{}.*", slot.counsellor_prefix);
+        config.logging.format = LogFormat::Text;
+        tweak(&mut config);
+        TestService { slot, config, running: None, _dir: dir }
+    }
+
+    /// Starts the in-process service with the current configuration.
+    pub async fn resume(&mut self) {
+        assert!(self.running.is_none(), "already running");
+        // The previous listener may take a moment to release the port.
+        let mut last = None;
+        for _ in 0..50 {
+            match assisto_appservice::start(self.config.clone()).await {
+                Ok(r) => {
+                    self.running = Some(r);
+                    return;
+                }
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("starting assisto failed: {:?}", last);
+    }
+
+    /// Stops the in-process service (gracefully).
+    pub async fn stop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await;
+        }
+    }
+
+    /// The running service.
+    pub fn running(&self) -> &Running {
+        self.running.as_ref().expect("service is running")
+    }
+
+    /// The base URL where the homeserver reaches this service.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.slot.port)
+    }
+
+    /// The bot's user ID.
+    pub fn bot(&self) -> String {
+        format!("@{}:localhost", self.slot.bot_localpart)
+    }
+
+    /// A fresh counsellor localpart of this slot's namespace.
+    pub fn counsellor_localpart(&self, name: &str) -> String {
+        format!("{}{}_{}", self.slot.counsellor_prefix, name, &uuid::Uuid::new_v4().simple().to_string()[..8])
+    }
+
+    /// Environment variables that configure the `assisto` binary like this service.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let c = &self.config;
+        vec![
+            ("ASSISTO_HOMESERVER__URL".into(), c.homeserver.url.clone()),
+            ("ASSISTO_HOMESERVER__SERVER_NAME".into(), c.homeserver.server_name.clone()),
+            ("ASSISTO_APPSERVICE__BIND".into(), c.appservice.bind.to_string()),
+            ("ASSISTO_APPSERVICE__REGISTRATION".into(), c.appservice.registration.display().to_string()),
+            ("ASSISTO_DATABASE__URL".into(), c.database.url.clone()),
+            ("ASSISTO_BOT__LOCALPART".into(), c.bot.localpart.clone()),
+            ("ASSISTO_NAMESPACES__CLIENT_PREFIX".into(), c.namespaces.client_prefix.clone()),
+            ("ASSISTO_NAMESPACES__GUEST_PREFIX".into(), c.namespaces.guest_prefix.clone()),
+            ("ASSISTO_NAMESPACES__COUNSELLOR_REGEX".into(), c.namespaces.counsellor_regex.clone()),
+            ("ASSISTO_PROCESSING__PAUSED".into(), c.processing.paused.to_string()),
+        ]
+    }
+
+    /// Starts the real `assisto` binary as a separate process with this configuration.
+    pub async fn spawn_binary(&self) -> tokio::process::Child {
+        let bin = assisto_binary();
+        let mut cmd = tokio::process::Command::new(&bin);
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("ASSISTO_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.envs(self.env()).env("RUST_LOG", "warn").kill_on_drop(true);
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
+        let url = format!("{}/health", self.url());
+        let http = reqwest::Client::new();
+        eventually("the assisto process to listen", Duration::from_secs(30), || {
+            let req = http.get(&url).send();
+            async move { req.await.ok().map(|_| ()) }
+        })
+        .await;
+        child
+    }
+
+    /// An HTTP client set up to talk to this service as the homeserver does.
+    pub fn as_homeserver(&self) -> HomeserverSide {
+        HomeserverSide {
+            http: reqwest::Client::new(),
+            base: format!("{}/_matrix/app/v1", self.url()),
+            hs_token: self.slot.hs_token.clone(),
+        }
+    }
+}
+
+impl Drop for TestService {
+    fn drop(&mut self) {
+        if self.running.is_some() {
+            // Dropped without stop(): the runtime is going away, tasks end with it.
+            self.running.take();
+        }
+    }
+}
+
+/// The `assisto` binary built next to the test binary.
+pub fn assisto_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/debug/deps/it-… → target/debug/assisto
+    let dir = exe.parent().and_then(|p| p.parent()).expect("target dir");
+    let bin = dir.join("assisto");
+    assert!(bin.exists(), "{} not found: run `cargo build -p assisto-appservice` first", bin.display());
+    bin
+}
+
+/// Talks to a service as the homeserver would.
+pub struct HomeserverSide {
+    /// The client.
+    pub http: reqwest::Client,
+    /// `…/_matrix/app/v1`.
+    pub base: String,
+    /// The right token.
+    pub hs_token: String,
+}
+
+impl HomeserverSide {
+    /// `PUT /transactions/{txn}` with the right token; returns status and JSON body.
+    pub async fn push(&self, txn_id: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        let r = self
+            .http
+            .put(format!("{}/transactions/{txn_id}", self.base))
+            .bearer_auth(&self.hs_token)
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+}
+
+/// A message event as the homeserver would push it.
+pub fn message_event(event_id: &str, room_id: &str, sender: &str, body: &str) -> serde_json::Value {
+    serde_json::json!({
+        "event_id": event_id,
+        "room_id": room_id,
+        "sender": sender,
+        "type": "m.room.message",
+        "origin_server_ts": 1_700_000_000_000u64,
+        "content": {"msgtype": "m.text", "body": body},
+    })
+}

@@ -1,0 +1,20 @@
+# The two set-up commands of the README. Everything they need is installed by the
+# project's own scripts (scripts/), from PyPI, crates.io and Debian's packages.
+.PHONY: run test bench lint
+
+## Start Synapse + assisto locally on embedded defaults (SQLite), with demo data.
+run:
+	bash scripts/run.sh
+
+## Install what the tests need and run every test against a real Synapse (SQLite, then PostgreSQL).
+test:
+	bash scripts/test.sh
+
+## Benchmarks (not part of `make test`); results go to docs/benchmarks.md.
+bench:
+	bash scripts/bench.sh
+
+## Formatting and lints.
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# `make run`: the whole system on this machine, on embedded defaults.
+# Synapse (SQLite) on :8008, assisto (SQLite) on :8009, data in .dev/. Ctrl-C stops both.
+# A second run reuses what exists.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+DEV=$ROOT/.dev
+HS_PORT=8008
+AS_PORT=8009
+mkdir -p "$DEV"
+
+for port in $HS_PORT $AS_PORT; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "Port $port is already in use. Is another 'make run' still running?" >&2
+    exit 1
+  fi
+done
+
+bash scripts/ensure-venv.sh
+echo ">> building assisto (release)"
+cargo build --release --quiet -p assisto-appservice
+
+if [ ! -f "$DEV/synapse/homeserver.yaml" ]; then
+  echo ">> writing the homeserver config"
+  .venv/bin/python scripts/synapse_config.py --dir "$DEV/synapse" --port $HS_PORT \
+    --registration "$ROOT/registration.yaml" --profile dev >/dev/null
+fi
+if [ ! -f "$DEV/assisto.yaml" ]; then
+  cat >"$DEV/assisto.yaml" <<YAML
+# Written by scripts/run.sh for local development. See docs/operations.md for every field.
+homeserver:
+  url: http://127.0.0.1:$HS_PORT
+  server_name: localhost
+appservice:
+  bind: 127.0.0.1:$AS_PORT
+  registration: $ROOT/registration.yaml
+database:
+  url: sqlite://$DEV/assisto.db
+logging:
+  format: text
+  level: info
+YAML
+fi
+
+pids=()
+cleanup() {
+  local status=${1:-0}
+  trap - INT TERM EXIT
+  echo
+  echo ">> stopping"
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  echo ">> stopped. Data stays in .dev/ (delete it to start over)."
+  exit "$status"
+}
+trap 'cleanup 0' INT TERM
+trap 'cleanup $?' EXIT
+
+echo ">> starting Synapse (log: .dev/synapse/homeserver.log)"
+.venv/bin/python -m synapse.app.homeserver -c "$DEV/synapse/homeserver.yaml" >"$DEV/synapse/stdout.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 120); do
+  curl -fsS "http://127.0.0.1:$HS_PORT/_matrix/client/versions" >/dev/null 2>&1 && break
+  if ! kill -0 "${pids[0]}" 2>/dev/null; then cat "$DEV/synapse/stdout.log" >&2; exit 1; fi
+  sleep 0.5
+done
+
+echo ">> starting assisto (log: .dev/assisto.log)"
+ASSISTO_CONFIG="$DEV/assisto.yaml" "$ROOT/target/release/assisto" >"$DEV/assisto.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 60); do
+  curl -fsS "http://127.0.0.1:$AS_PORT/health" >/dev/null 2>&1 && break
+  if ! kill -0 "${pids[1]}" 2>/dev/null; then cat "$DEV/assisto.log" >&2; exit 1; fi
+  sleep 0.5
+done
+
+.venv/bin/python scripts/demo_setup.py --homeserver "http://127.0.0.1:$HS_PORT" \
+  --secrets "$DEV/synapse/secrets.yaml" --state "$DEV/demo.json"
+
+cat <<TXT
+
+  assisto is running.
+
+  Homeserver:  http://localhost:$HS_PORT   (server name: localhost)
+  assisto:     http://localhost:$AS_PORT/health   ·   /metrics
+
+  Log in with any Matrix client (Element Web/Desktop: "Anmelden" → "Bearbeiten" →
+  homeserver http://localhost:$HS_PORT) as one of the demo counsellors:
+$(.venv/bin/python scripts/demo_setup.py --print-credentials --state "$DEV/demo.json")
+
+  The room "Willkommen" has both counsellors and the bot. Try: !assisto hilfe
+
+  Ctrl-C stops everything.
+TXT
+wait -n "${pids[@]}" || true
+echo ">> a process ended unexpectedly; see .dev/synapse/homeserver.log and .dev/assisto.log" >&2
+exit 1

@@ -1,0 +1,6 @@
+//! Integration tests against a real Synapse. One binary; a module per area.
+
+mod appservice_api;
+mod delivery;
+mod homeserver_client;
+mod rooms_flow;
