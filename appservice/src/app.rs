@@ -76,6 +76,15 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         metrics: metrics.clone(),
         bot_user_id,
         ingest_lock: tokio::sync::Mutex::new(()),
+        module_token_digest: config.appservice.module_token.as_deref().map(api::auth_digest),
+        admin_token_digest: config.appservice.admin_api_token.as_deref().map(api::auth_digest),
+        checker: crate::domain::checks::Checker::new(db.clone(), &config),
+        provisioning: crate::domain::provisioning::Provisioning {
+            db: db.clone(),
+            hs: hs.clone(),
+            bot: hs.user_id(&config.bot.localpart),
+            config: config.clone(),
+        },
     });
     let listener = TcpListener::bind(config.appservice.bind)
         .await

@@ -33,7 +33,7 @@ pub struct Config {
 }
 
 /// Where the homeserver is and how we talk to it.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HomeserverConfig {
     /// Base URL of the homeserver's client-server API, e.g. `http://localhost:8008`.
@@ -44,6 +44,9 @@ pub struct HomeserverConfig {
     pub request_timeout_secs: u64,
     /// How often one request is retried after a 5xx answer or a connection error.
     pub max_retries: u32,
+    /// Access token of a Synapse admin account, for the admin API (creating counsellor
+    /// accounts, deleting rooms and media). Secret; optional.
+    pub admin_token: Option<String>,
 }
 
 impl Default for HomeserverConfig {
@@ -53,7 +56,20 @@ impl Default for HomeserverConfig {
             server_name: "localhost".into(),
             request_timeout_secs: 30,
             max_retries: 5,
+            admin_token: None,
         }
+    }
+}
+
+impl fmt::Debug for HomeserverConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HomeserverConfig")
+            .field("url", &self.url)
+            .field("server_name", &self.server_name)
+            .field("request_timeout_secs", &self.request_timeout_secs)
+            .field("max_retries", &self.max_retries)
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "<redacted>"))
+            .finish()
     }
 }
 
@@ -70,6 +86,12 @@ pub struct AppserviceConfig {
     pub as_token: Option<String>,
     /// Token the homeserver uses towards us. Overrides the registration file's. Secret.
     pub hs_token: Option<String>,
+    /// Token the Synapse module uses to ask for rule decisions
+    /// (`/_assisto/module/v1/check`). Secret; without it that endpoint refuses everything.
+    pub module_token: Option<String>,
+    /// Token for the admin HTTP API (`/_assisto/admin/v1/…`). Secret; without it the admin
+    /// API refuses everything.
+    pub admin_api_token: Option<String>,
     /// Largest accepted request body in bytes. The default fits 100 events of 64 KiB.
     pub max_body_bytes: usize,
 }
@@ -81,6 +103,8 @@ impl Default for AppserviceConfig {
             registration: PathBuf::from("registration.yaml"),
             as_token: None,
             hs_token: None,
+            module_token: None,
+            admin_api_token: None,
             // 100 events of 64 KiB, plus room for the envelope and ephemeral data.
             max_body_bytes: 100 * 64 * 1024 + 512 * 1024,
         }
@@ -95,6 +119,8 @@ impl fmt::Debug for AppserviceConfig {
             .field("registration", &self.registration)
             .field("as_token", &redact(&self.as_token))
             .field("hs_token", &redact(&self.hs_token))
+            .field("module_token", &redact(&self.module_token))
+            .field("admin_api_token", &redact(&self.admin_api_token))
             .field("max_body_bytes", &self.max_body_bytes)
             .finish()
     }

@@ -76,6 +76,9 @@ pub async fn fresh_database_url(dir: &std::path::Path) -> String {
     }
 }
 
+/// The admin HTTP API token every test service is configured with.
+pub const ADMIN_API_TOKEN: &str = "test-admin-api-token";
+
 /// A test's own `assisto`, on a slot of the shared Synapse.
 pub struct TestService {
     /// The slot (released when the service is dropped).
@@ -118,6 +121,9 @@ impl TestService {
         config.namespaces.guest_prefix = slot.guest_prefix.clone();
         config.namespaces.counsellor_regex = format!("{}.*", slot.counsellor_prefix);
         config.logging.format = LogFormat::Text;
+        config.appservice.module_token = Some(slot.module_token.clone());
+        config.appservice.admin_api_token = Some(ADMIN_API_TOKEN.to_owned());
+        config.homeserver.admin_token = Some(matrix::admin_token().await);
         tweak(&mut config);
         TestService { slot, config, running: None, _dir: dir }
     }
@@ -181,6 +187,8 @@ impl TestService {
             ("ASSISTO_NAMESPACES__GUEST_PREFIX".into(), c.namespaces.guest_prefix.clone()),
             ("ASSISTO_NAMESPACES__COUNSELLOR_REGEX".into(), c.namespaces.counsellor_regex.clone()),
             ("ASSISTO_PROCESSING__PAUSED".into(), c.processing.paused.to_string()),
+            ("ASSISTO_APPSERVICE__MODULE_TOKEN".into(), c.appservice.module_token.clone().unwrap_or_default()),
+            ("ASSISTO_HOMESERVER__ADMIN_TOKEN".into(), c.homeserver.admin_token.clone().unwrap_or_default()),
         ]
     }
 

@@ -14,6 +14,40 @@ use sha1::Sha1;
 
 use crate::synapse::synapse;
 
+static ADMIN_TOKEN: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+
+/// An access token of a Synapse admin account (created once per test run).
+pub async fn admin_token() -> String {
+    ADMIN_TOKEN
+        .get_or_init(|| async {
+            let localpart = format!("admin_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+            let password = format!("pw-{}", uuid::Uuid::new_v4());
+            register_user(&localpart, &password, true).await;
+            login_token(&localpart, &password).await
+        })
+        .await
+        .clone()
+}
+
+/// Logs in with a password and returns the access token.
+pub async fn login_token(localpart: &str, password: &str) -> String {
+    let body = json!({
+        "type": "m.login.password",
+        "identifier": {"type": "m.id.user", "user": localpart},
+        "password": password,
+    });
+    let r: Value = reqwest::Client::new()
+        .post(format!("{}/_matrix/client/v3/login", synapse().url))
+        .json(&body)
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("login json");
+    r["access_token"].as_str().unwrap_or_else(|| panic!("login failed: {r}")).to_owned()
+}
+
 /// Registers a user with a password (admin or not) and returns the user ID.
 pub async fn register_user(localpart: &str, password: &str, admin: bool) -> String {
     let hs = synapse();

@@ -36,6 +36,8 @@ pub struct Slot {
     pub guest_prefix: String,
     /// Counsellor localpart prefix (non-exclusive namespace).
     pub counsellor_prefix: String,
+    /// Token the Synapse module uses towards this slot's service.
+    pub module_token: String,
 }
 
 /// The running Synapse.
@@ -98,6 +100,7 @@ fn start() -> Synapse {
             client_prefix: cfg.namespaces.client_prefix,
             guest_prefix: cfg.namespaces.guest_prefix,
             counsellor_prefix: format!("c{k}_"),
+            module_token: assisto_appservice::registration::random_token(),
         });
     }
 
@@ -107,6 +110,24 @@ fn start() -> Synapse {
     for s in &slots {
         gen.arg("--registration").arg(&s.registration_path);
     }
+    // The rules module, with one backend per slot, each deciding for its own namespaces.
+    let backends: Vec<serde_json::Value> = slots
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "url": format!("http://127.0.0.1:{}", s.port),
+                "token": s.module_token,
+                "bot": format!("@{}:localhost", s.bot_localpart),
+                "users": format!("@{}.*:localhost", s.counsellor_prefix),
+                "puppets": format!("@({}|{}).+:localhost", s.client_prefix, s.guest_prefix),
+            })
+        })
+        .collect();
+    let module = serde_json::json!({
+        "module": "assisto_synapse.AssistoRules",
+        "config": { "timeout_seconds": 5, "backends": backends },
+    });
+    gen.arg("--module").arg(module.to_string());
     let out = gen.output().expect("running synapse_config.py");
     assert!(out.status.success(), "synapse_config.py failed: {}", String::from_utf8_lossy(&out.stderr));
     let config_path = dir.join("homeserver.yaml");

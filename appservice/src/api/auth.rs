@@ -67,3 +67,19 @@ pub(super) async fn require_hs_token(
         }
     }
 }
+
+/// Checks `Authorization: Bearer` against a digest; `None` means the endpoint is disabled
+/// (no token configured) and refuses everything.
+pub(crate) fn require_bearer(headers: &axum::http::HeaderMap, expected: Option<&[u8; 32]>) -> Result<(), MatrixError> {
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.strip_prefix("Bearer "))
+        .map(str::trim);
+    match (expected, given) {
+        (_, None) => Err(MatrixError::unauthorized()),
+        (None, Some(_)) => Err(MatrixError::forbidden("This API is disabled: no token is configured")),
+        (Some(d), Some(t)) if matches(d, t) => Ok(()),
+        (Some(_), Some(_)) => Err(MatrixError::forbidden("Invalid token")),
+    }
+}

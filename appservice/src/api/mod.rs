@@ -2,6 +2,7 @@
 //! endpoint), plus `/health` and `/metrics` for operators.
 
 mod auth;
+mod module_check;
 mod ops;
 mod ping;
 mod push_events;
@@ -39,6 +40,14 @@ pub struct AppState {
     pub bot_user_id: String,
     /// Records transactions one at a time (the homeserver sends one at a time anyway).
     pub ingest_lock: tokio::sync::Mutex<()>,
+    /// The module token's digest, if configured.
+    pub module_token_digest: Option<[u8; 32]>,
+    /// The admin API token's digest, if configured.
+    pub admin_token_digest: Option<[u8; 32]>,
+    /// Answers the Synapse module.
+    pub checker: crate::domain::checks::Checker,
+    /// Provisioning for the admin API.
+    pub provisioning: crate::domain::provisioning::Provisioning,
 }
 
 /// The whole router.
@@ -57,6 +66,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_hs_token));
     Router::new()
         .nest("/_matrix/app/v1", app_api)
+        .route("/_assisto/module/v1/check", post(module_check::check_route))
         .route("/health", get(ops::health_route))
         .route("/metrics", get(ops::metrics_route))
         .fallback(unrecognized)

@@ -4,8 +4,12 @@
 //! dialects differ, the migrations have a variant per dialect. One file per table group,
 //! SQL as named constants.
 
+pub mod audit;
 pub mod inbox;
+pub mod institutions;
 pub mod members;
+pub mod people;
+pub mod rooms;
 pub mod state;
 
 use std::{sync::Arc, time::Duration};

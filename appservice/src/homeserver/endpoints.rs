@@ -139,3 +139,90 @@ mod tests {
         assert_ne!(TxnId::random(), TxnId::random());
     }
 }
+
+/// `POST /createRoom` answer.
+#[derive(Debug, Deserialize)]
+pub struct CreatedRoom {
+    /// The new room.
+    pub room_id: String,
+}
+
+impl HomeserverClient {
+    /// Creates a room as `user_id` with a `/createRoom` body.
+    pub async fn create_room(&self, user_id: &str, body: &Value) -> Result<CreatedRoom, HsError> {
+        let path = [CS[0], CS[1], CS[2], "createRoom"];
+        self.request(Method::POST, &path, &[], Some(user_id), Some(body)).await
+    }
+
+    /// Invites `target` into a room, as `user_id`. Already invited or joined is not an error.
+    pub async fn invite(&self, room_id: &str, user_id: &str, target: &str) -> Result<(), HsError> {
+        let path = [CS[0], CS[1], CS[2], "rooms", room_id, "invite"];
+        let body = json!({ "user_id": target });
+        match self.request::<Value>(Method::POST, &path, &[], Some(user_id), Some(&body)).await {
+            Ok(_) => Ok(()),
+            Err(HsError::Matrix { errcode, error, .. })
+                if errcode == "M_FORBIDDEN" && (error.contains("already in the room") || error.contains("already joined")) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Kicks `target` from a room, as `user_id`, with a reason the target sees.
+    pub async fn kick(&self, room_id: &str, user_id: &str, target: &str, reason: &str) -> Result<(), HsError> {
+        let path = [CS[0], CS[1], CS[2], "rooms", room_id, "kick"];
+        let body = json!({ "user_id": target, "reason": reason });
+        self.request::<Value>(Method::POST, &path, &[], Some(user_id), Some(&body)).await.map(|_| ())
+    }
+
+    /// Sends a state event as `user_id`.
+    pub async fn set_state(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        event_type: &str,
+        state_key: &str,
+        content: &Value,
+    ) -> Result<SentEvent, HsError> {
+        let path = [CS[0], CS[1], CS[2], "rooms", room_id, "state", event_type, state_key];
+        self.request(Method::PUT, &path, &[], Some(user_id), Some(content)).await
+    }
+
+    /// Reads a state event's content (as `user_id`); `None` if there is none.
+    pub async fn get_state(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        event_type: &str,
+        state_key: &str,
+    ) -> Result<Option<Value>, HsError> {
+        let path = [CS[0], CS[1], CS[2], "rooms", room_id, "state", event_type, state_key];
+        match self.request(Method::GET, &path, &[], Some(user_id), None).await {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A user's display name, or `None` if the user does not exist.
+    pub async fn displayname(&self, user_id: &str) -> Result<Option<String>, HsError> {
+        let path = [CS[0], CS[1], CS[2], "profile", user_id];
+        match self.request::<Value>(Method::GET, &path, &[], None, None).await {
+            Ok(v) => Ok(Some(v["displayname"].as_str().unwrap_or_default().to_owned())),
+            Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates or updates a local account through the Synapse admin API
+    /// (`PUT /_synapse/admin/v2/users/{userId}`).
+    pub async fn admin_upsert_user(&self, user_id: &str, password: Option<&str>, displayname: &str) -> Result<(), HsError> {
+        let path = ["_synapse", "admin", "v2", "users", user_id];
+        let mut body = json!({ "displayname": displayname, "admin": false });
+        if let Some(p) = password {
+            body["password"] = json!(p);
+        }
+        self.admin_request::<Value>(Method::PUT, &path, Some(&body)).await.map(|_| ())
+    }
+}

@@ -43,6 +43,9 @@ pub enum HsError {
     /// The answer was not what the API promises.
     #[error("unexpected answer from homeserver: {0}")]
     Decode(String),
+    /// The Synapse admin API is needed but `homeserver.admin_token` is not set.
+    #[error("homeserver.admin_token is not configured")]
+    NoAdminToken,
 }
 
 impl HsError {
@@ -61,7 +64,7 @@ impl HsError {
                 status.is_server_error() || *status == StatusCode::TOO_MANY_REQUESTS
             }
             HsError::Transport(_) => true,
-            HsError::Decode(_) => false,
+            HsError::Decode(_) | HsError::NoAdminToken => false,
         }
     }
 }
@@ -93,6 +96,7 @@ struct Inner {
     http: reqwest::Client,
     base: Url,
     as_token: String,
+    admin_token: Option<String>,
     server_name: String,
     retry: RetryPolicy,
     metrics: Metrics,
@@ -114,6 +118,7 @@ impl HomeserverClient {
                 http,
                 base,
                 as_token,
+                admin_token: cfg.admin_token.clone(),
                 server_name: cfg.server_name.clone(),
                 retry,
                 metrics,
@@ -129,6 +134,7 @@ impl HomeserverClient {
                 http: i.http.clone(),
                 base: i.base.clone(),
                 as_token: i.as_token.clone(),
+                admin_token: i.admin_token.clone(),
                 server_name: i.server_name.clone(),
                 retry,
                 metrics: i.metrics.clone(),
@@ -152,6 +158,35 @@ impl HomeserverClient {
         query: &[(&str, &str)],
         as_user: Option<&str>,
         body: Option<&Value>,
+    ) -> Result<T, HsError> {
+        self.send(method, path, query, as_user, body, &self.inner.as_token).await
+    }
+
+    /// Like [`HomeserverClient::request`], for the Synapse admin API, authenticated with the
+    /// configured admin token (`homeserver.admin_token`).
+    pub async fn admin_request<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &[&str],
+        body: Option<&Value>,
+    ) -> Result<T, HsError> {
+        let token = self.inner.admin_token.as_deref().ok_or(HsError::NoAdminToken)?;
+        self.send(method, path, &[], None, body, token).await
+    }
+
+    /// Whether an admin token is configured.
+    pub fn has_admin_token(&self) -> bool {
+        self.inner.admin_token.is_some()
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &[&str],
+        query: &[(&str, &str)],
+        as_user: Option<&str>,
+        body: Option<&Value>,
+        token: &str,
     ) -> Result<T, HsError> {
         let mut url = self.inner.base.clone();
         {
@@ -182,7 +217,7 @@ impl HomeserverClient {
                 .inner
                 .http
                 .request(method.clone(), url.clone())
-                .bearer_auth(&self.inner.as_token);
+                .bearer_auth(token);
             if let Some(b) = body {
                 req = req.json(b);
             }

@@ -50,7 +50,7 @@ async fn mock(script: Vec<(u16, serde_json::Value, Option<&'static str>)>) -> (S
 }
 
 fn client(url: &str) -> (HomeserverClient, Metrics) {
-    let cfg = HomeserverConfig { url: url.into(), server_name: "localhost".into(), request_timeout_secs: 2, max_retries: 3 };
+    let cfg = HomeserverConfig { url: url.into(), server_name: "localhost".into(), request_timeout_secs: 2, max_retries: 3, admin_token: None };
     let metrics = Metrics::new();
     let c = HomeserverClient::new(&cfg, "the-as-token".into(), metrics.clone())
         .expect("client")

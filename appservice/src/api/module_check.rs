@@ -1,0 +1,25 @@
+//! # `POST /_assisto/module/v1/check`
+//!
+//! The Synapse module asks whether an action may go ahead (create a room, invite, join,
+//! send). Authenticated with `appservice.module_token` (Bearer, constant-time). See
+//! `domain::checks` for the questions and answers and `synapse_module/` for the asker.
+
+use std::sync::Arc;
+
+use axum::{extract::State, http::HeaderMap, Json};
+
+use super::AppState;
+use crate::{domain::checks::{CheckRequest, CheckResponse}, error::MatrixError};
+
+/// Decides one question.
+pub(super) async fn check_route(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<CheckResponse>, MatrixError> {
+    super::auth::require_bearer(&headers, state.module_token_digest.as_ref())?;
+    let req: CheckRequest = serde_json::from_slice(&body).map_err(|e| {
+        if e.is_data() { MatrixError::bad_json(format!("Invalid check: {e}")) } else { MatrixError::not_json("Content not JSON") }
+    })?;
+    Ok(Json(state.checker.check(&req).await?))
+}

@@ -1,0 +1,220 @@
+//! Provisioning: institutions with their spaces, departments, counsellors and clients.
+//! Used by the admin CLI and the admin HTTP API alike. Every operation validates its input,
+//! is safe to repeat after a failure half-way, and writes the audit log.
+
+use serde::Serialize;
+use serde_json::json;
+
+use super::{check_name, check_slug, Category, DomainError};
+use crate::{
+    config::Config,
+    db::{audit, institutions, people, Db},
+    homeserver::HomeserverClient,
+};
+
+/// What provisioning needs.
+#[derive(Clone)]
+pub struct Provisioning {
+    /// The database.
+    pub db: Db,
+    /// The homeserver.
+    pub hs: HomeserverClient,
+    /// `@bot:server`.
+    pub bot: String,
+    /// The configuration (prefixes, server name).
+    pub config: std::sync::Arc<Config>,
+}
+
+/// An institution with its rooms.
+#[derive(Debug, Serialize)]
+pub struct InstitutionView {
+    /// The institution.
+    #[serde(flatten)]
+    pub institution: institutions::Institution,
+    /// Its spaces and directory room, by category.
+    pub rooms: std::collections::BTreeMap<&'static str, String>,
+}
+
+/// The state event that marks a room as a space's child.
+const SPACE_CHILD: &str = "m.space.child";
+/// The state event in a child pointing at its space.
+const SPACE_PARENT: &str = "m.space.parent";
+
+impl Provisioning {
+    /// Creates an institution and its four spaces and directory room. Repeating it creates
+    /// what is missing and changes nothing else.
+    pub async fn create_institution(&self, actor: &str, id: &str, name: &str) -> Result<InstitutionView, DomainError> {
+        check_slug("id", id)?;
+        let name = check_name("name", name)?;
+        let created = institutions::insert(&self.db, id, &name).await?;
+        let existing = institutions::get(&self.db, id).await?.ok_or_else(|| DomainError::NotFound("institution vanished".into()))?;
+        if !created && existing.name != name {
+            return Err(DomainError::Conflict(format!("institution {id} exists with another name")));
+        }
+        let have = institutions::rooms(&self.db, id).await?;
+        let cats = Category::SPACES.iter().copied().chain([Category::Directory]);
+        for cat in cats {
+            if have.iter().any(|(c, _)| *c == cat) {
+                continue;
+            }
+            let room_id = self.create_institution_room(&existing.name, cat).await?;
+            institutions::set_room(&self.db, id, cat, &room_id).await?;
+        }
+        if created {
+            audit::record(&self.db, actor, "institution.create", id, None).await?;
+        }
+        self.institution(id).await
+    }
+
+    async fn create_institution_room(&self, institution_name: &str, cat: Category) -> Result<String, DomainError> {
+        let mut body = json!({
+            "name": format!("{} · {}", institution_name, cat.label_de()),
+            "preset": "private_chat",
+            "visibility": "private",
+            "power_level_content_override": { "invite": 100, "events_default": 100, "state_default": 100 },
+            "initial_state": [
+                { "type": "m.room.history_visibility", "state_key": "", "content": { "history_visibility": "joined" } },
+                { "type": "m.room.guest_access", "state_key": "", "content": { "guest_access": "forbidden" } },
+            ],
+        });
+        if cat == Category::Directory {
+            body["topic"] = json!("Verzeichnis der Einrichtung: Hierüber finden Beratende Ratsuchende und Kolleg:innen ihrer Einrichtung. Hier wird nicht geschrieben.");
+        } else {
+            body["creation_content"] = json!({ "type": "m.space" });
+        }
+        Ok(self.hs.create_room(&self.bot, &body).await?.room_id)
+    }
+
+    /// One institution with its rooms.
+    pub async fn institution(&self, id: &str) -> Result<InstitutionView, DomainError> {
+        let institution = institutions::get(&self.db, id).await?.ok_or_else(|| DomainError::NotFound(format!("no institution {id}")))?;
+        let rooms = institutions::rooms(&self.db, id).await?.into_iter().map(|(c, r)| (c.as_str(), r)).collect();
+        Ok(InstitutionView { institution, rooms })
+    }
+
+    async fn require_institution(&self, id: &str) -> Result<institutions::Institution, DomainError> {
+        institutions::get(&self.db, id).await?.ok_or_else(|| DomainError::NotFound(format!("no institution {id}")))
+    }
+
+    /// Creates a department.
+    pub async fn create_department(&self, actor: &str, institution: &str, name: &str) -> Result<institutions::Department, DomainError> {
+        self.require_institution(institution).await?;
+        let name = check_name("name", name)?;
+        let id = format!("{institution}.{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        if !institutions::insert_department(&self.db, &id, institution, &name).await? {
+            return Err(DomainError::Conflict(format!("department {name:?} exists in {institution}")));
+        }
+        audit::record(&self.db, actor, "department.create", &id, None).await?;
+        Ok(institutions::Department { id, name })
+    }
+
+    /// Makes a local user a counsellor of an institution. With `password`, the account is
+    /// created (or its password reset) through the Synapse admin API; without, it must
+    /// exist. The counsellor joins the institution's spaces and directory room.
+    pub async fn add_counsellor(
+        &self,
+        actor: &str,
+        institution: &str,
+        localpart: &str,
+        display_name: &str,
+        password: Option<&str>,
+        departments: &[String],
+    ) -> Result<people::Counsellor, DomainError> {
+        self.require_institution(institution).await?;
+        let display_name = check_name("display_name", display_name)?;
+        check_localpart(localpart)?;
+        let ns = &self.config.namespaces;
+        if localpart.starts_with(&ns.client_prefix) || localpart.starts_with(&ns.guest_prefix) || localpart == self.config.bot.localpart {
+            return Err(DomainError::Invalid("localpart is reserved for clients, guests or the bot".into()));
+        }
+        if let Some(p) = password {
+            if p.chars().count() < 10 {
+                return Err(DomainError::Invalid("password must have at least 10 characters".into()));
+            }
+        }
+        for d in departments {
+            match institutions::department(&self.db, d).await? {
+                Some((inst, _)) if inst == institution => {}
+                _ => return Err(DomainError::Invalid(format!("department {d} is not a department of {institution}"))),
+            }
+        }
+        let user_id = self.hs.user_id(localpart);
+        if let Some(existing) = people::counsellor_by_id(&self.db, &user_id).await? {
+            if existing.institution_id != institution {
+                return Err(DomainError::Conflict(format!("{user_id} is a counsellor of another institution")));
+            }
+        }
+        match password {
+            Some(p) => self.hs.admin_upsert_user(&user_id, Some(p), &display_name).await?,
+            None => {
+                if self.hs.displayname(&user_id).await?.is_none() {
+                    return Err(DomainError::NotFound(format!("{user_id} does not exist; give a password to create the account")));
+                }
+                self.hs.set_displayname(&user_id, &display_name).await?;
+            }
+        }
+        let new = people::insert_counsellor(&self.db, &user_id, institution, &display_name).await?;
+        for d in departments {
+            people::add_to_department(&self.db, &user_id, d).await?;
+        }
+        for (_, room) in institutions::rooms(&self.db, institution).await? {
+            self.hs.invite(&room, &self.bot, &user_id).await?;
+            self.hs.join_room(&room, &user_id).await?;
+        }
+        if new {
+            audit::record(&self.db, actor, "counsellor.add", &user_id, Some(institution)).await?;
+        }
+        people::counsellor_by_id(&self.db, &user_id).await?.ok_or_else(|| DomainError::NotFound("counsellor vanished".into()))
+    }
+
+    /// Creates a client: a puppet in the exclusive namespace with the client's chosen name,
+    /// findable by the institution's counsellors.
+    pub async fn create_client(&self, actor: &str, institution: &str, display_name: &str) -> Result<people::Client, DomainError> {
+        self.require_institution(institution).await?;
+        let display_name = check_name("display_name", display_name)?;
+        let localpart = format!("{}{}", self.config.namespaces.client_prefix, uuid::Uuid::new_v4().simple());
+        let user_id = self.hs.user_id(&localpart);
+        self.hs.register_appservice_user(&localpart).await?;
+        self.hs.set_displayname(&user_id, &display_name).await?;
+        people::insert_client(&self.db, &user_id, institution, &display_name, "registered").await?;
+        if let Some(dir) = institutions::room(&self.db, institution, Category::Directory).await? {
+            self.hs.invite(&dir, &self.bot, &user_id).await?;
+            self.hs.join_room(&dir, &user_id).await?;
+        }
+        audit::record(&self.db, actor, "client.create", &user_id, Some(institution)).await?;
+        people::client_by_id(&self.db, &user_id).await?.ok_or_else(|| DomainError::NotFound("client vanished".into()))
+    }
+
+    /// Blocks or unblocks a client. The history stays; the rules refuse sending and joining.
+    pub async fn set_blocked(&self, actor: &str, user_id: &str, blocked: bool) -> Result<people::Client, DomainError> {
+        if !people::set_blocked(&self.db, user_id, blocked).await? {
+            return Err(DomainError::NotFound(format!("no client {user_id}")));
+        }
+        let action = if blocked { "client.block" } else { "client.unblock" };
+        audit::record(&self.db, actor, action, user_id, None).await?;
+        people::client_by_id(&self.db, user_id).await?.ok_or_else(|| DomainError::NotFound("client vanished".into()))
+    }
+
+    /// Places `room_id` in the institution's space for `cat`, both ways (`m.space.child` in
+    /// the space, `m.space.parent` in the room).
+    pub async fn place_in_space(&self, institution: &str, cat: Category, room_id: &str) -> Result<(), DomainError> {
+        let Some(space) = institutions::room(&self.db, institution, cat).await? else { return Ok(()) };
+        let via = json!({ "via": [self.config.homeserver.server_name] });
+        self.hs.set_state(&space, &self.bot, SPACE_CHILD, room_id, &via).await?;
+        let parent = json!({ "via": [self.config.homeserver.server_name], "canonical": true });
+        self.hs.set_state(room_id, &self.bot, SPACE_PARENT, &space, &parent).await?;
+        Ok(())
+    }
+}
+
+/// Validates a Matrix localpart for a counsellor.
+pub fn check_localpart(localpart: &str) -> Result<(), DomainError> {
+    let ok = !localpart.is_empty()
+        && localpart.len() <= 64
+        && localpart.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._=-/+".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(DomainError::Invalid("localpart must be 1 to 64 characters of a-z, 0-9 and ._=-/+".into()))
+    }
+}
