@@ -57,7 +57,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let metrics = Metrics::new();
     let hs = HomeserverClient::new(&config.homeserver, as_token, metrics.clone())?;
     let bot_user_id = hs.user_id(&config.bot.localpart);
-    let handler = Arc::new(Assisto::new(db.clone(), hs.clone(), bot_user_id.clone()));
+    let provisioning = crate::domain::provisioning::Provisioning {
+        db: db.clone(),
+        hs: hs.clone(),
+        bot: bot_user_id.clone(),
+        config: config.clone(),
+    };
+    let checker = crate::domain::checks::Checker::new(db.clone(), &config);
+    let handler = Arc::new(Assisto::new(provisioning.clone(), checker.clone()));
     let p = &config.processing;
     let (processor, processor_tasks) =
         Processor::start(db.clone(), handler, metrics.clone(), p.max_attempts, p.concurrency, p.paused)
@@ -78,13 +85,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         ingest_lock: tokio::sync::Mutex::new(()),
         module_token_digest: config.appservice.module_token.as_deref().map(api::auth_digest),
         admin_token_digest: config.appservice.admin_api_token.as_deref().map(api::auth_digest),
-        checker: crate::domain::checks::Checker::new(db.clone(), &config),
-        provisioning: crate::domain::provisioning::Provisioning {
-            db: db.clone(),
-            hs: hs.clone(),
-            bot: hs.user_id(&config.bot.localpart),
-            config: config.clone(),
-        },
+        checker,
+        provisioning,
     });
     let listener = TcpListener::bind(config.appservice.bind)
         .await
@@ -163,4 +165,19 @@ impl Running {
         self.db.close().await;
         tracing::info!("stopped");
     }
+}
+
+/// Provisioning without the HTTP listener or the processor: for the admin CLI, which may
+/// run beside the service on the same database.
+pub async fn provisioning(config: Config) -> anyhow::Result<crate::domain::provisioning::Provisioning> {
+    let config = Arc::new(config);
+    let (as_token, _) = tokens(&config)?;
+    let db = Db::connect(&config.database).await.context("opening the database")?;
+    let hs = HomeserverClient::new(&config.homeserver, as_token, Metrics::new())?;
+    Ok(crate::domain::provisioning::Provisioning {
+        db,
+        bot: hs.user_id(&config.bot.localpart),
+        hs,
+        config,
+    })
 }

@@ -9,9 +9,15 @@ use serde_json::Value;
 
 use crate::{
     commands,
-    db::{members, Db},
+    db::{audit, members, rooms, Db},
+    domain::{
+        checks::{Checker, RoomState, CREATE_INSTITUTION, CREATE_KIND},
+        provisioning::Provisioning,
+        rules::{self, Role, Rule, Verdict, COLLEAGUE_GROUP_MAX},
+        RoomKind,
+    },
     event::RoomEvent,
-    homeserver::{HomeserverClient, HsError},
+    homeserver::{HomeserverClient, HsError, TxnId},
     processor::{EventHandler, HandleError},
 };
 
@@ -20,12 +26,20 @@ pub struct Assisto {
     pub(crate) db: Db,
     pub(crate) hs: HomeserverClient,
     pub(crate) bot_user_id: String,
+    pub(crate) checker: Checker,
+    pub(crate) provisioning: Provisioning,
 }
 
 impl Assisto {
     /// Creates the handler.
-    pub fn new(db: Db, hs: HomeserverClient, bot_user_id: String) -> Self {
-        Self { db, hs, bot_user_id }
+    pub fn new(provisioning: Provisioning, checker: Checker) -> Self {
+        Self {
+            db: provisioning.db.clone(),
+            hs: provisioning.hs.clone(),
+            bot_user_id: provisioning.bot.clone(),
+            checker,
+            provisioning,
+        }
     }
 
     /// Whether a user ID belongs to this homeserver.
@@ -41,6 +55,18 @@ impl Assisto {
             return Err(HandleError::Permanent("m.room.member without membership".into()));
         };
         members::set(&self.db, &ev.room_id, target, membership).await.map_err(db_error)?;
+
+        if target == self.bot_user_id && membership == "join" {
+            self.place_in_space(&ev.room_id).await?;
+        }
+        if target != self.bot_user_id && matches!(membership, "join" | "invite") {
+            self.second_line_of_defence(ev, target).await?;
+        }
+        if membership == "invite" && target != self.bot_user_id {
+            if let Role::Client { .. } | Role::UnknownPuppet = self.checker.role(target).await.map_err(db_error)? {
+                self.answer_puppet_invite(ev, target).await?;
+            }
+        }
 
         if target == self.bot_user_id && membership == "invite" {
             if self.is_local(&ev.sender) {
@@ -61,6 +87,101 @@ impl Assisto {
         Ok(())
     }
 
+    /// A room created with a kind is recorded from its `m.room.create` content.
+    async fn on_create(&self, ev: &RoomEvent) -> Result<(), HandleError> {
+        let kind = ev.content.get(CREATE_KIND).and_then(Value::as_str).and_then(RoomKind::parse);
+        let inst = ev.content.get(CREATE_INSTITUTION).and_then(Value::as_str);
+        if let (Some(kind), Some(inst)) = (kind, inst) {
+            rooms::insert(&self.db, &ev.room_id, inst, kind, &ev.sender).await.map_err(db_error)?;
+        }
+        Ok(())
+    }
+
+    /// Lists a managed room in its institution's space, once the bot is in it.
+    async fn place_in_space(&self, room_id: &str) -> Result<(), HandleError> {
+        let Some(room) = rooms::get(&self.db, room_id).await.map_err(db_error)? else { return Ok(()) };
+        if rooms::in_space(&self.db, room_id).await.map_err(db_error)? {
+            return Ok(());
+        }
+        self.provisioning
+            .place_in_space(&room.institution_id, room.kind.category(), room_id)
+            .await
+            .map_err(|e| HandleError::Transient(e.to_string()))?;
+        rooms::set_in_space(&self.db, room_id).await.map_err(db_error)
+    }
+
+    /// A client's puppet was invited: it joins if the rules allow, else declines.
+    async fn answer_puppet_invite(&self, ev: &RoomEvent, puppet: &str) -> Result<(), HandleError> {
+        let role = self.checker.role(puppet).await.map_err(db_error)?;
+        let inviter = self.checker.role(&ev.sender).await.map_err(db_error)?;
+        let facts = self.checker.facts(&ev.room_id, &RoomState::default()).await.map_err(db_error)?;
+        let verdict = match rules::may_invite(&inviter, &role, puppet, &facts) {
+            Verdict::Allow => rules::may_join(&role, puppet, &facts),
+            deny => deny,
+        };
+        let refused = match verdict {
+            Verdict::Deny(rule) => Some(rule),
+            Verdict::Allow => match self.hs.join_room(&ev.room_id, puppet).await {
+                Ok(_) => None,
+                Err(e) if e.is_transient() => return Err(hs_error(e)),
+                Err(e) => {
+                    tracing::info!(room_id = %ev.room_id, errcode = ?e.errcode(), "puppet join refused by the homeserver");
+                    Some(Rule::InstitutionBoundary)
+                }
+            },
+        };
+        if let Some(rule) = refused {
+            self.hs.leave_room(&ev.room_id, puppet).await.or_else(ignore_refusal)?;
+            audit::record(&self.db, &ev.sender, &format!("rule.{}.refused", rule.as_str()), &ev.room_id, Some(puppet))
+                .await
+                .map_err(db_error)?;
+            let txn = TxnId::derived(&ev.event_id, "invite-refused");
+            if self.bot_is_joined(&ev.room_id).await? {
+                self.hs.send_notice(&ev.room_id, &self.bot_user_id, &txn, rule.message_de()).await.or_else(ignore_refusal_notice)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Repairs what should have been prevented (e.g. a server admin bypassing the module):
+    /// a client in a colleague room, a 9th colleague, a blocked client joining.
+    async fn second_line_of_defence(&self, ev: &RoomEvent, target: &str) -> Result<(), HandleError> {
+        let Some(room) = rooms::get(&self.db, &ev.room_id).await.map_err(db_error)? else { return Ok(()) };
+        let role = self.checker.role(target).await.map_err(db_error)?;
+        let violated = if room.kind.is_colleague() && role.is_client() {
+            Some(Rule::NoClientsInColleagueRooms)
+        } else if matches!(role, Role::Client { blocked: true, .. }) && ev.content["membership"] == "join" {
+            Some(Rule::BlockedClient)
+        } else if room.kind == RoomKind::ColleagueGroup && !matches!(role, Role::Bot) {
+            let members = members::of_room(&self.db, &ev.room_id).await.map_err(db_error)?;
+            let counted = members
+                .iter()
+                .filter(|(u, m)| *u != self.bot_user_id && (m == "join" || m == "invite"))
+                .count();
+            (counted > COLLEAGUE_GROUP_MAX).then_some(Rule::ColleagueCap)
+        } else {
+            None
+        };
+        let Some(rule) = violated else { return Ok(()) };
+        tracing::warn!(room_id = %ev.room_id, rule = rule.as_str(), "rule broken; removing the member");
+        match self.hs.kick(&ev.room_id, &self.bot_user_id, target, rule.message_de()).await {
+            Ok(()) => {}
+            Err(e) if e.is_transient() => return Err(hs_error(e)),
+            Err(e) => tracing::warn!(errcode = ?e.errcode(), "could not remove the member"),
+        }
+        audit::record(&self.db, "assisto", &format!("rule.{}.repaired", rule.as_str()), &ev.room_id, Some(target))
+            .await
+            .map_err(db_error)?;
+        let txn = TxnId::derived(&ev.event_id, "rule-repaired");
+        self.hs.send_notice(&ev.room_id, &self.bot_user_id, &txn, rule.message_de()).await.or_else(ignore_refusal_notice)?;
+        Ok(())
+    }
+
+    async fn bot_is_joined(&self, room_id: &str) -> Result<bool, HandleError> {
+        let members = members::of_room(&self.db, room_id).await.map_err(db_error)?;
+        Ok(members.iter().any(|(u, m)| *u == self.bot_user_id && m == "join"))
+    }
+
     async fn on_message(&self, ev: &RoomEvent) -> Result<(), HandleError> {
         if ev.sender == self.bot_user_id {
             return Ok(());
@@ -78,6 +199,7 @@ impl EventHandler for Assisto {
     async fn handle_event(&self, ev: &RoomEvent) -> Result<(), HandleError> {
         match ev.kind.as_str() {
             "m.room.member" => self.on_member(ev).await,
+            "m.room.create" => self.on_create(ev).await,
             "m.room.message" => self.on_message(ev).await,
             _ => Ok(()),
         }
@@ -99,6 +221,14 @@ pub(crate) fn hs_error(e: HsError) -> HandleError {
         HandleError::Transient(e.to_string())
     } else {
         HandleError::Permanent(e.to_string())
+    }
+}
+
+fn ignore_refusal_notice(e: HsError) -> Result<crate::homeserver::SentEvent, HandleError> {
+    if e.is_transient() {
+        Err(hs_error(e))
+    } else {
+        Ok(crate::homeserver::SentEvent { event_id: String::new() })
     }
 }
 

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use assisto_appservice::{config::Config, logging, registration::Registration};
+use assisto_appservice::{cli, config::Config, logging, registration::Registration};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -37,6 +37,27 @@ enum Command {
     },
     /// Check the configuration and exit.
     CheckConfig,
+    /// Institutions and their spaces.
+    #[command(subcommand)]
+    Institution(cli::InstitutionCmd),
+    /// Departments of an institution.
+    #[command(subcommand)]
+    Department(cli::DepartmentCmd),
+    /// Counsellors (local Matrix users).
+    #[command(subcommand)]
+    Counsellor(cli::CounsellorCmd),
+    /// Clients (puppets).
+    #[command(subcommand)]
+    Client(cli::ClientCmd),
+    /// Managed rooms.
+    #[command(subcommand)]
+    Room(cli::RoomCmd),
+    /// The newest audit-log entries.
+    Audit {
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -66,7 +87,24 @@ fn main() -> anyhow::Result<()> {
             println!("{config:#?}");
             Ok(())
         }
+        Command::Institution(c) => admin(|| cli::institution(config, c)),
+        Command::Department(c) => admin(|| cli::department(config, c)),
+        Command::Counsellor(c) => admin(|| cli::counsellor(config, c)),
+        Command::Client(c) => admin(|| cli::client(config, c)),
+        Command::Room(c) => admin(|| cli::room(config, c)),
+        Command::Audit { limit } => admin(|| cli::audit_log(config, limit)),
     }
+}
+
+/// Runs an admin command on a small runtime, logging only warnings.
+fn admin<F, Fut>(f: F) -> anyhow::Result<()>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    logging::init(&assisto_appservice::config::LoggingConfig { level: "warn".into(), ..Default::default() });
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
+    rt.block_on(f())
 }
 
 #[cfg(unix)]

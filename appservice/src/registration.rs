@@ -98,7 +98,14 @@ pub fn random_token() -> String {
 
 impl Registration {
     /// A new registration with fresh random tokens and the namespaces of the design:
-    /// exclusive for client puppets, guest puppets and the bot; non-exclusive for counsellors.
+    /// exclusive for guest puppets and the bot; non-exclusive for counsellors and for client
+    /// puppets.
+    ///
+    /// Client puppets are listed non-exclusively because Synapse leaves users of exclusive
+    /// namespaces out of its user directory, and counsellors must find their institution's
+    /// clients there by name. Nobody else can register or log in as them all the same:
+    /// registration is closed, and the Synapse module refuses registrations and logins of
+    /// puppet IDs (only the application service registers them).
     pub fn generate(config: &Config, id: &str, url: &str) -> Self {
         let server = regex_escape(&config.homeserver.server_name);
         let ns = &config.namespaces;
@@ -114,7 +121,7 @@ impl Registration {
             sender_localpart: config.bot.localpart.clone(),
             namespaces: Namespaces {
                 users: vec![
-                    user(true, format!("{}.+", regex_escape(&ns.client_prefix))),
+                    user(false, format!("{}.+", regex_escape(&ns.client_prefix))),
                     user(true, format!("{}.+", regex_escape(&ns.guest_prefix))),
                     user(true, regex_escape(&config.bot.localpart)),
                     user(false, ns.counsellor_regex.clone()),
@@ -177,7 +184,7 @@ mod tests {
         assert_ne!(a.hs_token, a.as_token);
         assert_eq!(a.as_token.len(), 64);
         let users = &a.namespaces.users;
-        assert!(users.iter().any(|n| n.exclusive && n.regex == "@rs_.+:beratung\\.example\\.org"));
+        assert!(users.iter().any(|n| !n.exclusive && n.regex == "@rs_.+:beratung\\.example\\.org"));
         assert!(users.iter().any(|n| n.exclusive && n.regex == "@guest_.+:beratung\\.example\\.org"));
         assert!(users.iter().any(|n| n.exclusive && n.regex == "@assisto:beratung\\.example\\.org"));
         assert!(users.iter().any(|n| !n.exclusive));

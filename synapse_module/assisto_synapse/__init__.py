@@ -29,6 +29,7 @@ from typing import Any, Optional
 from twisted.internet import defer, reactor
 
 from synapse.module_api import NOT_SPAM, ModuleApi
+from synapse.spam_checker_api import RegistrationBehaviour
 from synapse.module_api.errors import Codes, ConfigError, SynapseError
 
 logger = logging.getLogger(__name__)
@@ -67,6 +68,11 @@ class AssistoRules:
             check_event_for_spam=self.check_event_for_spam,
         )
         api.register_third_party_rules_callbacks(on_create_room=self.on_create_room)
+        api.register_spam_checker_callbacks(
+            check_registration_for_spam=self.check_registration_for_spam,
+            check_login_for_spam=self.check_login_for_spam,
+        )
+        self._server_name = api.server_name
 
     @staticmethod
     def parse_config(config: dict) -> dict:
@@ -176,17 +182,37 @@ class AssistoRules:
             raise SynapseError(403, answer.get("error", "Nicht erlaubt."), Codes.FORBIDDEN,
                                additional_fields={"de.assisto.rule": answer.get("rule")})
         creation.update(answer.get("creation_content") or {})
+        if answer.get("preset"):
+            request["preset"] = answer["preset"]
         for extra in answer.get("add_invites") or []:
             if extra not in invites and extra != user_id:
                 invites.append(extra)
         request["invite"] = invites
         grants = answer.get("power_levels_users") or {}
-        if grants:
+        # With trusted_private_chat every invitee (the bot too) becomes a room creator in
+        # current room versions, with all power; a grant would then be refused.
+        if grants and request.get("preset") != "trusted_private_chat":
             override = dict(request.get("power_level_content_override") or {})
             users = dict(override.get("users") or {})
             users.update(grants)
             override["users"] = users
             request["power_level_content_override"] = override
+
+    def _is_puppet(self, user_id: str) -> bool:
+        return any(b.puppets.fullmatch(user_id) for b in self._backends)
+
+    async def check_registration_for_spam(self, email_threepid, username, request_info, auth_provider_id=None):
+        # Only the application service registers puppets (its own path skips this check).
+        if username and self._is_puppet(f"@{username}:{self._server_name}"):
+            logger.info("refused a registration in the puppet namespace")
+            return RegistrationBehaviour.DENY
+        return RegistrationBehaviour.ALLOW
+
+    async def check_login_for_spam(self, user_id, device_id, initial_display_name, request_info, auth_provider_id):
+        # Puppets speak only through the service; nobody logs in as them.
+        if self._is_puppet(user_id):
+            return (Codes.FORBIDDEN, {"error": "Für dieses Konto ist keine Anmeldung möglich."})
+        return NOT_SPAM
 
     async def user_may_invite(self, inviter: str, invitee: str, room_id: str) -> Any:
         state = await self._room_state(room_id)

@@ -232,6 +232,73 @@ impl Drop for TestService {
     }
 }
 
+/// An institution set up through the admin API, with counsellors that can log in.
+pub struct TestInstitution {
+    /// Slug.
+    pub id: String,
+    /// Spaces and directory room by category.
+    pub rooms: serde_json::Value,
+}
+
+impl TestService {
+    /// Calls the admin API; returns status and JSON body.
+    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+        let mut req = reqwest::Client::new()
+            .request(method, format!("{}/_assisto/admin/v1{path}", self.url()))
+            .bearer_auth(ADMIN_API_TOKEN);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.expect("admin request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Creates an institution through the admin API.
+    pub async fn institution(&self, name: &str) -> TestInstitution {
+        let id = format!("inst-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let (s, v) = self
+            .admin(reqwest::Method::POST, "/institutions", Some(serde_json::json!({"id": id, "name": name})))
+            .await;
+        assert_eq!(s, 201, "creating an institution: {v}");
+        TestInstitution { id, rooms: v["rooms"].clone() }
+    }
+
+    /// Adds a counsellor (account created through the admin API) and logs in.
+    pub async fn counsellor(&self, inst: &TestInstitution, name: &str) -> matrix::TestUser {
+        let localpart = self.counsellor_localpart(&name.to_lowercase().replace(' ', "."));
+        let password = format!("pw-{}", uuid::Uuid::new_v4());
+        let (s, v) = self
+            .admin(
+                reqwest::Method::POST,
+                &format!("/institutions/{}/counsellors", inst.id),
+                Some(serde_json::json!({"localpart": localpart, "display_name": name, "password": password})),
+            )
+            .await;
+        assert_eq!(s, 201, "adding a counsellor: {v}");
+        matrix::TestUser::login(&localpart, &password).await
+    }
+
+    /// Creates a client; returns the puppet's user ID.
+    pub async fn client(&self, inst: &TestInstitution, name: &str) -> String {
+        let (s, v) = self
+            .admin(reqwest::Method::POST, &format!("/institutions/{}/clients", inst.id), Some(serde_json::json!({"display_name": name})))
+            .await;
+        assert_eq!(s, 201, "creating a client: {v}");
+        v["user_id"].as_str().expect("user_id").to_owned()
+    }
+
+    /// The homeserver client as this service uses it (to act as puppets like the bridge).
+    pub fn hs_client(&self) -> assisto_appservice::homeserver::HomeserverClient {
+        assisto_appservice::homeserver::HomeserverClient::new(
+            &self.config.homeserver,
+            self.slot.as_token.clone(),
+            assisto_appservice::metrics::Metrics::new(),
+        )
+        .expect("client")
+    }
+}
+
 /// The `assisto` binary built next to the test binary.
 pub fn assisto_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");

@@ -102,6 +102,46 @@ impl TestUser {
         TestUser { user_id, client }
     }
 
+    /// Logs in as an existing user.
+    pub async fn login(localpart: &str, password: &str) -> Self {
+        let client = Client::builder().homeserver_url(&synapse().url).build().await.expect("matrix-sdk client");
+        client.matrix_auth().login_username(localpart, password).send().await.expect("login");
+        let user_id = client.user_id().expect("logged in").to_string();
+        TestUser { user_id, client }
+    }
+
+    /// Calls the client-server API directly (for requests whose refusal the test inspects):
+    /// returns status and JSON body.
+    pub async fn raw(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let token = self.client.access_token().expect("logged in");
+        let mut req = reqwest::Client::new().request(method, format!("{}{path}", synapse().url)).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `POST /createRoom` with a raw body; returns status and JSON.
+    pub async fn create_room_raw(&self, body: Value) -> (u16, Value) {
+        self.raw(reqwest::Method::POST, "/_matrix/client/v3/createRoom", Some(body)).await
+    }
+
+    /// Invites `target`; returns status and JSON (a refusal is not a panic).
+    pub async fn invite_raw(&self, room_id: &str, target: &str) -> (u16, Value) {
+        let path = format!("/_matrix/client/v3/rooms/{}/invite", enc(room_id));
+        self.raw(reqwest::Method::POST, &path, Some(json!({"user_id": target}))).await
+    }
+
+    /// Searches the user directory; returns the user IDs found.
+    pub async fn search_users(&self, term: &str) -> Vec<String> {
+        let (_, v) = self
+            .raw(reqwest::Method::POST, "/_matrix/client/v3/user_directory/search", Some(json!({"search_term": term, "limit": 50})))
+            .await;
+        v["results"].as_array().map(|a| a.iter().filter_map(|r| r["user_id"].as_str().map(str::to_owned)).collect()).unwrap_or_default()
+    }
+
     /// Creates a private room and invites `invitees`.
     pub async fn create_room(&self, invitees: &[&str]) -> OwnedRoomId {
         use matrix_sdk::ruma::{api::client::room::create_room::v3::Request, OwnedUserId};
@@ -175,7 +215,8 @@ impl TestUser {
             .unwrap_or_default()
     }
 
-    async fn raw_get(&self, path: &str) -> Value {
+    /// GET on the client-server API as this user.
+    pub async fn raw_get(&self, path: &str) -> Value {
         let token = self.client.access_token().expect("logged in");
         reqwest::Client::new()
             .get(format!("{}{path}", synapse().url))
@@ -187,4 +228,9 @@ impl TestUser {
             .await
             .unwrap_or(Value::Null)
     }
+}
+
+/// Percent-encodes a path segment.
+pub fn enc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }

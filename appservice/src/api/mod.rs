@@ -1,6 +1,7 @@
 //! The HTTP side: the application-service API the homeserver calls (one file per
 //! endpoint), plus `/health` and `/metrics` for operators.
 
+mod admin;
 mod auth;
 mod module_check;
 mod ops;
@@ -67,6 +68,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .nest("/_matrix/app/v1", app_api)
         .route("/_assisto/module/v1/check", post(module_check::check_route))
+        .nest("/_assisto/admin/v1", admin::routes())
         .route("/health", get(ops::health_route))
         .route("/metrics", get(ops::metrics_route))
         .fallback(unrecognized)

@@ -136,11 +136,25 @@ pub struct CheckResponse {
     /// For creations: power levels to grant (the bot's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub power_levels_users: Option<Value>,
+    /// For creations: the preset to use instead of the requested one. Rooms with clients
+    /// use `private_chat`, so that clients never get a counsellor's power (Element asks for
+    /// `trusted_private_chat` for direct chats).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preset: Option<&'static str>,
 }
 
 impl CheckResponse {
     fn allow() -> Self {
-        Self { allow: true, errcode: None, error: None, rule: None, creation_content: None, add_invites: None, power_levels_users: None }
+        Self {
+            allow: true,
+            errcode: None,
+            error: None,
+            rule: None,
+            creation_content: None,
+            add_invites: None,
+            power_levels_users: None,
+            preset: None,
+        }
     }
 
     fn deny(rule: Rule) -> Self {
@@ -347,6 +361,7 @@ impl Checker {
             creation_content: Some(creation_content),
             add_invites: Some(vec![self.bot.clone()]),
             power_levels_users: Some(json!({ self.bot.clone(): 100 })),
+            preset: (facts.clients_in_room > 0).then_some("private_chat"),
             ..CheckResponse::allow()
         })
     }

@@ -17,7 +17,7 @@ use url::Url;
 
 use crate::{config::HomeserverConfig, metrics::Metrics};
 
-pub use endpoints::TxnId;
+pub use endpoints::{CreatedRoom, JoinedRoom, SentEvent, TxnId};
 
 /// The longest we wait on one 429 before trying again.
 const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);

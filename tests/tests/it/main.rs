@@ -4,3 +4,4 @@ mod appservice_api;
 mod delivery;
 mod homeserver_client;
 mod rooms_flow;
+mod rules;

@@ -1,0 +1,211 @@
+//! # `/_assisto/admin/v1/…`
+//!
+//! The admin HTTP API: the same operations as the CLI. Authenticated with
+//! `appservice.admin_api_token` (Bearer). Errors are Matrix-style `{errcode, error}`.
+//! The OpenAPI document is served at `/_assisto/admin/v1/openapi.yaml`.
+
+use std::sync::Arc;
+
+use axum::{
+    extract::{Path, Query, State},
+    http::{header, HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Json, Router,
+};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use super::AppState;
+use crate::{
+    db::{audit, institutions, people, rooms},
+    domain::DomainError,
+    error::MatrixError,
+};
+
+const OPENAPI: &str = include_str!("../../../docs/admin-api.yaml");
+const ACTOR: &str = "admin-api";
+
+/// The admin routes (nested under `/_assisto/admin/v1`).
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/openapi.yaml", get(openapi_route))
+        .route("/institutions", get(list_institutions_route).post(create_institution_route))
+        .route("/institutions/{id}", get(get_institution_route))
+        .route("/institutions/{id}/departments", get(list_departments_route).post(create_department_route))
+        .route("/institutions/{id}/counsellors", get(list_counsellors_route).post(add_counsellor_route))
+        .route("/institutions/{id}/clients", get(list_clients_route).post(create_client_route))
+        .route("/institutions/{id}/rooms", get(list_rooms_route))
+        .route("/clients/{user_id}/block", post(block_route))
+        .route("/clients/{user_id}/unblock", post(unblock_route))
+        .route("/audit", get(audit_route))
+}
+
+type ApiResult<T> = Result<T, MatrixError>;
+
+fn auth(state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
+    super::auth::require_bearer(headers, state.admin_token_digest.as_ref())
+}
+
+fn body<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        if e.is_data() || e.is_eof() && !bytes.is_empty() {
+            MatrixError::bad_json(format!("Invalid request body: {e}"))
+        } else {
+            MatrixError::not_json("Content not JSON")
+        }
+    })
+}
+
+fn domain(e: DomainError) -> MatrixError {
+    e.to_matrix()
+}
+
+fn created<T: Serialize>(v: T) -> Response {
+    (StatusCode::CREATED, Json(v)).into_response()
+}
+
+async fn openapi_route() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/yaml")], OPENAPI)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewInstitution {
+    id: String,
+    name: String,
+}
+
+/// # `GET /_assisto/admin/v1/institutions`
+async fn list_institutions_route(State(s): State<Arc<AppState>>, h: HeaderMap) -> ApiResult<Json<Vec<institutions::Institution>>> {
+    auth(&s, &h)?;
+    Ok(Json(institutions::list(&s.db).await?))
+}
+
+/// # `POST /_assisto/admin/v1/institutions`
+async fn create_institution_route(State(s): State<Arc<AppState>>, h: HeaderMap, b: axum::body::Bytes) -> ApiResult<Response> {
+    auth(&s, &h)?;
+    let req: NewInstitution = body(&b)?;
+    Ok(created(s.provisioning.create_institution(ACTOR, &req.id, &req.name).await.map_err(domain)?))
+}
+
+/// # `GET /_assisto/admin/v1/institutions/{id}`
+async fn get_institution_route(State(s): State<Arc<AppState>>, h: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
+    auth(&s, &h)?;
+    Ok(Json(s.provisioning.institution(&id).await.map_err(domain)?).into_response())
+}
+
+async fn require_institution(s: &AppState, id: &str) -> ApiResult<()> {
+    match institutions::get(&s.db, id).await? {
+        Some(_) => Ok(()),
+        None => Err(MatrixError::not_found(format!("No institution {id}"))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewDepartment {
+    name: String,
+}
+
+/// # `GET /_assisto/admin/v1/institutions/{id}/departments`
+async fn list_departments_route(State(s): State<Arc<AppState>>, h: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
+    auth(&s, &h)?;
+    require_institution(&s, &id).await?;
+    Ok(Json(institutions::departments(&s.db, &id).await?).into_response())
+}
+
+/// # `POST /_assisto/admin/v1/institutions/{id}/departments`
+async fn create_department_route(State(s): State<Arc<AppState>>, h: HeaderMap, Path(id): Path<String>, b: axum::body::Bytes) -> ApiResult<Response> {
+    auth(&s, &h)?;
+    let req: NewDepartment = body(&b)?;
+    Ok(created(s.provisioning.create_department(ACTOR, &id, &req.name).await.map_err(domain)?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewCounsellor {
+    localpart: String,
+    display_name: String,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    departments: Vec<String>,
+}
+
+/// # `GET /_assisto/admin/v1/institutions/{id}/counsellors`
+async fn list_counsellors_route(State(s): State<Arc<AppState>>, h: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
+    auth(&s, &h)?;
+    require_institution(&s, &id).await?;
+    Ok(Json(people::counsellors(&s.db, &id).await?).into_response())
+}
+
+/// # `POST /_assisto/admin/v1/institutions/{id}/counsellors`
+async fn add_counsellor_route(State(s): State<Arc<AppState>>, h: HeaderMap, Path(id): Path<String>, b: axum::body::Bytes) -> ApiResult<Response> {
+    auth(&s, &h)?;
+    let req: NewCounsellor = body(&b)?;
+    let c = s
+        .provisioning
+        .add_counsellor(ACTOR, &id, &req.localpart, &req.display_name, req.password.as_deref(), &req.departments)
+        .await
+        .map_err(domain)?;
+    Ok(created(c))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewClient {
+    display_name: String,
+}
+
+/// # `GET /_assisto/admin/v1/institutions/{id}/clients`
+async fn list_clients_route(State(s): State<Arc<AppState>>, h: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
+    auth(&s, &h)?;
+    require_institution(&s, &id).await?;
+    Ok(Json(people::clients(&s.db, &id).await?).into_response())
+}
+
+/// # `POST /_assisto/admin/v1/institutions/{id}/clients`
+async fn create_client_route(State(s): State<Arc<AppState>>, h: HeaderMap, Path(id): Path<String>, b: axum::body::Bytes) -> ApiResult<Response> {
+    auth(&s, &h)?;
+    let req: NewClient = body(&b)?;
+    Ok(created(s.provisioning.create_client(ACTOR, &id, &req.display_name).await.map_err(domain)?))
+}
+
+/// # `GET /_assisto/admin/v1/institutions/{id}/rooms`
+async fn list_rooms_route(State(s): State<Arc<AppState>>, h: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
+    auth(&s, &h)?;
+    require_institution(&s, &id).await?;
+    Ok(Json(rooms::list(&s.db, &id).await?).into_response())
+}
+
+/// # `POST /_assisto/admin/v1/clients/{userId}/block`
+async fn block_route(State(s): State<Arc<AppState>>, h: HeaderMap, Path(user_id): Path<String>) -> ApiResult<Response> {
+    auth(&s, &h)?;
+    Ok(Json(s.provisioning.set_blocked(ACTOR, &user_id, true).await.map_err(domain)?).into_response())
+}
+
+/// # `POST /_assisto/admin/v1/clients/{userId}/unblock`
+async fn unblock_route(State(s): State<Arc<AppState>>, h: HeaderMap, Path(user_id): Path<String>) -> ApiResult<Response> {
+    auth(&s, &h)?;
+    Ok(Json(s.provisioning.set_blocked(ACTOR, &user_id, false).await.map_err(domain)?).into_response())
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    #[serde(default = "default_limit")]
+    limit: i64,
+}
+
+fn default_limit() -> i64 {
+    100
+}
+
+/// # `GET /_assisto/admin/v1/audit?limit=N`
+async fn audit_route(State(s): State<Arc<AppState>>, h: HeaderMap, q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>) -> ApiResult<Response> {
+    auth(&s, &h)?;
+    let Query(q) = q.map_err(|e| MatrixError::new(StatusCode::BAD_REQUEST, "M_INVALID_PARAM", e.body_text()))?;
+    if !(1..=10_000).contains(&q.limit) {
+        return Err(MatrixError::new(StatusCode::BAD_REQUEST, "M_INVALID_PARAM", "limit must be 1 to 10000"));
+    }
+    Ok(Json(audit::recent(&s.db, q.limit).await?).into_response())
+}

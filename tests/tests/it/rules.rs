@@ -1,0 +1,233 @@
+//! The rules of assisto, each shown holding against the real Synapse, including attempts
+//! to get around them (raw invite, raw join, room upgrade).
+
+use std::time::Duration;
+
+use assisto_appservice::homeserver::TxnId;
+use assisto_tests::{eventually, matrix::{enc, TestUser}, TestService};
+use reqwest::Method;
+use serde_json::json;
+
+fn rid(s: &str) -> matrix_sdk::ruma::OwnedRoomId {
+    matrix_sdk::ruma::OwnedRoomId::try_from(s).expect("room id")
+}
+
+/// The room's kind as the service recorded it.
+async fn kind_of(svc: &TestService, inst: &str, room_id: &str) -> Option<String> {
+    let (_, rooms) = svc.admin(Method::GET, &format!("/institutions/{inst}/rooms"), None).await;
+    rooms.as_array()?.iter().find(|r| r["room_id"] == room_id).and_then(|r| r["kind"].as_str().map(str::to_owned))
+}
+
+/// Whether the institution's space for `cat` lists the room.
+async fn in_space(member: &TestUser, space: &str, room_id: &str) -> bool {
+    let path = format!("/_matrix/client/v3/rooms/{}/state/m.space.child/{}", enc(space), enc(room_id));
+    let v = member.raw_get(&path).await;
+    v.get("via").is_some()
+}
+
+async fn joined(u: &TestUser, room: &str) -> Vec<String> {
+    let path = format!("/_matrix/client/v3/rooms/{}/joined_members", enc(room));
+    let v = u.raw_get(&path).await;
+    v["joined"].as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_colleague_group_refuses_its_ninth_member() {
+    let mut svc = TestService::start().await;
+    let inst = svc.institution("Beratung Nord").await;
+    let creator = svc.counsellor(&inst, "Anna Berger").await;
+    let mut others = Vec::new();
+    for i in 0..8 {
+        others.push(svc.counsellor(&inst, &format!("Kollege {i}")).await);
+    }
+
+    // Created with eight invitees at once (nine members): refused before the room exists.
+    let all: Vec<&str> = others.iter().map(|u| u.user_id.as_str()).collect();
+    let (s, v) = creator.create_room_raw(json!({"name": "Zu groß", "invite": all})).await;
+    assert_eq!(s, 403, "{v}");
+    assert!(v["error"].as_str().unwrap_or_default().contains("höchstens 8"), "explained in German: {v}");
+
+    // Built up one by one: the first invite makes it a colleague group; seven fit.
+    let (s, v) = creator.create_room_raw(json!({"name": "Fallbesprechung"})).await;
+    assert_eq!(s, 200, "{v}");
+    let room = v["room_id"].as_str().expect("room_id").to_owned();
+    for u in &others[..7] {
+        let (s, v) = creator.invite_raw(&room, &u.user_id).await;
+        assert_eq!(s, 200, "invite within the cap: {v}");
+    }
+    assert_eq!(kind_of(&svc, &inst.id, &room).await.as_deref(), Some("colleague_group"));
+    for u in &others[..7] {
+        let (s, v) = u.raw(Method::POST, &format!("/_matrix/client/v3/rooms/{}/join", enc(&room)), Some(json!({}))).await;
+        assert_eq!(s, 200, "{v}");
+    }
+    creator.send_text(&rid(&room), "Nur für uns acht.").await;
+
+    // The ninth: the invite is refused with the rule's explanation …
+    let ninth = &others[7];
+    let (s, v) = creator.invite_raw(&room, &ninth.user_id).await;
+    assert_eq!(s, 403, "{v}");
+    assert!(v["error"].as_str().unwrap_or_default().contains("höchstens 8"), "{v}");
+    // … even an invite by another member …
+    let (s, _) = others[0].invite_raw(&room, &ninth.user_id).await;
+    assert_eq!(s, 403);
+    // … and a raw join (the room made public to try) is refused as well.
+    let (s, v) = creator
+        .raw(Method::PUT, &format!("/_matrix/client/v3/rooms/{}/state/m.room.join_rules/", enc(&room)), Some(json!({"join_rule": "public"})))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = ninth.raw(Method::POST, &format!("/_matrix/client/v3/rooms/{}/join", enc(&room)), Some(json!({}))).await;
+    assert_eq!(s, 403, "the ninth must not join: {v}");
+    // The ninth never read a single message.
+    let (s, _) = ninth.raw(Method::GET, &format!("/_matrix/client/v3/rooms/{}/messages?dir=b&limit=10", enc(&room)), None).await;
+    assert_eq!(s, 403, "no history for the refused colleague");
+    assert!(!joined(&creator, &room).await.contains(&ninth.user_id));
+
+    // The room is listed in the institution's Kolleg:innen space.
+    let space = inst.rooms["colleagues"].as_str().expect("space").to_owned();
+    eventually("the room in the colleagues' space", Duration::from_secs(20), || async {
+        in_space(&creator, &space, &room).await.then_some(())
+    })
+    .await;
+
+    // Refusals are in the audit log, without content.
+    let (_, audit) = svc.admin(Method::GET, "/audit?limit=100", None).await;
+    let refused = audit.as_array().expect("audit").iter().filter(|e| e["action"] == "rule.colleague_cap.refused").count();
+    assert!(refused >= 3, "{audit}");
+    svc.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_client_ever_joins_a_colleague_room() {
+    let mut svc = TestService::start().await;
+    let inst = svc.institution("Beratung Süd").await;
+    let anna = svc.counsellor(&inst, "Anna Schmidt").await;
+    let ben = svc.counsellor(&inst, "Ben Weber").await;
+    let client = svc.client(&inst, "Maria").await;
+    let hs = svc.hs_client();
+
+    // A colleague chat (direct, one colleague).
+    let (s, v) = anna.create_room_raw(json!({"invite": [ben.user_id], "is_direct": true, "preset": "trusted_private_chat"})).await;
+    assert_eq!(s, 200, "{v}");
+    let room = v["room_id"].as_str().expect("room").to_owned();
+    eventually("the room recorded", Duration::from_secs(20), || async {
+        (kind_of(&svc, &inst.id, &room).await.as_deref() == Some("colleague_chat")).then_some(())
+    })
+    .await;
+
+    // By invite: refused, with the explanation.
+    let (s, v) = anna.invite_raw(&room, &client).await;
+    assert_eq!(s, 403, "{v}");
+    assert!(v["error"].as_str().unwrap_or_default().contains("Kolleg:innen"), "{v}");
+    // By join, with the room made public: refused.
+    let (s, _) = anna
+        .raw(Method::PUT, &format!("/_matrix/client/v3/rooms/{}/state/m.room.join_rules/", enc(&room)), Some(json!({"join_rule": "public"})))
+        .await;
+    assert_eq!(s, 200);
+    let err = hs.join_room(&room, &client).await.expect_err("a client must not join a colleague room");
+    assert_eq!(err.errcode(), Some("M_FORBIDDEN"), "{err}");
+    // Creating a room that mixes is refused too: a colleague chat cannot be opened with a client.
+    // Through an upgrade: the new room inherits the kind, and the client is refused there.
+    let (s, v) = anna
+        .raw(Method::POST, &format!("/_matrix/client/v3/rooms/{}/upgrade", enc(&room)), Some(json!({"new_version": "12"})))
+        .await;
+    assert_eq!(s, 200, "upgrade: {v}");
+    let new_room = v["replacement_room"].as_str().expect("replacement").to_owned();
+    let (s, v) = anna.invite_raw(&new_room, &client).await;
+    assert_eq!(s, 403, "a client must not enter the upgraded colleague room: {v}");
+    let (s, _) = anna
+        .raw(Method::PUT, &format!("/_matrix/client/v3/rooms/{}/state/m.room.join_rules/", enc(&new_room)), Some(json!({"join_rule": "public"})))
+        .await;
+    assert_eq!(s, 200);
+    assert!(hs.join_room(&new_room, &client).await.is_err(), "nor join it");
+    assert!(!joined(&anna, &room).await.contains(&client));
+    assert!(!joined(&anna, &new_room).await.contains(&client));
+    svc.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counsellors_reach_only_their_own_institutions_clients() {
+    let mut svc = TestService::start().await;
+    let north = svc.institution("Nord").await;
+    let south = svc.institution("Sued").await;
+    let anna = svc.counsellor(&north, "Anna Nord").await;
+    let otto = svc.counsellor(&south, "Otto Sued").await;
+    let name = format!("Klara{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
+    let client = svc.client(&north, &name).await;
+
+    // Anna finds the client by display name in the user directory; Otto does not.
+    eventually("the client in Anna's directory", Duration::from_secs(20), || async {
+        anna.search_users(&name).await.contains(&client).then_some(())
+    })
+    .await;
+    assert!(!otto.search_users(&name).await.contains(&client), "another institution's counsellor must not find the client");
+    // Otto cannot reach her even with her ID.
+    let (s, v) = otto.create_room_raw(json!({"invite": [client], "is_direct": true})).await;
+    assert_eq!(s, 403, "{v}");
+    assert!(v["error"].as_str().unwrap_or_default().contains("eigenen Einrichtung"), "{v}");
+
+    // Anna starts a chat the Element way; the puppet accepts; it is a client chat in the
+    // Ratsuchende space.
+    let (s, v) = anna.create_room_raw(json!({"invite": [client], "is_direct": true, "preset": "trusted_private_chat"})).await;
+    assert_eq!(s, 200, "{v}");
+    let room = v["room_id"].as_str().expect("room").to_owned();
+    eventually("the client to accept", Duration::from_secs(20), || async {
+        joined(&anna, &room).await.contains(&client).then_some(())
+    })
+    .await;
+    assert_eq!(kind_of(&svc, &north.id, &room).await.as_deref(), Some("client_chat"));
+    let space = north.rooms["clients"].as_str().expect("space").to_owned();
+    eventually("the chat in the Ratsuchende space", Duration::from_secs(20), || async {
+        in_space(&anna, &space, &room).await.then_some(())
+    })
+    .await;
+    // Anna may write first, and the client's side (the puppet) can answer.
+    anna.send_text(&rid(&room), "Hallo, ich bin Anna.").await;
+    let hs = svc.hs_client();
+    hs.send_notice(&room, &client, &TxnId::random(), "Hallo Anna").await.expect("the client can write");
+    // A second client cannot be added to a client chat.
+    let second = svc.client(&north, "Zweite").await;
+    let (s, _) = anna.invite_raw(&room, &second).await;
+    assert_eq!(s, 403);
+    svc.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_client_cannot_send_or_join_and_keeps_the_history() {
+    let mut svc = TestService::start().await;
+    let inst = svc.institution("Beratung West").await;
+    let anna = svc.counsellor(&inst, "Anna West").await;
+    let client = svc.client(&inst, "Jonas").await;
+    let hs = svc.hs_client();
+    let (s, v) = anna.create_room_raw(json!({"invite": [client], "is_direct": true})).await;
+    assert_eq!(s, 200, "{v}");
+    let room = v["room_id"].as_str().expect("room").to_owned();
+    eventually("the client to accept", Duration::from_secs(20), || async {
+        joined(&anna, &room).await.contains(&client).then_some(())
+    })
+    .await;
+    let content = json!({"msgtype": "m.text", "body": "Vor der Sperre"});
+    hs.send_event(&room, &client, "m.room.message", &TxnId::random(), &content).await.expect("sent before the block");
+
+    let (s, v) = svc.admin(Method::POST, &format!("/clients/{}/block", enc(&client)), None).await;
+    assert_eq!((s, v["blocked"].as_bool()), (200, Some(true)), "{v}");
+    let content = json!({"msgtype": "m.text", "body": "Nach der Sperre"});
+    let err = hs.send_event(&room, &client, "m.room.message", &TxnId::random(), &content).await.expect_err("blocked");
+    assert_eq!(err.errcode(), Some("M_FORBIDDEN"), "{err}");
+    assert!(err.to_string().contains("gesperrt"), "explained: {err}");
+    // Nor may the blocked client join another chat.
+    let (s, v) = anna.create_room_raw(json!({"name": "Gruppe", "invite": [client]})).await;
+    assert_eq!(s, 403, "{v}");
+    // The history stays.
+    let msgs = anna.recent_messages(&rid(&room), 20).await;
+    assert!(msgs.iter().any(|(s, b)| *s == client && b == "Vor der Sperre"), "{msgs:?}");
+    assert!(!msgs.iter().any(|(_, b)| b == "Nach der Sperre"));
+
+    let (s, _) = svc.admin(Method::POST, &format!("/clients/{}/unblock", enc(&client)), None).await;
+    assert_eq!(s, 200);
+    let content = json!({"msgtype": "m.text", "body": "Wieder da"});
+    hs.send_event(&room, &client, "m.room.message", &TxnId::random(), &content).await.expect("unblocked");
+    let (_, audit) = svc.admin(Method::GET, "/audit", None).await;
+    let actions: Vec<&str> = audit.as_array().expect("audit").iter().filter(|e| e["subject"] == client.as_str()).filter_map(|e| e["action"].as_str()).collect();
+    assert!(actions.contains(&"client.block") && actions.contains(&"client.unblock"), "{actions:?}");
+    svc.stop().await;
+}
