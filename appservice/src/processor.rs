@@ -49,6 +49,8 @@ pub trait EventHandler: Send + Sync + 'static {
     async fn handle_ephemeral(&self, _event: &Value) {}
 }
 
+/// Batches the ingest may hand over before the dispatcher must read the inbox instead.
+const HANDOFF_CAPACITY: usize = 1024;
 /// Events per dispatcher read.
 const DISPATCH_BATCH: i64 = 1000;
 /// Finished events per database write.
@@ -70,6 +72,10 @@ struct Inner {
     permits: Semaphore,
     done_tx: mpsc::UnboundedSender<Finished>,
     stopping: AtomicBool,
+    /// Events recorded since the dispatcher last read the inbox could not be handed over
+    /// in memory: it must read the inbox before taking more from `handoff`.
+    backlog: AtomicBool,
+    handoff_tx: mpsc::Sender<Vec<Pending>>,
     active_workers: AtomicUsize,
     idle: Notify,
     ephemeral_tx: mpsc::Sender<Value>,
@@ -97,6 +103,7 @@ impl Processor {
         let next_processed_seq = inbox::max_processed_seq(&db).await? + 1;
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         let (ephemeral_tx, ephemeral_rx) = mpsc::channel(1024);
+        let (handoff_tx, handoff_rx) = mpsc::channel(HANDOFF_CAPACITY);
         let inner = Arc::new(Inner {
             db,
             handler,
@@ -107,6 +114,8 @@ impl Processor {
             permits: Semaphore::new(concurrency),
             done_tx,
             stopping: AtomicBool::new(false),
+            backlog: AtomicBool::new(false),
+            handoff_tx,
             active_workers: AtomicUsize::new(0),
             idle: Notify::new(),
             ephemeral_tx,
@@ -114,15 +123,25 @@ impl Processor {
         if depth > 0 && !paused {
             tracing::info!(depth, "resuming unprocessed events from the inbox");
         }
-        let dispatcher = (!paused).then(|| tokio::spawn(dispatch_loop(inner.clone())));
+        let dispatcher = (!paused).then(|| tokio::spawn(dispatch_loop(inner.clone(), handoff_rx)));
         let flusher = tokio::spawn(flush_loop(inner.clone(), done_rx, next_processed_seq));
         let ephemeral = tokio::spawn(ephemeral_loop(inner.clone(), ephemeral_rx));
         Ok((Self { inner }, ProcessorTasks { dispatcher, flusher, ephemeral }))
     }
 
-    /// Tells the processor that new events were recorded.
-    pub fn wake(&self) {
-        self.inner.wake.notify_one();
+    /// Hands over events just recorded, in inbox order. Call it for each recorded
+    /// transaction, in the order they were committed. If the processor is far behind,
+    /// it reads them from the inbox instead.
+    pub fn submit(&self, events: Vec<Pending>) {
+        if events.is_empty() {
+            return;
+        }
+        let inner = &self.inner;
+        // Once one hand-over failed, none may overtake it: the dispatcher reads the inbox.
+        if inner.backlog.load(Ordering::SeqCst) || inner.handoff_tx.try_send(events).is_err() {
+            inner.backlog.store(true, Ordering::SeqCst);
+            inner.wake.notify_one();
+        }
     }
 
     /// Passes an ephemeral event on; dropped if the handler is far behind.
@@ -170,31 +189,51 @@ enum Finished {
     Stop(tokio::sync::oneshot::Sender<()>),
 }
 
-async fn dispatch_loop(inner: Arc<Inner>) {
+async fn dispatch_loop(inner: Arc<Inner>, mut handoff: mpsc::Receiver<Vec<Pending>>) {
+    // Everything up to `cursor` has been enqueued. Events arrive in inbox order, from the
+    // inbox (at start and after a failed hand-over) or in memory; whatever is at or below
+    // the cursor was enqueued already and is skipped.
     let mut cursor = 0i64;
+    let mut read_inbox = true;
     loop {
         if inner.stopping.load(Ordering::SeqCst) {
             return;
         }
-        // Register interest before reading, so a wake between read and wait is not lost.
-        let woken = inner.wake.notified();
-        match inbox::unprocessed_after(&inner.db, cursor, DISPATCH_BATCH).await {
-            Ok(rows) if !rows.is_empty() => {
-                for row in rows {
-                    cursor = row.seq;
-                    enqueue(&inner, row);
+        if read_inbox || inner.backlog.swap(false, Ordering::SeqCst) {
+            match inbox::unprocessed_after(&inner.db, cursor, DISPATCH_BATCH).await {
+                Ok(rows) if !rows.is_empty() => {
+                    for row in rows {
+                        cursor = row.seq;
+                        enqueue(&inner, row);
+                    }
+                    read_inbox = true; // there may be more
+                    continue;
                 }
-                continue;
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::error!(error = %e, "reading the inbox failed; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
+                Ok(_) => read_inbox = false,
+                Err(e) => {
+                    tracing::error!(error = %e, "reading the inbox failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
             }
         }
-        // Also look again now and then, in case a wake-up was missed.
-        let _ = tokio::time::timeout(Duration::from_secs(5), woken).await;
+        let woken = inner.wake.notified();
+        tokio::select! {
+            batch = handoff.recv() => match batch {
+                Some(batch) => {
+                    for p in batch {
+                        if p.seq > cursor {
+                            cursor = p.seq;
+                            enqueue(&inner, p);
+                        }
+                    }
+                }
+                None => return,
+            },
+            _ = woken => read_inbox = true,
+            // A safety net: look at the inbox now and then.
+            _ = tokio::time::sleep(Duration::from_secs(30)) => read_inbox = true,
+        }
     }
 }
 
@@ -248,12 +287,15 @@ async fn room_worker(inner: Arc<Inner>, room: String) {
 /// Handles one event with retries. `None` means the processor is stopping and the event
 /// stays unprocessed (it is processed after the restart).
 async fn process_one(inner: &Inner, item: &Pending) -> Option<Outcome> {
-    let event = match serde_json::from_str::<Value>(&item.body)
-        .map_err(|e| format!("stored event is not JSON: {e}"))
-        .and_then(|v| RoomEvent::from_json(&v))
-    {
-        Ok(ev) => ev,
-        Err(reason) => return Some(Outcome::DeadLetter(reason)),
+    let event = match &item.event {
+        Some(ev) => ev.clone(),
+        None => match serde_json::from_str::<Value>(&item.body)
+            .map_err(|e| format!("stored event is not JSON: {e}"))
+            .and_then(|v| RoomEvent::from_json(&v))
+        {
+            Ok(ev) => Arc::new(ev),
+            Err(reason) => return Some(Outcome::DeadLetter(reason)),
+        },
     };
     let mut attempt = 0;
     loop {

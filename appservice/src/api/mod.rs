@@ -39,8 +39,9 @@ pub struct AppState {
     pub metrics: Metrics,
     /// `@bot:server`.
     pub bot_user_id: String,
-    /// Records transactions one at a time (the homeserver sends one at a time anyway).
-    pub ingest_lock: tokio::sync::Mutex<()>,
+    /// Records transactions one at a time (the homeserver sends one at a time anyway);
+    /// holds the last numeric transaction ID, to warn when IDs go backwards.
+    pub ingest_lock: tokio::sync::Mutex<Option<u64>>,
     /// The module token's digest, if configured.
     pub module_token_digest: Option<[u8; 32]>,
     /// The admin API token's digest, if configured.

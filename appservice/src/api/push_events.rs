@@ -62,6 +62,7 @@ pub(super) async fn push_events_route(
     })?;
 
     let mut events = Vec::with_capacity(txn.events.len());
+    let mut checked_events = std::collections::HashMap::with_capacity(txn.events.len());
     let mut rejected = Vec::new();
     let mut fingerprint = Sha256::new();
     for raw in &txn.events {
@@ -75,7 +76,8 @@ pub(super) async fn push_events_route(
                 fingerprint.update(ev.event_id.as_bytes());
                 fingerprint.update(b"\n");
                 let body = raw.get().to_owned();
-                events.push(NewEvent { event_id: ev.event_id, room_id: ev.room_id, body });
+                events.push(NewEvent { event_id: ev.event_id.clone(), room_id: ev.room_id.clone(), body });
+                checked_events.insert(ev.event_id.clone(), Arc::new(ev));
             }
             Err(reason) => {
                 fingerprint.update(raw.get().as_bytes());
@@ -89,10 +91,36 @@ pub(super) async fn push_events_route(
     }
     let fingerprint = hex::encode(fingerprint.finalize());
 
-    let recorded = {
-        let _one_at_a_time = state.ingest_lock.lock().await;
-        inbox::record_transaction(&state.db, &txn_id, &fingerprint, &events, &rejected).await?
+    let mut last_txn = state.ingest_lock.lock().await;
+    let recorded = inbox::record_transaction(&state.db, &txn_id, &fingerprint, &events, &rejected).await?;
+    let went_backwards_from = match (txn_id.parse::<u64>().ok(), *last_txn) {
+        (Some(n), Some(prev)) if n < prev && recorded != Recorded::Replay => Some(prev),
+        _ => None,
     };
+    if let (Some(n), false) = (txn_id.parse::<u64>().ok(), recorded == Recorded::Replay) {
+        *last_txn = Some(n);
+    }
+    if let Recorded::New { inserted, .. } = &recorded {
+        // Hand the events to the processor in memory while still holding the ingest lock,
+        // so they arrive in inbox order.
+        let received_at = crate::db::now_ms();
+        let pending = inserted
+            .iter()
+            .filter_map(|(seq, id)| {
+                let ev = checked_events.remove(id)?;
+                Some(inbox::Pending {
+                    seq: *seq,
+                    event_id: id.clone(),
+                    room_id: ev.room_id.clone(),
+                    body: String::new(),
+                    received_at,
+                    event: Some(ev),
+                })
+            })
+            .collect::<Vec<_>>();
+        state.processor.submit(pending);
+    }
+    drop(last_txn);
 
     let m = &state.metrics;
     match recorded {
@@ -100,7 +128,8 @@ pub(super) async fn push_events_route(
             m.transactions.with_label_values(&["replay"]).inc();
             tracing::debug!(%txn_id, "transaction already recorded");
         }
-        Recorded::New { inserted, duplicates, rejected: n_rejected, txn_id_reused, went_backwards_from } => {
+        Recorded::New { inserted, duplicates, rejected: n_rejected, txn_id_reused } => {
+            let inserted = inserted.len() as u64;
             m.transactions.with_label_values(&["recorded"]).inc();
             m.events_received.with_label_values(&["timeline"]).inc_by(inserted);
             m.events_received.with_label_values(&["duplicate"]).inc_by(duplicates);
@@ -114,9 +143,6 @@ pub(super) async fn push_events_route(
             }
             for r in &rejected {
                 tracing::warn!(%txn_id, event_id = ?r.event_id, reason = %r.reason, "malformed event dead-lettered");
-            }
-            if inserted > 0 {
-                state.processor.wake();
             }
             let ephemeral = txn.ephemeral.or(txn.ephemeral_unstable).unwrap_or_default();
             m.events_received.with_label_values(&["ephemeral"]).inc_by(ephemeral.len() as u64);

@@ -3,16 +3,17 @@
 
 use sqlx::Row;
 
-use super::{now_ms, state, Db};
+use super::{now_ms, Db};
 
 const TXN_HASH: &str = "SELECT fingerprint FROM as_transactions WHERE txn_id = $1";
-const TXN_UPSERT: &str = "INSERT INTO as_transactions (txn_id, fingerprint, event_count, received_at) \
-     VALUES ($1, $2, $3, $4) ON CONFLICT (txn_id) DO UPDATE SET \
-     fingerprint = excluded.fingerprint, event_count = excluded.event_count, \
-     received_at = excluded.received_at";
+const TXN_INSERT: &str = "INSERT INTO as_transactions (txn_id, fingerprint, event_count, received_at) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (txn_id) DO NOTHING";
+const TXN_UPDATE: &str = "UPDATE as_transactions SET fingerprint = $2, event_count = $3, received_at = $4 \
+     WHERE txn_id = $1";
+const LAST_TXN: &str = "SELECT txn_id FROM as_transactions ORDER BY received_at DESC LIMIT 1";
 const INBOX_INSERT_HEAD: &str =
     "INSERT INTO inbox (event_id, room_id, txn_id, body, received_at) VALUES ";
-const INBOX_INSERT_TAIL: &str = " ON CONFLICT (event_id) DO NOTHING";
+const INBOX_INSERT_TAIL: &str = " ON CONFLICT (event_id) DO NOTHING RETURNING seq, event_id";
 const DEAD_INSERT: &str = "INSERT INTO dead_letters \
      (stage, txn_id, event_id, room_id, reason, body, received_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7)";
@@ -21,8 +22,14 @@ const DEAD_FROM_INBOX: &str = "INSERT INTO dead_letters \
      SELECT 'processing', txn_id, event_id, room_id, $1, body, $2 FROM inbox WHERE seq = $3";
 const UNPROCESSED_AFTER: &str = "SELECT seq, event_id, room_id, body, received_at FROM inbox \
      WHERE processed_at IS NULL AND seq > $1 ORDER BY seq LIMIT $2";
-const MARK_DONE: &str = "UPDATE inbox SET processed_at = $1, processed_seq = $2, outcome = $3, \
+const MARK_ONE: &str = "UPDATE inbox SET processed_at = $1, processed_seq = $2, outcome = $3, \
      body = NULL WHERE seq = $4";
+/// `VALUES` columns are named `column1`, `column2` in both SQLite and PostgreSQL.
+const MARK_MANY_HEAD: &str = "UPDATE inbox SET processed_at = $1, processed_seq = v.column2, \
+     outcome = 'processed', body = NULL FROM (VALUES ";
+const MARK_MANY_TAIL: &str = ") AS v WHERE inbox.seq = v.column1";
+/// Events per marking statement (2 parameters each).
+const MARK_CHUNK: usize = 400;
 const UNPROCESSED_COUNT: &str = "SELECT COUNT(*) FROM inbox WHERE processed_at IS NULL";
 const MAX_PROCESSED_SEQ: &str = "SELECT COALESCE(MAX(processed_seq), 0) FROM inbox";
 const DEAD_COUNT: &str = "SELECT COUNT(*) FROM dead_letters";
@@ -58,28 +65,27 @@ pub struct Rejected {
 }
 
 /// What recording a transaction did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recorded {
-    /// The same transaction (same ID, same body) was recorded before: nothing was done.
+    /// The same transaction (same ID, same events) was recorded before: nothing was done.
     Replay,
     /// The transaction is now durable.
     New {
-        /// Events new to the inbox.
-        inserted: u64,
+        /// Events new to the inbox, in inbox order, with their positions.
+        inserted: Vec<(i64, String)>,
         /// Events already in the inbox (seen in another transaction).
         duplicates: u64,
         /// Events dead-lettered.
         rejected: u64,
-        /// The transaction ID was seen before with another body: the homeserver's
+        /// The transaction ID was seen before with other events: the homeserver's
         /// transaction counter started over.
         txn_id_reused: bool,
-        /// The previous numeric transaction ID, when this one is lower.
-        went_backwards_from: Option<u64>,
     },
 }
 
 /// Durably records one pushed transaction: its events (de-duplicated on `event_id`), its
-/// dead letters and its ID, in one database transaction.
+/// dead letters and its ID, in one database transaction with as few round trips as
+/// possible (this is the hot path: Synapse waits for it).
 pub async fn record_transaction(
     db: &Db,
     txn_id: &str,
@@ -90,31 +96,30 @@ pub async fn record_transaction(
     let now = now_ms();
     let _w = db.write_guard().await;
     let mut tx = db.pool().begin().await?;
-    let prev: Option<String> =
-        sqlx::query_scalar(TXN_HASH).bind(txn_id).fetch_optional(&mut *tx).await?;
-    let txn_id_reused = match prev {
-        Some(h) if h == fingerprint => {
+    let count = (events.len() + rejected.len()) as i64;
+    let fresh = sqlx::query(TXN_INSERT)
+        .bind(txn_id)
+        .bind(fingerprint)
+        .bind(count)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+        == 1;
+    let mut txn_id_reused = false;
+    if !fresh {
+        let prev: Option<String> = sqlx::query_scalar(TXN_HASH).bind(txn_id).fetch_optional(&mut *tx).await?;
+        if prev.as_deref() == Some(fingerprint) {
             tx.rollback().await?;
             return Ok(Recorded::Replay);
         }
-        Some(_) => true,
-        None => false,
-    };
-
-    let mut went_backwards_from = None;
-    if let Ok(n) = txn_id.parse::<u64>() {
-        let last = state::get(&mut *tx, "last_txn_id").await?.and_then(|s| s.parse::<u64>().ok());
-        if let Some(last) = last {
-            if n < last {
-                went_backwards_from = Some(last);
-            }
-        }
-        state::put(&mut *tx, "last_txn_id", &n.to_string()).await?;
+        txn_id_reused = true;
+        sqlx::query(TXN_UPDATE).bind(txn_id).bind(fingerprint).bind(count).bind(now).execute(&mut *tx).await?;
     }
 
-    let mut inserted = 0;
+    let mut inserted = Vec::with_capacity(events.len());
     for chunk in events.chunks(INSERT_CHUNK) {
-        let mut sql = String::with_capacity(INBOX_INSERT_HEAD.len() + chunk.len() * 32 + 40);
+        let mut sql = String::with_capacity(INBOX_INSERT_HEAD.len() + chunk.len() * 32 + 60);
         sql.push_str(INBOX_INSERT_HEAD);
         for i in 0..chunk.len() {
             let b = i * 5;
@@ -128,7 +133,9 @@ pub async fn record_transaction(
         for e in chunk {
             q = q.bind(&e.event_id).bind(&e.room_id).bind(txn_id).bind(&e.body).bind(now);
         }
-        inserted += q.execute(&mut *tx).await?.rows_affected();
+        for row in q.fetch_all(&mut *tx).await? {
+            inserted.push((row.try_get::<i64, _>(0)?, row.try_get::<String, _>(1)?));
+        }
     }
     for r in rejected {
         sqlx::query(DEAD_INSERT)
@@ -142,21 +149,16 @@ pub async fn record_transaction(
             .execute(&mut *tx)
             .await?;
     }
-    sqlx::query(TXN_UPSERT)
-        .bind(txn_id)
-        .bind(fingerprint)
-        .bind((events.len() + rejected.len()) as i64)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
     tx.commit().await?;
-    Ok(Recorded::New {
-        inserted,
-        duplicates: events.len() as u64 - inserted,
-        rejected: rejected.len() as u64,
-        txn_id_reused,
-        went_backwards_from,
-    })
+    // RETURNING gives no order guarantee; the processor needs inbox order.
+    inserted.sort_unstable_by_key(|(seq, _)| *seq);
+    let duplicates = (events.len() - inserted.len()) as u64;
+    Ok(Recorded::New { inserted, duplicates, rejected: rejected.len() as u64, txn_id_reused })
+}
+
+/// The most recently recorded transaction ID.
+pub async fn last_txn_id(db: &Db) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar(LAST_TXN).fetch_optional(db.pool()).await
 }
 
 /// An event waiting to be processed.
@@ -172,6 +174,8 @@ pub struct Pending {
     pub body: String,
     /// When it was recorded (ms since the epoch).
     pub received_at: i64,
+    /// The event, already checked, when it comes straight from the transaction.
+    pub event: Option<std::sync::Arc<crate::event::RoomEvent>>,
 }
 
 /// Unprocessed events after `after_seq`, oldest first.
@@ -186,6 +190,7 @@ pub async fn unprocessed_after(db: &Db, after_seq: i64, limit: i64) -> sqlx::Res
                 room_id: r.try_get(2)?,
                 body: r.try_get::<Option<String>, _>(3)?.unwrap_or_default(),
                 received_at: r.try_get(4)?,
+                event: None,
             })
         })
         .collect()
@@ -210,32 +215,44 @@ pub struct Done {
 }
 
 /// Marks a batch of events as finished, in one database transaction, numbering them in
-/// the order given starting after `first_processed_seq - 1`. Their content is dropped;
-/// dead letters keep a copy in `dead_letters`.
+/// the order given starting at `first_processed_seq`. Their content is dropped; dead
+/// letters keep a copy in `dead_letters`. Processed events are marked with one statement
+/// per [`MARK_CHUNK`] events.
 pub async fn mark_done(db: &Db, batch: &[Done], first_processed_seq: i64) -> sqlx::Result<()> {
     let now = now_ms();
     let _w = db.write_guard().await;
     let mut tx = db.pool().begin().await?;
+    let mut processed: Vec<(i64, i64)> = Vec::with_capacity(batch.len());
     for (i, d) in batch.iter().enumerate() {
-        let outcome = match &d.outcome {
-            Outcome::Processed => "processed",
+        let pseq = first_processed_seq + i as i64;
+        match &d.outcome {
+            Outcome::Processed => processed.push((d.seq, pseq)),
             Outcome::DeadLetter(reason) => {
-                sqlx::query(DEAD_FROM_INBOX)
-                    .bind(reason.as_str())
+                sqlx::query(DEAD_FROM_INBOX).bind(reason.as_str()).bind(now).bind(d.seq).execute(&mut *tx).await?;
+                sqlx::query(MARK_ONE)
                     .bind(now)
+                    .bind(pseq)
+                    .bind("dead_letter")
                     .bind(d.seq)
                     .execute(&mut *tx)
                     .await?;
-                "dead_letter"
             }
-        };
-        sqlx::query(MARK_DONE)
-            .bind(now)
-            .bind(first_processed_seq + i as i64)
-            .bind(outcome)
-            .bind(d.seq)
-            .execute(&mut *tx)
-            .await?;
+        }
+    }
+    for chunk in processed.chunks(MARK_CHUNK) {
+        let mut sql = String::from(MARK_MANY_HEAD);
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!("(${},${})", 2 + 2 * i, 3 + 2 * i));
+        }
+        sql.push_str(MARK_MANY_TAIL);
+        let mut q = sqlx::query(&sql).bind(now);
+        for (seq, pseq) in chunk {
+            q = q.bind(*seq).bind(*pseq);
+        }
+        q.execute(&mut *tx).await?;
     }
     tx.commit().await
 }

@@ -64,6 +64,9 @@ impl Db {
         let pool = AnyPoolOptions::new()
             .max_connections(if kind == DbKind::Sqlite { cfg.max_connections.max(2) } else { cfg.max_connections })
             .acquire_timeout(Duration::from_secs(10))
+            // A broken connection shows as a failed query, which callers retry; pinging on
+            // every acquire would cost a round trip on the hot path.
+            .test_before_acquire(false)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if kind == DbKind::Sqlite {
