@@ -1,9 +1,17 @@
 #!/usr/bin/env python3
-"""Creates the demo data of `make run` once: two counsellor accounts and a welcome room
-with the bot. Standard library only. Passwords are random, stored in the state file
-(.dev/demo.json, never committed) and printed by run.sh.
+"""The demo data of `make run`, created once. Standard library only (+ PyYAML from the venv).
+
+    demo_setup.py admin --homeserver URL --secrets FILE --state FILE
+        Creates a Synapse admin account for assisto (first run) and prints its access token.
+    demo_setup.py demo --assisto URL --admin-api-token TOKEN --homeserver URL --state FILE
+        Creates the demo institution "Beratungsstelle Demo" (its four spaces and directory
+        room), two counsellors with generated passwords, two clients, and a colleague group
+        "Willkommen" with both counsellors and the bot — through assisto's admin API.
+    demo_setup.py print-credentials --state FILE
+
+Passwords and tokens are stored in the state file (.dev/demo.json, mode 0600, never
+committed).
 """
-import argparse
 import hashlib
 import hmac
 import json
@@ -18,80 +26,102 @@ import urllib.request
 import yaml
 
 COUNSELLORS = [("anna.berger", "Anna Berger"), ("ben.keller", "Ben Keller")]
+CLIENTS = ["Maria", "Jonas"]
 
 
-def call(hs, method, path, body=None, token=None):
-    req = urllib.request.Request(hs + path, method=method,
+def call(base, method, path, body=None, token=None):
+    req = urllib.request.Request(base + path, method=method,
                                  data=None if body is None else json.dumps(body).encode())
     req.add_header("Content-Type", "application/json")
     if token:
         req.add_header("Authorization", "Bearer " + token)
     try:
-        with urllib.request.urlopen(req, timeout=30) as r:
+        with urllib.request.urlopen(req, timeout=60) as r:
             return json.load(r)
     except urllib.error.HTTPError as e:
-        detail = e.read().decode(errors="replace")
-        raise SystemExit(f"{method} {path} failed: {e.code} {detail}")
+        raise SystemExit(f"{method} {path} failed: {e.code} {e.read().decode(errors='replace')}")
 
 
-def register(hs, shared_secret, user, password, displayname):
-    nonce = call(hs, "GET", "/_synapse/admin/v1/register")["nonce"]
-    mac = hmac.new(shared_secret.encode(), digestmod=hashlib.sha1)
-    for part in (nonce, user, password, "notadmin"):
-        mac.update(part.encode())
-        if part != "notadmin":
-            mac.update(b"\x00")
-    call(hs, "POST", "/_synapse/admin/v1/register", {
-        "nonce": nonce, "username": user, "password": password, "admin": False,
-        "displayname": displayname, "mac": mac.hexdigest()})
+def password():
+    return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(14))
 
 
-def login(hs, user, password):
-    return call(hs, "POST", "/_matrix/client/v3/login", {
-        "type": "m.login.password", "identifier": {"type": "m.id.user", "user": user},
-        "password": password})["access_token"]
+def load(path):
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    return {}
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--homeserver")
-    ap.add_argument("--secrets")
-    ap.add_argument("--print-credentials", action="store_true",
-                    help="print the demo counsellors' logins and exit")
-    ap.add_argument("--state", required=True)
-    ap.add_argument("--server-name", default="localhost")
-    args = ap.parse_args()
-    if args.print_credentials:
-        with open(args.state) as f:
-            for u in json.load(f)["counsellors"]:
-                print(f"    {u['user']:<14} Passwort: {u['password']}")
-        return 0
-    if not (args.homeserver and args.secrets):
-        ap.error("--homeserver and --secrets are required")
-    if os.path.exists(args.state):
-        return 0
-    with open(args.secrets) as f:
-        shared = yaml.safe_load(f)["registration_shared_secret"]
-    hs = args.homeserver
-    users = []
-    for user, name in COUNSELLORS:
-        password = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(12))
-        register(hs, shared, user, password, name)
-        users.append({"user": user, "name": name, "password": password})
-    anna = login(hs, users[0]["user"], users[0]["password"])
-    ben = login(hs, users[1]["user"], users[1]["password"])
-    server = args.server_name
-    room = call(hs, "POST", "/_matrix/client/v3/createRoom", {
-        "name": "Willkommen", "preset": "private_chat",
-        "topic": "Demo-Raum von make run: probieren Sie !assisto hilfe",
-        "invite": [f"@ben.keller:{server}", f"@assisto:{server}"]}, token=anna)["room_id"]
-    call(hs, "POST", f"/_matrix/client/v3/rooms/{urllib.parse.quote(room)}/join", {}, token=ben)
-    fd = os.open(args.state, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+def save(path, state):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
-        json.dump({"counsellors": users, "welcome_room": room}, f, indent=2)
-    print(">> demo counsellors and the room 'Willkommen' created")
-    return 0
+        json.dump(state, f, indent=2)
+
+
+def arg(name):
+    try:
+        return sys.argv[sys.argv.index(name) + 1]
+    except (ValueError, IndexError):
+        raise SystemExit(f"missing {name}")
+
+
+def admin():
+    state_path, hs = arg("--state"), arg("--homeserver")
+    state = load(state_path)
+    if "admin_token" not in state:
+        with open(arg("--secrets")) as f:
+            shared = yaml.safe_load(f)["registration_shared_secret"]
+        user, pw = "assisto-admin", password()
+        nonce = call(hs, "GET", "/_synapse/admin/v1/register")["nonce"]
+        mac = hmac.new(shared.encode(), digestmod=hashlib.sha1)
+        mac.update(b"\x00".join([nonce.encode(), user.encode(), pw.encode(), b"admin"]))
+        call(hs, "POST", "/_synapse/admin/v1/register", {
+            "nonce": nonce, "username": user, "password": pw, "admin": True, "mac": mac.hexdigest()})
+        token = call(hs, "POST", "/_matrix/client/v3/login", {
+            "type": "m.login.password", "identifier": {"type": "m.id.user", "user": user},
+            "password": pw})["access_token"]
+        state["admin_token"] = token
+        save(state_path, state)
+    print(state["admin_token"])
+
+
+def demo():
+    state_path, base, token, hs = arg("--state"), arg("--assisto"), arg("--admin-api-token"), arg("--homeserver")
+    state = load(state_path)
+    if state.get("demo_done"):
+        return
+    api = "/_assisto/admin/v1"
+    call(base, "POST", f"{api}/institutions", {"id": "demo", "name": "Beratungsstelle Demo"}, token)
+    counsellors = []
+    for user, name in COUNSELLORS:
+        pw = password()
+        call(base, "POST", f"{api}/institutions/demo/counsellors",
+             {"localpart": user, "display_name": name, "password": pw}, token)
+        counsellors.append({"user": user, "name": name, "password": pw})
+    for name in CLIENTS:
+        call(base, "POST", f"{api}/institutions/demo/clients", {"display_name": name}, token)
+    anna = call(hs, "POST", "/_matrix/client/v3/login", {
+        "type": "m.login.password", "identifier": {"type": "m.id.user", "user": "anna.berger"},
+        "password": counsellors[0]["password"]})["access_token"]
+    ben = call(hs, "POST", "/_matrix/client/v3/login", {
+        "type": "m.login.password", "identifier": {"type": "m.id.user", "user": "ben.keller"},
+        "password": counsellors[1]["password"]})["access_token"]
+    room = call(hs, "POST", "/_matrix/client/v3/createRoom", {
+        "name": "Willkommen", "topic": "Demo von make run: probieren Sie !assisto hilfe",
+        "invite": ["@ben.keller:localhost"]}, anna)["room_id"]
+    call(hs, "POST", f"/_matrix/client/v3/rooms/{urllib.parse.quote(room)}/join", {}, ben)
+    state.update({"counsellors": counsellors, "welcome_room": room, "demo_done": True})
+    save(state_path, state)
+    print(">> demo institution 'Beratungsstelle Demo' with two counsellors and two clients created")
+
+
+def print_credentials():
+    for u in load(arg("--state")).get("counsellors", []):
+        print(f"    {u['user']:<14} Passwort: {u['password']}")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cmd = sys.argv[1] if len(sys.argv) > 1 else ""
+    {"admin": admin, "demo": demo, "print-credentials": print_credentials}.get(
+        cmd, lambda: sys.exit(__doc__))()

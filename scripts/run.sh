@@ -21,10 +21,22 @@ bash scripts/ensure-venv.sh
 echo ">> building assisto (release)"
 cargo build --release --quiet -p assisto-appservice
 
+# Development secrets, generated once, never committed.
+if [ ! -f "$DEV/secrets.env" ]; then
+  umask 077
+  printf 'MODULE_TOKEN=%s\nADMIN_API_TOKEN=%s\n' \
+    "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
+    "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$DEV/secrets.env"
+  umask 022
+fi
+# shellcheck disable=SC1091
+. "$DEV/secrets.env"
+
 if [ ! -f "$DEV/synapse/homeserver.yaml" ]; then
-  echo ">> writing the homeserver config"
+  echo ">> writing the homeserver config (with the assisto rules module)"
+  module=$(printf '{"module":"assisto_synapse.AssistoRules","config":{"timeout_seconds":5,"backends":[{"url":"http://127.0.0.1:%s","token":"%s","bot":"@assisto:localhost","users":"@.*:localhost","puppets":"@(rs_|guest_).+:localhost"}]}}' "$AS_PORT" "$MODULE_TOKEN")
   .venv/bin/python scripts/synapse_config.py --dir "$DEV/synapse" --port $HS_PORT \
-    --registration "$ROOT/registration.yaml" --profile dev >/dev/null
+    --registration "$ROOT/registration.yaml" --profile dev --module "$module" >/dev/null
 fi
 if [ ! -f "$DEV/assisto.yaml" ]; then
   cat >"$DEV/assisto.yaml" <<YAML
@@ -66,8 +78,15 @@ for _ in $(seq 1 120); do
   sleep 0.5
 done
 
+ADMIN_TOKEN=$(.venv/bin/python scripts/demo_setup.py admin --homeserver "http://127.0.0.1:$HS_PORT" \
+  --secrets "$DEV/synapse/secrets.yaml" --state "$DEV/demo.json")
+
 echo ">> starting assisto (log: .dev/assisto.log)"
-ASSISTO_CONFIG="$DEV/assisto.yaml" "$ROOT/target/release/assisto" >"$DEV/assisto.log" 2>&1 &
+ASSISTO_CONFIG="$DEV/assisto.yaml" \
+  ASSISTO_APPSERVICE__MODULE_TOKEN="$MODULE_TOKEN" \
+  ASSISTO_APPSERVICE__ADMIN_API_TOKEN="$ADMIN_API_TOKEN" \
+  ASSISTO_HOMESERVER__ADMIN_TOKEN="$ADMIN_TOKEN" \
+  "$ROOT/target/release/assisto" >"$DEV/assisto.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 60); do
   curl -fsS "http://127.0.0.1:$AS_PORT/health" >/dev/null 2>&1 && break
@@ -75,8 +94,8 @@ for _ in $(seq 1 60); do
   sleep 0.5
 done
 
-.venv/bin/python scripts/demo_setup.py --homeserver "http://127.0.0.1:$HS_PORT" \
-  --secrets "$DEV/synapse/secrets.yaml" --state "$DEV/demo.json"
+.venv/bin/python scripts/demo_setup.py demo --assisto "http://127.0.0.1:$AS_PORT" \
+  --admin-api-token "$ADMIN_API_TOKEN" --homeserver "http://127.0.0.1:$HS_PORT" --state "$DEV/demo.json"
 
 cat <<TXT
 
@@ -87,9 +106,16 @@ cat <<TXT
 
   Log in with any Matrix client (Element Web/Desktop: "Anmelden" → "Bearbeiten" →
   homeserver http://localhost:$HS_PORT) as one of the demo counsellors:
-$(.venv/bin/python scripts/demo_setup.py --print-credentials --state "$DEV/demo.json")
+$(.venv/bin/python scripts/demo_setup.py print-credentials --state "$DEV/demo.json")
 
-  The room "Willkommen" has both counsellors and the bot. Try: !assisto hilfe
+  Institution "Beratungsstelle Demo" (id: demo) with its spaces Live, Ratsuchende,
+  Kolleg:innen and Gruppenchats; clients "Maria" and "Jonas". The colleague group
+  "Willkommen" has both counsellors and the bot. Try: !assisto hilfe
+  The README's walkthrough shows the rest (client chat, groups, the 9th colleague).
+
+  Admin API: http://localhost:$AS_PORT/_assisto/admin/v1/openapi.yaml
+             (token: ADMIN_API_TOKEN in .dev/secrets.env)
+  CLI:       ASSISTO_CONFIG=.dev/assisto.yaml target/release/assisto institution show demo
 
   Ctrl-C stops everything.
 TXT

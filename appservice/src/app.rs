@@ -108,7 +108,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     tracing::info!(%addr, "application service listening");
 
     let mut background = Vec::new();
-    background.push(tokio::spawn(setup_bot(hs, config.clone(), shutdown_rx.clone())));
+    background.push(tokio::spawn(setup_bot(hs.clone(), config.clone(), shutdown_rx.clone())));
+    background.push(tokio::spawn(announce_appointments(
+        db.clone(),
+        hs.clone(),
+        hs.user_id(&config.bot.localpart),
+        config.bot.timezone.parse().unwrap_or(chrono_tz::Europe::Berlin),
+        shutdown_rx.clone(),
+    )));
     let retention = Duration::from_secs(config.processing.dedup_retention_hours * 3600);
     let prune_db = db.clone();
     background.push(tokio::spawn(async move {
@@ -127,6 +134,44 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     }));
 
     Ok(Running { addr, db, metrics, shutdown, server, background, processor, processor_tasks })
+}
+
+/// Announces in each Terminchat when a slot opens and when it closes. Sending is decided by
+/// the rules at the moment of sending; these notices tell the participants.
+async fn announce_appointments(
+    db: Db,
+    hs: HomeserverClient,
+    bot: String,
+    tz: chrono_tz::Tz,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut after = now_ms();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(15)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let until = now_ms();
+        let due = match crate::db::rooms::appointments_due(&db, after, until).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading appointments failed");
+                continue;
+            }
+        };
+        for (room_id, a) in due {
+            let (purpose, text) = if a.starts_at > after && a.starts_at <= until {
+                ("appointment-open", format!("Der Terminchat ist jetzt geöffnet ({}).", crate::commands::format_slot(tz, a.starts_at, a.ends_at)))
+            } else {
+                ("appointment-close", "Der Terminchat ist jetzt geschlossen. Alle können den Verlauf weiter lesen.".to_owned())
+            };
+            let txn = crate::homeserver::TxnId::derived(&format!("{room_id}/{}", a.id), purpose);
+            if let Err(e) = hs.send_notice(&room_id, &bot, &txn, &text).await {
+                tracing::warn!(error = %e, "announcing an appointment failed");
+            }
+        }
+        after = until;
+    }
 }
 
 /// Registers the bot and sets its display name, retrying until the homeserver answers.

@@ -168,11 +168,13 @@ pub struct BotConfig {
     pub localpart: String,
     /// Display name the bot is given at start.
     pub displayname: String,
+    /// Time zone in which counsellors give and read times (appointments), an IANA name.
+    pub timezone: String,
 }
 
 impl Default for BotConfig {
     fn default() -> Self {
-        Self { localpart: "assisto".into(), displayname: "assisto".into() }
+        Self { localpart: "assisto".into(), displayname: "assisto".into(), timezone: "Europe/Berlin".into() }
     }
 }
 
@@ -292,6 +294,9 @@ impl Config {
             return Err(ConfigError::Check(
                 "database.url must start with sqlite: or postgres://".into(),
             ));
+        }
+        if self.bot.timezone.parse::<chrono_tz::Tz>().is_err() {
+            return Err(ConfigError::Check(format!("bot.timezone: unknown time zone {:?}", self.bot.timezone)));
         }
         if self.processing.max_attempts == 0 || self.processing.concurrency == 0 {
             return Err(ConfigError::Check(

@@ -28,6 +28,7 @@ pub struct Assisto {
     pub(crate) bot_user_id: String,
     pub(crate) checker: Checker,
     pub(crate) provisioning: Provisioning,
+    pub(crate) timezone: chrono_tz::Tz,
 }
 
 impl Assisto {
@@ -37,6 +38,7 @@ impl Assisto {
             db: provisioning.db.clone(),
             hs: provisioning.hs.clone(),
             bot_user_id: provisioning.bot.clone(),
+            timezone: provisioning.config.bot.timezone.parse().unwrap_or(chrono_tz::Europe::Berlin),
             checker,
             provisioning,
         }

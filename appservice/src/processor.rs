@@ -55,6 +55,8 @@ const HANDOFF_CAPACITY: usize = 1024;
 const DISPATCH_BATCH: i64 = 1000;
 /// Finished events per database write.
 const DONE_BATCH: usize = 1000;
+/// How long finished events are gathered before they are written.
+const DONE_GATHER: Duration = Duration::from_millis(5);
 
 /// The running processor.
 #[derive(Clone)]
@@ -336,11 +338,18 @@ async fn flush_loop(
                 None => return,
             }
         }
+        // Gather for a moment: one write for many finished events keeps the database
+        // free for recording transactions, which the homeserver waits for.
+        let gather_until = tokio::time::Instant::now() + DONE_GATHER;
         while batch.len() < DONE_BATCH && stop.is_none() {
             match rx.try_recv() {
                 Ok(Finished::Event(d, at)) => batch.push((d, at)),
                 Ok(Finished::Stop(s)) => stop = Some(s),
-                Err(_) => break,
+                Err(_) => match tokio::time::timeout_at(gather_until, rx.recv()).await {
+                    Ok(Some(Finished::Event(d, at))) => batch.push((d, at)),
+                    Ok(Some(Finished::Stop(s))) => stop = Some(s),
+                    Ok(None) | Err(_) => break,
+                },
             }
         }
         if !batch.is_empty() {

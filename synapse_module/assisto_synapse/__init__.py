@@ -254,6 +254,10 @@ class AssistoRules:
                     "event_type": event.type, "room": state}
         if event.is_state():
             question["state_key"] = event.state_key
+        body = event.content.get("body")
+        # Whether it addresses the bot (no content is sent): counsellors may still give
+        # commands in a read-only group, e.g. to reopen it.
+        question["is_command"] = isinstance(body, str) and body.lstrip().startswith("!assisto")
         try:
             answer = await self._ask(backend, question)
         except _Unavailable:

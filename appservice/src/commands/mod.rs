@@ -5,6 +5,9 @@
 //! command processed twice (after a crash) is answered once.
 
 mod general;
+mod groups;
+
+pub use groups::{format_slot, parse_slot};
 
 use std::{future::Future, pin::Pin};
 
@@ -42,7 +45,7 @@ pub struct Command {
 
 /// Every command, in the order the help lists them.
 pub fn all() -> Vec<&'static Command> {
-    general::COMMANDS.iter().collect()
+    general::COMMANDS.iter().chain(groups::COMMANDS.iter()).collect()
 }
 
 /// Parses `!assisto name args`; `None` if the text does not address the bot.
@@ -67,6 +70,9 @@ pub async fn run(app: &Assisto, ev: &RoomEvent, inv: Invocation<'_>) -> Result<(
             truncate(inv.name, 40)
         ),
     };
+    if answer.is_empty() {
+        return Ok(()); // nothing to say (e.g. the room is gone)
+    }
     let txn = TxnId::derived(&ev.event_id, "command-reply");
     app.hs.send_notice(&ev.room_id, &app.bot_user_id, &txn, &answer).await.map_err(hs_error)?;
     tracing::info!(room_id = %ev.room_id, command = %name, "command answered");

@@ -221,7 +221,7 @@ pub struct Done {
 pub async fn mark_done(db: &Db, batch: &[Done], first_processed_seq: i64) -> sqlx::Result<()> {
     let now = now_ms();
     let _w = db.write_guard().await;
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.relaxed_pool().begin().await?;
     let mut processed: Vec<(i64, i64)> = Vec::with_capacity(batch.len());
     for (i, d) in batch.iter().enumerate() {
         let pseq = first_processed_seq + i as i64;

@@ -40,6 +40,11 @@ pub enum DbKind {
 #[derive(Clone)]
 pub struct Db {
     pool: AnyPool,
+    /// SQLite only: one connection whose commits are not synced to disk on their own
+    /// (`synchronous = NORMAL`), for bookkeeping whose loss in a power cut costs nothing
+    /// but repeated work, such as marking events processed. The next synced commit on the
+    /// main pool syncs its pages too.
+    relaxed: Option<AnyPool>,
     kind: DbKind,
     write_lock: Arc<Mutex<()>>,
 }
@@ -61,6 +66,23 @@ impl Db {
             (DbKind::Postgres, cfg.url.clone())
         };
         let opts: AnyConnectOptions = url.parse::<AnyConnectOptions>()?.disable_statement_logging();
+        let relaxed = if kind == DbKind::Sqlite {
+            Some(
+                AnyPoolOptions::new()
+                    .max_connections(1)
+                    .test_before_acquire(false)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000;")
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_lazy_with(opts.clone()),
+            )
+        } else {
+            None
+        };
         let pool = AnyPoolOptions::new()
             .max_connections(if kind == DbKind::Sqlite { cfg.max_connections.max(2) } else { cfg.max_connections })
             .acquire_timeout(Duration::from_secs(10))
@@ -83,7 +105,7 @@ impl Db {
             })
             .connect_with(opts)
             .await?;
-        let db = Db { pool, kind, write_lock: Arc::new(Mutex::new(())) };
+        let db = Db { pool, relaxed, kind, write_lock: Arc::new(Mutex::new(())) };
         db.migrate().await?;
         Ok(db)
     }
@@ -99,6 +121,11 @@ impl Db {
     /// The pool, for reads.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The pool for bookkeeping that needs no sync of its own (see `relaxed`).
+    pub fn relaxed_pool(&self) -> &AnyPool {
+        self.relaxed.as_ref().unwrap_or(&self.pool)
     }
 
     /// Which database this is.
@@ -118,6 +145,9 @@ impl Db {
 
     /// Closes the pool.
     pub async fn close(&self) {
+        if let Some(r) = &self.relaxed {
+            r.close().await;
+        }
         self.pool.close().await;
     }
 }

@@ -25,6 +25,8 @@ const P_IS: &str = "SELECT COUNT(*) FROM deactivated_participants WHERE room_id 
 const A_ADD: &str = "INSERT INTO appointments (room_id, starts_at, ends_at) VALUES ($1, $2, $3)";
 const A_LIST: &str = "SELECT id, starts_at, ends_at FROM appointments WHERE room_id = $1 ORDER BY starts_at";
 const A_DEL: &str = "DELETE FROM appointments WHERE room_id = $1 AND id = $2";
+const A_DUE: &str = "SELECT id, room_id, starts_at, ends_at FROM appointments \
+     WHERE (starts_at > $1 AND starts_at <= $2) OR (ends_at > $1 AND ends_at <= $2) ORDER BY id";
 const A_OPEN: &str = "SELECT COUNT(*) FROM appointments WHERE room_id = $1 AND starts_at <= $2 AND ends_at > $2";
 
 /// A managed room.
@@ -158,4 +160,12 @@ pub async fn remove_appointment(db: &Db, room_id: &str, id: i64) -> sqlx::Result
 pub async fn appointment_open(db: &Db, room_id: &str, at_ms: i64) -> sqlx::Result<bool> {
     let n: i64 = sqlx::query_scalar(A_OPEN).bind(room_id).bind(at_ms).fetch_one(db.pool()).await?;
     Ok(n > 0)
+}
+
+/// Appointment slots that opened or closed in `(after, until]`, with their rooms.
+pub async fn appointments_due(db: &Db, after: i64, until: i64) -> sqlx::Result<Vec<(String, Appointment)>> {
+    let rows = sqlx::query(A_DUE).bind(after).bind(until).fetch_all(db.pool()).await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(1)?, Appointment { id: r.try_get(0)?, starts_at: r.try_get(2)?, ends_at: r.try_get(3)? })))
+        .collect()
 }

@@ -107,6 +107,9 @@ pub enum CheckRequest {
         /// State key, for state events.
         #[serde(default)]
         state_key: Option<String>,
+        /// Whether the message is a command to the bot (`!assisto …`).
+        #[serde(default)]
+        is_command: bool,
         /// Its state.
         #[serde(default)]
         room: RoomState,
@@ -296,13 +299,17 @@ impl Checker {
                 let facts = self.facts(room_id, room).await?;
                 (CheckResponse::from_verdict(rules::may_join(&role, user, &facts)), user, room_id)
             }
-            CheckRequest::Send { user, room_id, state_key, room, .. } => {
+            CheckRequest::Send { user, room_id, state_key, room, is_command, .. } => {
                 if state_key.is_some() {
                     // State changes (name, topic, members) are governed by power levels.
                     return Ok(CheckResponse::allow());
                 }
                 let role = self.role(user).await?;
                 let facts = self.facts(room_id, room).await?;
+                if *is_command && matches!(&role, Role::Counsellor { institution } if Some(institution) == facts.institution.as_ref()) {
+                    // The bot checks the command's own permissions.
+                    return Ok(CheckResponse::allow());
+                }
                 let deactivated = facts.kind.is_some_and(RoomKind::is_group)
                     && rooms::is_participant_deactivated(&self.db, room_id, user).await?;
                 (CheckResponse::from_verdict(rules::may_send(&role, &facts, deactivated)), user, room_id)

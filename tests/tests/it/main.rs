@@ -2,6 +2,7 @@
 
 mod appservice_api;
 mod delivery;
+mod groups;
 mod homeserver_client;
 mod rooms_flow;
 mod rules;
