@@ -116,7 +116,8 @@ impl Assisto {
     async fn answer_puppet_invite(&self, ev: &RoomEvent, puppet: &str) -> Result<(), HandleError> {
         let role = self.checker.role(puppet).await.map_err(db_error)?;
         let inviter = self.checker.role(&ev.sender).await.map_err(db_error)?;
-        let facts = self.checker.facts(&ev.room_id, &RoomState::default()).await.map_err(db_error)?;
+        let mut facts = self.checker.facts(&ev.room_id, &RoomState::default()).await.map_err(db_error)?;
+        facts.members.push(puppet.to_owned()); // invited
         let verdict = match rules::may_invite(&inviter, &role, puppet, &facts) {
             Verdict::Allow => rules::may_join(&role, puppet, &facts),
             deny => deny,

@@ -281,7 +281,7 @@ impl Checker {
                 let verdict = rules::may_invite(&inviter, &invitee, target, &facts);
                 if verdict.allowed() && facts.kind.is_none() && matches!(inviter, Role::Counsellor { .. }) {
                     // The first invite into an unclassified room decides what it is.
-                    if let (Some(kind), Some(inst)) = (rules::classify_first_invite(&invitee), facts.institution.clone()) {
+                    if let (Some(kind), Some(inst)) = (rules::classify_first_invite(&invitee, facts.clients_in_room), facts.institution.clone()) {
                         let creator = room.creator.clone().unwrap_or_else(|| user.clone());
                         rooms::insert(&self.db, room_id, &inst, kind, &creator).await?;
                         facts.kind = Some(kind);

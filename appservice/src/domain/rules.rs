@@ -196,6 +196,10 @@ pub fn may_join(user: &Role, user_id: &str, facts: &RoomFacts) -> Verdict {
     match user {
         Role::Client { blocked: true, .. } => return Verdict::Deny(Rule::BlockedClient),
         Role::UnknownPuppet => return Verdict::Deny(Rule::ClientsDoNotAct),
+        // Clients join only where a counsellor invited them (`members` holds the invited).
+        Role::Client { .. } if !facts.members.iter().any(|m| m == user_id) => {
+            return Verdict::Deny(Rule::ClientsDoNotAct)
+        }
         _ => {}
     }
     match (facts.kind, user) {
@@ -256,9 +260,11 @@ pub fn classify(invitees: &[Role], is_direct: bool) -> Option<RoomKind> {
     }
 }
 
-/// The kind an unclassified room gets from its first invite after creation.
-pub fn classify_first_invite(invitee: &Role) -> Option<RoomKind> {
+/// The kind an unclassified room gets from its first invite after creation. A room that
+/// already has a client is a group, whoever is invited.
+pub fn classify_first_invite(invitee: &Role, clients_in_room: usize) -> Option<RoomKind> {
     match invitee {
+        _ if clients_in_room > 0 => Some(RoomKind::Group),
         r if r.is_client() => Some(RoomKind::Group),
         Role::Counsellor { .. } | Role::OtherLocal => Some(RoomKind::ColleagueGroup),
         _ => None,
@@ -300,7 +306,8 @@ mod tests {
     #[test]
     fn clients_never_enter_colleague_rooms() {
         for k in [RoomKind::ColleagueChat, RoomKind::ColleagueGroup] {
-            let f = facts(Some(k), 2);
+            let mut f = facts(Some(k), 2);
+            f.members.push("@rs:l".into()); // even if somehow invited
             assert_eq!(may_invite(&counsellor("a"), &client("a", false), "@rs:l", &f), Verdict::Deny(Rule::NoClientsInColleagueRooms));
             assert_eq!(may_join(&client("a", false), "@rs:l", &f), Verdict::Deny(Rule::NoClientsInColleagueRooms));
         }
@@ -314,6 +321,10 @@ mod tests {
         assert_eq!(may_invite(&counsellor("a"), &client("a", false), "@rs:l", &f), Verdict::Allow);
         assert_eq!(may_invite(&counsellor("a"), &client("a", true), "@rs:l", &f), Verdict::Deny(Rule::BlockedClient));
         assert_eq!(may_join(&client("a", true), "@rs:l", &f), Verdict::Deny(Rule::BlockedClient));
+        assert_eq!(may_join(&client("a", false), "@rs:l", &f), Verdict::Deny(Rule::ClientsDoNotAct), "not invited");
+        let mut invited = facts(None, 1);
+        invited.members.push("@rs:l".into());
+        assert_eq!(may_join(&client("a", false), "@rs:l", &invited), Verdict::Allow);
         assert_eq!(may_send(&client("a", true), &f, false), Verdict::Deny(Rule::BlockedClient));
         assert_eq!(may_send(&client("a", false), &f, false), Verdict::Allow);
         assert_eq!(may_invite(&client("a", false), &counsellor("a"), "@c:l", &f), Verdict::Deny(Rule::ClientsDoNotAct));
@@ -353,8 +364,9 @@ mod tests {
         assert_eq!(classify(&[k.clone(), k.clone()], true), Some(RoomKind::ColleagueGroup));
         assert_eq!(classify(&[], false), None);
         assert_eq!(classify(&[Role::Bot], false), None);
-        assert_eq!(classify_first_invite(&c), Some(RoomKind::Group));
-        assert_eq!(classify_first_invite(&k), Some(RoomKind::ColleagueGroup));
+        assert_eq!(classify_first_invite(&c, 0), Some(RoomKind::Group));
+        assert_eq!(classify_first_invite(&k, 0), Some(RoomKind::ColleagueGroup));
+        assert_eq!(classify_first_invite(&k, 1), Some(RoomKind::Group), "a room with a client never becomes a colleague room");
         for r in [Rule::ColleagueCap, Rule::BlockedClient, Rule::Unavailable] {
             assert!(!r.message_de().is_empty());
         }

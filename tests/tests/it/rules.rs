@@ -141,6 +141,14 @@ async fn no_client_ever_joins_a_colleague_room() {
     assert!(hs.join_room(&new_room, &client).await.is_err(), "nor join it");
     assert!(!joined(&anna, &room).await.contains(&client));
     assert!(!joined(&anna, &new_room).await.contains(&client));
+
+    // A client cannot slip into a room before it is classified and make it a colleague
+    // room later: clients join only where invited, and a room with a client is a group.
+    let (s, v) = anna.create_room_raw(json!({"name": "Offen", "preset": "public_chat"})).await;
+    assert_eq!(s, 200, "{v}");
+    let open = v["room_id"].as_str().expect("room").to_owned();
+    let err = hs.join_room(&open, &client).await.expect_err("not invited");
+    assert_eq!(err.errcode(), Some("M_FORBIDDEN"), "{err}");
     svc.stop().await;
 }
 
