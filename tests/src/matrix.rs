@@ -234,3 +234,13 @@ impl TestUser {
 pub fn enc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+/// A room ID from text (panics on an invalid one: test input).
+pub fn rid(s: &str) -> OwnedRoomId {
+    OwnedRoomId::try_from(s).expect("room id")
+}
+
+/// The joined members of a room, as `user` sees them now.
+pub async fn joined(user: &TestUser, room: &str) -> Vec<String> {
+    user.joined_members(&rid(room)).await
+}

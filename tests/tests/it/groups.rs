@@ -4,19 +4,10 @@
 use std::time::Duration;
 
 use assisto_appservice::homeserver::{HomeserverClient, TxnId};
-use assisto_tests::{eventually, matrix::{enc, TestUser}, TestService};
+use assisto_tests::{eventually, matrix::{enc, joined, rid, TestUser}, TestService};
 use chrono::{Local, Timelike};
 use reqwest::Method;
 use serde_json::json;
-
-fn rid(s: &str) -> matrix_sdk::ruma::OwnedRoomId {
-    matrix_sdk::ruma::OwnedRoomId::try_from(s).expect("room id")
-}
-
-async fn joined(u: &TestUser, room: &str) -> Vec<String> {
-    let v = u.raw_get(&format!("/_matrix/client/v3/rooms/{}/joined_members", enc(room))).await;
-    v["joined"].as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default()
-}
 
 async fn say(hs: &HomeserverClient, room: &str, who: &str, text: &str) -> Result<(), String> {
     let content = json!({"msgtype": "m.text", "body": text});
