@@ -161,9 +161,18 @@ async fn announce_appointments(
         };
         for (room_id, a) in due {
             let (purpose, text) = if a.starts_at > after && a.starts_at <= until {
-                ("appointment-open", format!("Der Terminchat ist jetzt geöffnet ({}).", crate::commands::format_slot(tz, a.starts_at, a.ends_at)))
+                (
+                    "appointment-open",
+                    format!(
+                        "Der Terminchat ist jetzt geöffnet ({}).",
+                        crate::commands::format_slot(tz, a.starts_at, a.ends_at)
+                    ),
+                )
             } else {
-                ("appointment-close", "Der Terminchat ist jetzt geschlossen. Alle können den Verlauf weiter lesen.".to_owned())
+                (
+                    "appointment-close",
+                    "Der Terminchat ist jetzt geschlossen. Alle können den Verlauf weiter lesen.".to_owned(),
+                )
             };
             let txn = crate::homeserver::TxnId::derived(&format!("{room_id}/{}", a.id), purpose);
             if let Err(e) = hs.send_notice(&room_id, &bot, &txn, &text).await {
@@ -221,10 +230,5 @@ pub async fn provisioning(config: Config) -> anyhow::Result<crate::domain::provi
     let (as_token, _) = tokens(&config)?;
     let db = Db::connect(&config.database).await.context("opening the database")?;
     let hs = HomeserverClient::new(&config.homeserver, as_token, Metrics::new())?;
-    Ok(crate::domain::provisioning::Provisioning {
-        db,
-        bot: hs.user_id(&config.bot.localpart),
-        hs,
-        config,
-    })
+    Ok(crate::domain::provisioning::Provisioning { db, bot: hs.user_id(&config.bot.localpart), hs, config })
 }

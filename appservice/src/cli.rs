@@ -126,7 +126,9 @@ const ACTOR: &str = "cli";
 pub async fn institution(config: Config, cmd: InstitutionCmd) -> anyhow::Result<()> {
     let p = crate::app::provisioning(config).await?;
     match cmd {
-        InstitutionCmd::Create { id, name } => print(&p.create_institution(ACTOR, &id, &name).await.map_err(fail)?),
+        InstitutionCmd::Create { id, name } => {
+            print(&p.create_institution(ACTOR, &id, &name).await.map_err(fail)?)
+        }
         InstitutionCmd::List => print(&institutions::list(&p.db).await?),
         InstitutionCmd::Show { id } => print(&p.institution(&id).await.map_err(fail)?),
     }
@@ -136,7 +138,9 @@ pub async fn institution(config: Config, cmd: InstitutionCmd) -> anyhow::Result<
 pub async fn department(config: Config, cmd: DepartmentCmd) -> anyhow::Result<()> {
     let p = crate::app::provisioning(config).await?;
     match cmd {
-        DepartmentCmd::Create { institution, name } => print(&p.create_department(ACTOR, &institution, &name).await.map_err(fail)?),
+        DepartmentCmd::Create { institution, name } => {
+            print(&p.create_department(ACTOR, &institution, &name).await.map_err(fail)?)
+        }
         DepartmentCmd::List { institution } => print(&institutions::departments(&p.db, &institution).await?),
     }
 }
@@ -154,7 +158,14 @@ pub async fn counsellor(config: Config, cmd: CounsellorCmd) -> anyhow::Result<()
                 None
             };
             let c = p
-                .add_counsellor(ACTOR, &institution, &localpart, &display_name, password.as_deref(), &departments)
+                .add_counsellor(
+                    ACTOR,
+                    &institution,
+                    &localpart,
+                    &display_name,
+                    password.as_deref(),
+                    &departments,
+                )
                 .await
                 .map_err(fail)?;
             print(&c)
@@ -167,7 +178,9 @@ pub async fn counsellor(config: Config, cmd: CounsellorCmd) -> anyhow::Result<()
 pub async fn client(config: Config, cmd: ClientCmd) -> anyhow::Result<()> {
     let p = crate::app::provisioning(config).await?;
     match cmd {
-        ClientCmd::Create { institution, display_name } => print(&p.create_client(ACTOR, &institution, &display_name).await.map_err(fail)?),
+        ClientCmd::Create { institution, display_name } => {
+            print(&p.create_client(ACTOR, &institution, &display_name).await.map_err(fail)?)
+        }
         ClientCmd::List { institution } => print(&people::clients(&p.db, &institution).await?),
         ClientCmd::Block { user_id } => print(&p.set_blocked(ACTOR, &user_id, true).await.map_err(fail)?),
         ClientCmd::Unblock { user_id } => print(&p.set_blocked(ACTOR, &user_id, false).await.map_err(fail)?),

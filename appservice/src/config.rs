@@ -289,14 +289,14 @@ impl Config {
         if self.homeserver.server_name.is_empty() {
             return Err(ConfigError::Check("homeserver.server_name is empty".into()));
         }
-        if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres"))
-        {
-            return Err(ConfigError::Check(
-                "database.url must start with sqlite: or postgres://".into(),
-            ));
+        if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres")) {
+            return Err(ConfigError::Check("database.url must start with sqlite: or postgres://".into()));
         }
         if self.bot.timezone.parse::<chrono_tz::Tz>().is_err() {
-            return Err(ConfigError::Check(format!("bot.timezone: unknown time zone {:?}", self.bot.timezone)));
+            return Err(ConfigError::Check(format!(
+                "bot.timezone: unknown time zone {:?}",
+                self.bot.timezone
+            )));
         }
         if self.processing.max_attempts == 0 || self.processing.concurrency == 0 {
             return Err(ConfigError::Check(
@@ -334,6 +334,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closure returns figment::Error
     fn env_overrides_file() {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("c.yaml");

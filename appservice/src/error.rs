@@ -71,8 +71,7 @@ impl IntoResponse for MatrixError {
         } else {
             tracing::debug!(status = %self.status, errcode = self.errcode, "request refused");
         }
-        (self.status, Json(json!({ "errcode": self.errcode, "error": self.message })))
-            .into_response()
+        (self.status, Json(json!({ "errcode": self.errcode, "error": self.message }))).into_response()
     }
 }
 

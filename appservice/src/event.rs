@@ -81,11 +81,23 @@ mod tests {
         let cases = [
             (json!([1]), "not a JSON object"),
             (json!({"room_id": "!r:l", "sender": "@a:l", "type": "t"}), "`event_id`"),
-            (json!({"event_id": "abc", "room_id": "!r:l", "sender": "@a:l", "type": "t"}), "`event_id` is invalid"),
-            (json!({"event_id": "$a", "room_id": "r", "sender": "@a:l", "type": "t"}), "`room_id` is invalid"),
+            (
+                json!({"event_id": "abc", "room_id": "!r:l", "sender": "@a:l", "type": "t"}),
+                "`event_id` is invalid",
+            ),
+            (
+                json!({"event_id": "$a", "room_id": "r", "sender": "@a:l", "type": "t"}),
+                "`room_id` is invalid",
+            ),
             (json!({"event_id": "$a", "room_id": "!r:l", "sender": 5, "type": "t"}), "`sender`"),
-            (json!({"event_id": "$a", "room_id": "!r:l", "sender": "@a:l", "type": "t", "content": "s"}), "`content`"),
-            (json!({"event_id": "$a", "room_id": "!r:l", "sender": "@a:l", "type": "t", "state_key": 1}), "`state_key`"),
+            (
+                json!({"event_id": "$a", "room_id": "!r:l", "sender": "@a:l", "type": "t", "content": "s"}),
+                "`content`",
+            ),
+            (
+                json!({"event_id": "$a", "room_id": "!r:l", "sender": "@a:l", "type": "t", "state_key": 1}),
+                "`state_key`",
+            ),
         ];
         for (v, want) in cases {
             let err = RoomEvent::from_json(&v).expect_err("must be refused");

@@ -65,7 +65,9 @@ impl Assisto {
             self.second_line_of_defence(ev, target).await?;
         }
         if membership == "invite" && target != self.bot_user_id {
-            if let Role::Client { .. } | Role::UnknownPuppet = self.checker.role(target).await.map_err(db_error)? {
+            if let Role::Client { .. } | Role::UnknownPuppet =
+                self.checker.role(target).await.map_err(db_error)?
+            {
                 self.answer_puppet_invite(ev, target).await?;
             }
         }
@@ -135,12 +137,21 @@ impl Assisto {
         };
         if let Some(rule) = refused {
             self.hs.leave_room(&ev.room_id, puppet).await.or_else(ignore_refusal)?;
-            audit::record(&self.db, &ev.sender, &format!("rule.{}.refused", rule.as_str()), &ev.room_id, Some(puppet))
-                .await
-                .map_err(db_error)?;
+            audit::record(
+                &self.db,
+                &ev.sender,
+                &format!("rule.{}.refused", rule.as_str()),
+                &ev.room_id,
+                Some(puppet),
+            )
+            .await
+            .map_err(db_error)?;
             let txn = TxnId::derived(&ev.event_id, "invite-refused");
             if self.bot_is_joined(&ev.room_id).await? {
-                self.hs.send_notice(&ev.room_id, &self.bot_user_id, &txn, rule.message_de()).await.or_else(ignore_refusal_notice)?;
+                self.hs
+                    .send_notice(&ev.room_id, &self.bot_user_id, &txn, rule.message_de())
+                    .await
+                    .or_else(ignore_refusal_notice)?;
             }
         }
         Ok(())
@@ -172,11 +183,20 @@ impl Assisto {
             Err(e) if e.is_transient() => return Err(hs_error(e)),
             Err(e) => tracing::warn!(errcode = ?e.errcode(), "could not remove the member"),
         }
-        audit::record(&self.db, "assisto", &format!("rule.{}.repaired", rule.as_str()), &ev.room_id, Some(target))
-            .await
-            .map_err(db_error)?;
+        audit::record(
+            &self.db,
+            "assisto",
+            &format!("rule.{}.repaired", rule.as_str()),
+            &ev.room_id,
+            Some(target),
+        )
+        .await
+        .map_err(db_error)?;
         let txn = TxnId::derived(&ev.event_id, "rule-repaired");
-        self.hs.send_notice(&ev.room_id, &self.bot_user_id, &txn, rule.message_de()).await.or_else(ignore_refusal_notice)?;
+        self.hs
+            .send_notice(&ev.room_id, &self.bot_user_id, &txn, rule.message_de())
+            .await
+            .or_else(ignore_refusal_notice)?;
         Ok(())
     }
 

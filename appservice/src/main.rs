@@ -103,7 +103,8 @@ where
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
     logging::init(&assisto_appservice::config::LoggingConfig { level: "warn".into(), ..Default::default() });
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
+    let rt =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
     rt.block_on(f())
 }
 

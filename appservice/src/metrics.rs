@@ -1,8 +1,7 @@
 //! Prometheus metrics, served at `/metrics`.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
 /// Every metric of the service, registered in its own registry.
@@ -38,21 +37,16 @@ impl Default for Metrics {
 impl Metrics {
     /// Creates and registers every metric.
     pub fn new() -> Self {
-        let registry = Registry::new_custom(Some("assisto".into()), None)
-            .unwrap_or_else(|_| Registry::new());
+        let registry = Registry::new_custom(Some("assisto".into()), None).unwrap_or_else(|_| Registry::new());
         let counter_vec = |name: &str, help: &str, label: &str| {
             let c = IntCounterVec::new(Opts::new(name, help), &[label])
                 .unwrap_or_else(|e| panic!("metric {name}: {e}"));
             registry.register(Box::new(c.clone())).unwrap_or_else(|e| panic!("metric {name}: {e}"));
             c
         };
-        let transactions = counter_vec(
-            "transactions_total",
-            "Transactions pushed by the homeserver, by result",
-            "result",
-        );
-        let events_received =
-            counter_vec("events_received_total", "Events received, by kind", "kind");
+        let transactions =
+            counter_vec("transactions_total", "Transactions pushed by the homeserver, by result", "result");
+        let events_received = counter_vec("events_received_total", "Events received, by kind", "kind");
         let events_processed =
             counter_vec("events_processed_total", "Events finished, by outcome", "outcome");
         let dead_letters = counter_vec("dead_letters_total", "Dead letters, by stage", "stage");
@@ -61,10 +55,8 @@ impl Metrics {
             "Requests to the homeserver that were retried, by reason",
             "reason",
         );
-        let buckets = vec![
-            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            30.0,
-        ];
+        let buckets =
+            vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
         let histogram = |name: &str, help: &str| {
             let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.clone()))
                 .unwrap_or_else(|e| panic!("metric {name}: {e}"));
@@ -75,10 +67,8 @@ impl Metrics {
             "processing_latency_seconds",
             "Seconds from receiving an event to finishing its processing",
         );
-        let ack_latency = histogram(
-            "transaction_ack_seconds",
-            "Seconds from receiving a transaction to acknowledging it",
-        );
+        let ack_latency =
+            histogram("transaction_ack_seconds", "Seconds from receiving a transaction to acknowledging it");
         let inbox_depth = IntGauge::new("inbox_depth", "Events recorded but not yet processed")
             .unwrap_or_else(|e| panic!("metric inbox_depth: {e}"));
         registry.register(Box::new(inbox_depth.clone())).unwrap_or_else(|e| panic!("{e}"));

@@ -307,9 +307,7 @@ async fn process_one(inner: &Inner, item: &Pending) -> Option<Outcome> {
             Err(HandleError::Permanent(reason)) => return Some(Outcome::DeadLetter(reason)),
             Err(HandleError::Transient(reason)) => {
                 if attempt >= inner.max_attempts {
-                    return Some(Outcome::DeadLetter(format!(
-                        "gave up after {attempt} attempts: {reason}"
-                    )));
+                    return Some(Outcome::DeadLetter(format!("gave up after {attempt} attempts: {reason}")));
                 }
                 inner.metrics.processing_retries.inc();
                 tracing::warn!(event_id = %event.event_id, attempt, %reason, "handling failed, retrying");

@@ -109,10 +109,8 @@ impl Registration {
     pub fn generate(config: &Config, id: &str, url: &str) -> Self {
         let server = regex_escape(&config.homeserver.server_name);
         let ns = &config.namespaces;
-        let user = |exclusive: bool, local: String| Namespace {
-            exclusive,
-            regex: format!("@{local}:{server}"),
-        };
+        let user =
+            |exclusive: bool, local: String| Namespace { exclusive, regex: format!("@{local}:{server}") };
         Registration {
             id: id.to_owned(),
             url: Some(url.to_owned()),

@@ -137,8 +137,8 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    let target = url::Url::parse(&cli.target)
-        .with_context(|| format!("--target {:?} is not a URL", cli.target))?;
+    let target =
+        url::Url::parse(&cli.target).with_context(|| format!("--target {:?} is not a URL", cli.target))?;
     if !matches!(target.scheme(), "http" | "https") {
         bail!("--target must be an http:// or https:// URL");
     }
@@ -150,10 +150,8 @@ async fn run(cli: Cli) -> Result<()> {
     }
     let run_id = match cli.run_id {
         Some(id) => id,
-        None => SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .context("the clock is before 1970")?
-            .as_millis() as u64,
+        None => SystemTime::now().duration_since(UNIX_EPOCH).context("the clock is before 1970")?.as_millis()
+            as u64,
     };
     // The transaction ID is `<run_id><index:06>`: it must still be a u64 like Synapse's.
     if run_id.checked_mul(1_000_000).and_then(|r| r.checked_add(MAX_TRANSACTIONS)).is_none() {
@@ -200,9 +198,8 @@ async fn run(cli: Cli) -> Result<()> {
 
     // Build every body before the clock starts: the homeserver has its events at hand too.
     let first = cli.warmup;
-    let bodies: Vec<(String, Vec<u8>)> = (first..first + cli.transactions)
-        .map(|i| (workload.txn_id(i), workload.transaction(i)))
-        .collect();
+    let bodies: Vec<(String, Vec<u8>)> =
+        (first..first + cli.transactions).map(|i| (workload.txn_id(i), workload.transaction(i))).collect();
     let baseline = match &counter {
         Some(c) => Some(c.read().await.context("reading the processed counter")?),
         None => None,
@@ -274,10 +271,8 @@ impl Workload {
 
     /// The JSON body of transaction `index`.
     fn transaction(&self, index: u64) -> Vec<u8> {
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or_default();
+        let now_ms =
+            SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default();
         let events: Vec<serde_json::Value> = (0..self.events)
             .map(|j| {
                 let seq = index * self.events as u64 + j as u64;
@@ -327,10 +322,8 @@ impl Pusher {
             .await
             .with_context(|| format!("PUT transaction {txn_id} to {}", self.base))?;
         let status = resp.status();
-        let text = resp
-            .text()
-            .await
-            .with_context(|| format!("reading the answer to transaction {txn_id}"))?;
+        let text =
+            resp.text().await.with_context(|| format!("reading the answer to transaction {txn_id}"))?;
         if status != reqwest::StatusCode::OK {
             bail!("transaction {txn_id} was answered {status}: {}", snippet(&text));
         }
@@ -347,12 +340,7 @@ struct Counter {
 
 impl Counter {
     async fn read(&self) -> Result<u64> {
-        let resp = self
-            .client
-            .get(&self.url)
-            .send()
-            .await
-            .with_context(|| format!("GET {}", self.url))?;
+        let resp = self.client.get(&self.url).send().await.with_context(|| format!("GET {}", self.url))?;
         let status = resp.status();
         let text = resp.text().await.with_context(|| format!("reading {}", self.url))?;
         if !status.is_success() {
@@ -450,7 +438,16 @@ fn table_row(r: &Report) -> String {
     let _ = writeln!(
         out,
         "{:<20} {:>4} {:>6} {:>10} {:>10} {:>9} {:>9} {:>9} {:>13} {:>9}",
-        "implementation", "M", "N", "txn/s", "events/s", "ack p50", "ack p99", "ack max", "all processed", "RSS"
+        "implementation",
+        "M",
+        "N",
+        "txn/s",
+        "events/s",
+        "ack p50",
+        "ack p99",
+        "ack max",
+        "all processed",
+        "RSS"
     );
     let processed = r.all_processed_s.map_or("-".to_owned(), |s| format!("{s:.2} s"));
     let rss = r.rss_after_kib.map_or("-".to_owned(), |k| format!("{:.1} MB", k as f64 / 1024.0));
@@ -503,8 +500,7 @@ mod tests {
         let w = Workload { run_id: 1_763_000_000_000, events: 3, rooms: 10 };
         assert_eq!(w.txn_id(7), "1763000000000000007");
         assert!(w.txn_id(MAX_TRANSACTIONS).parse::<u64>().is_ok());
-        let body: serde_json::Value =
-            serde_json::from_slice(&w.transaction(4)).expect("valid JSON");
+        let body: serde_json::Value = serde_json::from_slice(&w.transaction(4)).expect("valid JSON");
         let events = body["events"].as_array().expect("events");
         assert_eq!(events.len(), 3);
         assert_eq!(events[0]["event_id"], "$bench-1763000000000-4-0");

@@ -187,7 +187,10 @@ impl TestService {
             ("ASSISTO_NAMESPACES__GUEST_PREFIX".into(), c.namespaces.guest_prefix.clone()),
             ("ASSISTO_NAMESPACES__COUNSELLOR_REGEX".into(), c.namespaces.counsellor_regex.clone()),
             ("ASSISTO_PROCESSING__PAUSED".into(), c.processing.paused.to_string()),
-            ("ASSISTO_APPSERVICE__MODULE_TOKEN".into(), c.appservice.module_token.clone().unwrap_or_default()),
+            (
+                "ASSISTO_APPSERVICE__MODULE_TOKEN".into(),
+                c.appservice.module_token.clone().unwrap_or_default(),
+            ),
             ("ASSISTO_HOMESERVER__ADMIN_TOKEN".into(), c.homeserver.admin_token.clone().unwrap_or_default()),
         ]
     }
@@ -242,7 +245,12 @@ pub struct TestInstitution {
 
 impl TestService {
     /// Calls the admin API; returns status and JSON body.
-    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
         let mut req = reqwest::Client::new()
             .request(method, format!("{}/_assisto/admin/v1{path}", self.url()))
             .bearer_auth(ADMIN_API_TOKEN);
@@ -282,7 +290,11 @@ impl TestService {
     /// Creates a client; returns the puppet's user ID.
     pub async fn client(&self, inst: &TestInstitution, name: &str) -> String {
         let (s, v) = self
-            .admin(reqwest::Method::POST, &format!("/institutions/{}/clients", inst.id), Some(serde_json::json!({"display_name": name})))
+            .admin(
+                reqwest::Method::POST,
+                &format!("/institutions/{}/clients", inst.id),
+                Some(serde_json::json!({"display_name": name})),
+            )
             .await;
         assert_eq!(s, 201, "creating a client: {v}");
         v["user_id"].as_str().expect("user_id").to_owned()

@@ -87,11 +87,8 @@ impl TestUser {
     pub async fn new(localpart: &str) -> Self {
         let password = format!("pw-{}", uuid::Uuid::new_v4());
         let user_id = register_user(localpart, &password, false).await;
-        let client = Client::builder()
-            .homeserver_url(&synapse().url)
-            .build()
-            .await
-            .expect("matrix-sdk client");
+        let client =
+            Client::builder().homeserver_url(&synapse().url).build().await.expect("matrix-sdk client");
         client
             .matrix_auth()
             .login_username(localpart, &password)
@@ -104,7 +101,8 @@ impl TestUser {
 
     /// Logs in as an existing user.
     pub async fn login(localpart: &str, password: &str) -> Self {
-        let client = Client::builder().homeserver_url(&synapse().url).build().await.expect("matrix-sdk client");
+        let client =
+            Client::builder().homeserver_url(&synapse().url).build().await.expect("matrix-sdk client");
         client.matrix_auth().login_username(localpart, password).send().await.expect("login");
         let user_id = client.user_id().expect("logged in").to_string();
         TestUser { user_id, client }
@@ -114,7 +112,8 @@ impl TestUser {
     /// returns status and JSON body.
     pub async fn raw(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
         let token = self.client.access_token().expect("logged in");
-        let mut req = reqwest::Client::new().request(method, format!("{}{path}", synapse().url)).bearer_auth(token);
+        let mut req =
+            reqwest::Client::new().request(method, format!("{}{path}", synapse().url)).bearer_auth(token);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -137,19 +136,23 @@ impl TestUser {
     /// Searches the user directory; returns the user IDs found.
     pub async fn search_users(&self, term: &str) -> Vec<String> {
         let (_, v) = self
-            .raw(reqwest::Method::POST, "/_matrix/client/v3/user_directory/search", Some(json!({"search_term": term, "limit": 50})))
+            .raw(
+                reqwest::Method::POST,
+                "/_matrix/client/v3/user_directory/search",
+                Some(json!({"search_term": term, "limit": 50})),
+            )
             .await;
-        v["results"].as_array().map(|a| a.iter().filter_map(|r| r["user_id"].as_str().map(str::to_owned)).collect()).unwrap_or_default()
+        v["results"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|r| r["user_id"].as_str().map(str::to_owned)).collect())
+            .unwrap_or_default()
     }
 
     /// Creates a private room and invites `invitees`.
     pub async fn create_room(&self, invitees: &[&str]) -> OwnedRoomId {
         use matrix_sdk::ruma::{api::client::room::create_room::v3::Request, OwnedUserId};
         let mut req = Request::new();
-        req.invite = invitees
-            .iter()
-            .map(|u| OwnedUserId::try_from(*u).expect("user id"))
-            .collect();
+        req.invite = invitees.iter().map(|u| OwnedUserId::try_from(*u).expect("user id")).collect();
         let room = self.client.create_room(req).await.expect("create room");
         room.room_id().to_owned()
     }

@@ -140,6 +140,9 @@ fn start() -> Synapse {
          kill $hs 2>/dev/null; wait $hs; rm -rf \"$3\"",
         pid = std::process::id()
     );
+    // The guard outlives this process on purpose (it cleans up after it), so it is not
+    // waited for here.
+    #[allow(clippy::zombie_processes)]
     Command::new("sh")
         .arg("-c")
         .arg(guard)
@@ -172,8 +175,7 @@ fn start() -> Synapse {
     let secrets: serde_yaml::Value =
         serde_yaml::from_str(&std::fs::read_to_string(dir.join("secrets.yaml")).expect("secrets"))
             .expect("secrets yaml");
-    let shared_secret =
-        secrets["registration_shared_secret"].as_str().expect("shared secret").to_owned();
+    let shared_secret = secrets["registration_shared_secret"].as_str().expect("shared secret").to_owned();
     Synapse { url, dir, shared_secret, slots }
 }
 
@@ -187,7 +189,10 @@ fn blocking_get(url: &str) -> std::io::Result<u16> {
     write!(s, "GET {} HTTP/1.0\r\nHost: localhost\r\n\r\n", u.path())?;
     let mut buf = String::new();
     s.read_to_string(&mut buf)?;
-    buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| std::io::Error::other("bad response"))
+    buf.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other("bad response"))
 }
 
 /// A slot held by one test; released on drop.

@@ -76,20 +76,31 @@ struct NewInstitution {
 }
 
 /// # `GET /_assisto/admin/v1/institutions`
-async fn list_institutions_route(State(s): State<Arc<AppState>>, h: HeaderMap) -> ApiResult<Json<Vec<institutions::Institution>>> {
+async fn list_institutions_route(
+    State(s): State<Arc<AppState>>,
+    h: HeaderMap,
+) -> ApiResult<Json<Vec<institutions::Institution>>> {
     auth(&s, &h)?;
     Ok(Json(institutions::list(&s.db).await?))
 }
 
 /// # `POST /_assisto/admin/v1/institutions`
-async fn create_institution_route(State(s): State<Arc<AppState>>, h: HeaderMap, b: axum::body::Bytes) -> ApiResult<Response> {
+async fn create_institution_route(
+    State(s): State<Arc<AppState>>,
+    h: HeaderMap,
+    b: axum::body::Bytes,
+) -> ApiResult<Response> {
     auth(&s, &h)?;
     let req: NewInstitution = body(&b)?;
     Ok(created(s.provisioning.create_institution(ACTOR, &req.id, &req.name).await.map_err(domain)?))
 }
 
 /// # `GET /_assisto/admin/v1/institutions/{id}`
-async fn get_institution_route(State(s): State<Arc<AppState>>, h: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
+async fn get_institution_route(
+    State(s): State<Arc<AppState>>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     auth(&s, &h)?;
     Ok(Json(s.provisioning.institution(&id).await.map_err(domain)?).into_response())
 }
@@ -108,14 +119,23 @@ struct NewDepartment {
 }
 
 /// # `GET /_assisto/admin/v1/institutions/{id}/departments`
-async fn list_departments_route(State(s): State<Arc<AppState>>, h: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
+async fn list_departments_route(
+    State(s): State<Arc<AppState>>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     auth(&s, &h)?;
     require_institution(&s, &id).await?;
     Ok(Json(institutions::departments(&s.db, &id).await?).into_response())
 }
 
 /// # `POST /_assisto/admin/v1/institutions/{id}/departments`
-async fn create_department_route(State(s): State<Arc<AppState>>, h: HeaderMap, Path(id): Path<String>, b: axum::body::Bytes) -> ApiResult<Response> {
+async fn create_department_route(
+    State(s): State<Arc<AppState>>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    b: axum::body::Bytes,
+) -> ApiResult<Response> {
     auth(&s, &h)?;
     let req: NewDepartment = body(&b)?;
     Ok(created(s.provisioning.create_department(ACTOR, &id, &req.name).await.map_err(domain)?))
@@ -133,19 +153,35 @@ struct NewCounsellor {
 }
 
 /// # `GET /_assisto/admin/v1/institutions/{id}/counsellors`
-async fn list_counsellors_route(State(s): State<Arc<AppState>>, h: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
+async fn list_counsellors_route(
+    State(s): State<Arc<AppState>>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     auth(&s, &h)?;
     require_institution(&s, &id).await?;
     Ok(Json(people::counsellors(&s.db, &id).await?).into_response())
 }
 
 /// # `POST /_assisto/admin/v1/institutions/{id}/counsellors`
-async fn add_counsellor_route(State(s): State<Arc<AppState>>, h: HeaderMap, Path(id): Path<String>, b: axum::body::Bytes) -> ApiResult<Response> {
+async fn add_counsellor_route(
+    State(s): State<Arc<AppState>>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    b: axum::body::Bytes,
+) -> ApiResult<Response> {
     auth(&s, &h)?;
     let req: NewCounsellor = body(&b)?;
     let c = s
         .provisioning
-        .add_counsellor(ACTOR, &id, &req.localpart, &req.display_name, req.password.as_deref(), &req.departments)
+        .add_counsellor(
+            ACTOR,
+            &id,
+            &req.localpart,
+            &req.display_name,
+            req.password.as_deref(),
+            &req.departments,
+        )
         .await
         .map_err(domain)?;
     Ok(created(c))
@@ -158,34 +194,55 @@ struct NewClient {
 }
 
 /// # `GET /_assisto/admin/v1/institutions/{id}/clients`
-async fn list_clients_route(State(s): State<Arc<AppState>>, h: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
+async fn list_clients_route(
+    State(s): State<Arc<AppState>>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     auth(&s, &h)?;
     require_institution(&s, &id).await?;
     Ok(Json(people::clients(&s.db, &id).await?).into_response())
 }
 
 /// # `POST /_assisto/admin/v1/institutions/{id}/clients`
-async fn create_client_route(State(s): State<Arc<AppState>>, h: HeaderMap, Path(id): Path<String>, b: axum::body::Bytes) -> ApiResult<Response> {
+async fn create_client_route(
+    State(s): State<Arc<AppState>>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    b: axum::body::Bytes,
+) -> ApiResult<Response> {
     auth(&s, &h)?;
     let req: NewClient = body(&b)?;
     Ok(created(s.provisioning.create_client(ACTOR, &id, &req.display_name).await.map_err(domain)?))
 }
 
 /// # `GET /_assisto/admin/v1/institutions/{id}/rooms`
-async fn list_rooms_route(State(s): State<Arc<AppState>>, h: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
+async fn list_rooms_route(
+    State(s): State<Arc<AppState>>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     auth(&s, &h)?;
     require_institution(&s, &id).await?;
     Ok(Json(rooms::list(&s.db, &id).await?).into_response())
 }
 
 /// # `POST /_assisto/admin/v1/clients/{userId}/block`
-async fn block_route(State(s): State<Arc<AppState>>, h: HeaderMap, Path(user_id): Path<String>) -> ApiResult<Response> {
+async fn block_route(
+    State(s): State<Arc<AppState>>,
+    h: HeaderMap,
+    Path(user_id): Path<String>,
+) -> ApiResult<Response> {
     auth(&s, &h)?;
     Ok(Json(s.provisioning.set_blocked(ACTOR, &user_id, true).await.map_err(domain)?).into_response())
 }
 
 /// # `POST /_assisto/admin/v1/clients/{userId}/unblock`
-async fn unblock_route(State(s): State<Arc<AppState>>, h: HeaderMap, Path(user_id): Path<String>) -> ApiResult<Response> {
+async fn unblock_route(
+    State(s): State<Arc<AppState>>,
+    h: HeaderMap,
+    Path(user_id): Path<String>,
+) -> ApiResult<Response> {
     auth(&s, &h)?;
     Ok(Json(s.provisioning.set_blocked(ACTOR, &user_id, false).await.map_err(domain)?).into_response())
 }
@@ -201,9 +258,14 @@ fn default_limit() -> i64 {
 }
 
 /// # `GET /_assisto/admin/v1/audit?limit=N`
-async fn audit_route(State(s): State<Arc<AppState>>, h: HeaderMap, q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>) -> ApiResult<Response> {
+async fn audit_route(
+    State(s): State<Arc<AppState>>,
+    h: HeaderMap,
+    q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
     auth(&s, &h)?;
-    let Query(q) = q.map_err(|e| MatrixError::new(StatusCode::BAD_REQUEST, "M_INVALID_PARAM", e.body_text()))?;
+    let Query(q) =
+        q.map_err(|e| MatrixError::new(StatusCode::BAD_REQUEST, "M_INVALID_PARAM", e.body_text()))?;
     if !(1..=10_000).contains(&q.limit) {
         return Err(MatrixError::new(StatusCode::BAD_REQUEST, "M_INVALID_PARAM", "limit must be 1 to 10000"));
     }

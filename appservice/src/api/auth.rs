@@ -26,9 +26,7 @@ fn matches(expected: &[u8; 32], given: &str) -> bool {
 
 fn query_token(req: &Request) -> Option<String> {
     let q = req.uri().query()?;
-    url::form_urlencoded::parse(q.as_bytes())
-        .find(|(k, _)| k == "access_token")
-        .map(|(_, v)| v.into_owned())
+    url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "access_token").map(|(_, v)| v.into_owned())
 }
 
 /// Middleware on every application-service route.
@@ -70,7 +68,10 @@ pub(super) async fn require_hs_token(
 
 /// Checks `Authorization: Bearer` against a digest; `None` means the endpoint is disabled
 /// (no token configured) and refuses everything.
-pub(crate) fn require_bearer(headers: &axum::http::HeaderMap, expected: Option<&[u8; 32]>) -> Result<(), MatrixError> {
+pub(crate) fn require_bearer(
+    headers: &axum::http::HeaderMap,
+    expected: Option<&[u8; 32]>,
+) -> Result<(), MatrixError> {
     let given = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

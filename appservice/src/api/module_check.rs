@@ -9,7 +9,10 @@ use std::sync::Arc;
 use axum::{extract::State, http::HeaderMap, Json};
 
 use super::AppState;
-use crate::{domain::checks::{CheckRequest, CheckResponse}, error::MatrixError};
+use crate::{
+    domain::checks::{CheckRequest, CheckResponse},
+    error::MatrixError,
+};
 
 /// Decides one question.
 pub(super) async fn check_route(
@@ -19,7 +22,11 @@ pub(super) async fn check_route(
 ) -> Result<Json<CheckResponse>, MatrixError> {
     super::auth::require_bearer(&headers, state.module_token_digest.as_ref())?;
     let req: CheckRequest = serde_json::from_slice(&body).map_err(|e| {
-        if e.is_data() { MatrixError::bad_json(format!("Invalid check: {e}")) } else { MatrixError::not_json("Content not JSON") }
+        if e.is_data() {
+            MatrixError::bad_json(format!("Invalid check: {e}"))
+        } else {
+            MatrixError::not_json("Content not JSON")
+        }
     })?;
     Ok(Json(state.checker.check(&req).await?))
 }

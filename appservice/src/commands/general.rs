@@ -5,7 +5,11 @@ use crate::{db::now_ms, event::RoomEvent, handler::Assisto};
 
 pub(super) static COMMANDS: [Command; 2] = [
     Command { name: "hilfe", help: "zeigt alle Befehle", run: help },
-    Command { name: "status", help: "prüft, ob assisto erreichbar ist und Nachrichten verarbeitet", run: status },
+    Command {
+        name: "status",
+        help: "prüft, ob assisto erreichbar ist und Nachrichten verarbeitet",
+        run: status,
+    },
 ];
 
 fn help<'a>(_: &'a Assisto, _: &'a RoomEvent, _: &'a str) -> Reply<'a> {

@@ -15,7 +15,10 @@ use serde_json::json;
 
 use super::{Command, Reply};
 use crate::{
-    db::{audit, members, now_ms, rooms::{self, ManagedRoom}},
+    db::{
+        audit, members, now_ms,
+        rooms::{self, ManagedRoom},
+    },
     domain::{rules::Role, RoomKind},
     event::RoomEvent,
     handler::{db_error, Assisto},
@@ -30,7 +33,11 @@ pub(super) static COMMANDS: [Command; 4] = [
 ];
 
 /// The managed group this command is about, if the sender may manage it.
-async fn group_for(app: &Assisto, ev: &RoomEvent, room_id: &str) -> Result<Result<ManagedRoom, String>, HandleError> {
+async fn group_for(
+    app: &Assisto,
+    ev: &RoomEvent,
+    room_id: &str,
+) -> Result<Result<ManagedRoom, String>, HandleError> {
     let Some(room) = rooms::get(&app.db, room_id).await.map_err(db_error)? else {
         return Ok(Err("Das geht nur in einem Gruppenchat.".into()));
     };
@@ -90,7 +97,10 @@ fn participant<'a>(app: &'a Assisto, ev: &'a RoomEvent, args: &'a str) -> Reply<
         let (deactivate, user) = match words.as_slice() {
             ["deaktivieren", user] => (true, *user),
             ["aktivieren", user] => (false, *user),
-            _ => return Ok("Bitte so: „!assisto teilnehmer deaktivieren @name:server“ oder „… aktivieren @name:server“.".into()),
+            _ => return Ok(
+                "Bitte so: „!assisto teilnehmer deaktivieren @name:server“ oder „… aktivieren @name:server“."
+                    .into(),
+            ),
         };
         let is_member = members::of_room(&app.db, &room.room_id)
             .await
@@ -100,7 +110,9 @@ fn participant<'a>(app: &'a Assisto, ev: &'a RoomEvent, args: &'a str) -> Reply<
         if !is_member || user == app.bot_user_id {
             return Ok(format!("{user} nimmt an diesem Gruppenchat nicht teil."));
         }
-        rooms::set_participant_deactivated(&app.db, &room.room_id, user, deactivate).await.map_err(db_error)?;
+        rooms::set_participant_deactivated(&app.db, &room.room_id, user, deactivate)
+            .await
+            .map_err(db_error)?;
         let action = if deactivate { "group.participant_deactivate" } else { "group.participant_activate" };
         audit::record(&app.db, &ev.sender, action, &room.room_id, Some(user)).await.map_err(db_error)?;
         Ok(if deactivate {
@@ -113,8 +125,11 @@ fn participant<'a>(app: &'a Assisto, ev: &'a RoomEvent, args: &'a str) -> Reply<
 
 /// Parses `TT.MM.JJJJ HH:MM HH:MM` in the institution's time zone into ms since the epoch.
 pub fn parse_slot(tz: chrono_tz::Tz, date: &str, from: &str, to: &str) -> Result<(i64, i64), String> {
-    let d = NaiveDate::parse_from_str(date, "%d.%m.%Y").map_err(|_| format!("„{date}“ ist kein Datum im Format TT.MM.JJJJ."))?;
-    let t = |s: &str| NaiveTime::parse_from_str(s, "%H:%M").map_err(|_| format!("„{s}“ ist keine Uhrzeit im Format HH:MM."));
+    let d = NaiveDate::parse_from_str(date, "%d.%m.%Y")
+        .map_err(|_| format!("„{date}“ ist kein Datum im Format TT.MM.JJJJ."))?;
+    let t = |s: &str| {
+        NaiveTime::parse_from_str(s, "%H:%M").map_err(|_| format!("„{s}“ ist keine Uhrzeit im Format HH:MM."))
+    };
     let (a, b) = (t(from)?, t(to)?);
     if b <= a {
         return Err("Das Ende muss nach dem Beginn liegen.".into());
@@ -130,7 +145,9 @@ pub fn parse_slot(tz: chrono_tz::Tz, date: &str, from: &str, to: &str) -> Result
 
 /// Formats a slot for counsellors.
 pub fn format_slot(tz: chrono_tz::Tz, starts: i64, ends: i64) -> String {
-    let f = |ms: i64, fmt: &str| tz.timestamp_millis_opt(ms).single().map(|d| d.format(fmt).to_string()).unwrap_or_default();
+    let f = |ms: i64, fmt: &str| {
+        tz.timestamp_millis_opt(ms).single().map(|d| d.format(fmt).to_string()).unwrap_or_default()
+    };
     format!("{} {}–{}", f(starts, "%d.%m.%Y"), f(starts, "%H:%M"), f(ends, "%H:%M"))
 }
 
@@ -195,9 +212,13 @@ fn description<'a>(app: &'a Assisto, ev: &'a RoomEvent, args: &'a str) -> Reply<
                 return Ok("Die Beschreibung ist nur für Beratende sichtbar. Bitte setzen oder lesen Sie sie im Chat mit assisto, nicht hier: „!assisto beschreibung !raum:server Text“.".into());
             }
         }
-        let (target, text) = args.split_once(char::is_whitespace).map(|(a, b)| (a, b.trim())).unwrap_or((args, ""));
+        let (target, text) =
+            args.split_once(char::is_whitespace).map(|(a, b)| (a, b.trim())).unwrap_or((args, ""));
         if !target.starts_with('!') {
-            return Ok("Bitte so: „!assisto beschreibung !raum:server Text“ (ohne Text: die Beschreibung anzeigen).".into());
+            return Ok(
+                "Bitte so: „!assisto beschreibung !raum:server Text“ (ohne Text: die Beschreibung anzeigen)."
+                    .into(),
+            );
         }
         let room = match group_for(app, ev, target).await? {
             Ok(r) => r,
@@ -213,7 +234,9 @@ fn description<'a>(app: &'a Assisto, ev: &'a RoomEvent, args: &'a str) -> Reply<
             return Ok("Die Beschreibung darf höchstens 1000 Zeichen lang sein.".into());
         }
         rooms::set_description(&app.db, &room.room_id, Some(text)).await.map_err(db_error)?;
-        audit::record(&app.db, &ev.sender, "group.description", &room.room_id, None).await.map_err(db_error)?;
+        audit::record(&app.db, &ev.sender, "group.description", &room.room_id, None)
+            .await
+            .map_err(db_error)?;
         Ok("Beschreibung gespeichert (nur für Beratende sichtbar).".into())
     })
 }
@@ -228,7 +251,10 @@ mod tests {
         let (a, b) = parse_slot(tz, "24.12.2026", "18:00", "19:30").expect("valid");
         assert_eq!(b - a, 90 * 60 * 1000);
         // 18:00 in Berlin in winter is 17:00 UTC.
-        assert_eq!(chrono::DateTime::from_timestamp_millis(a).expect("ts").format("%H:%M").to_string(), "17:00");
+        assert_eq!(
+            chrono::DateTime::from_timestamp_millis(a).expect("ts").format("%H:%M").to_string(),
+            "17:00"
+        );
         assert_eq!(format_slot(tz, a, b), "24.12.2026 18:00–19:30");
         assert!(parse_slot(tz, "31.02.2026", "18:00", "19:00").is_err());
         assert!(parse_slot(tz, "24.12.2026", "19:00", "18:00").is_err());

@@ -26,9 +26,22 @@ pub struct Entry {
 }
 
 /// Writes an entry.
-pub async fn record(db: &Db, actor: &str, action: &str, subject: &str, detail: Option<&str>) -> sqlx::Result<()> {
+pub async fn record(
+    db: &Db,
+    actor: &str,
+    action: &str,
+    subject: &str,
+    detail: Option<&str>,
+) -> sqlx::Result<()> {
     let _w = db.write_guard().await;
-    sqlx::query(INSERT).bind(now_ms()).bind(actor).bind(action).bind(subject).bind(detail).execute(db.pool()).await?;
+    sqlx::query(INSERT)
+        .bind(now_ms())
+        .bind(actor)
+        .bind(action)
+        .bind(subject)
+        .bind(detail)
+        .execute(db.pool())
+        .await?;
     Ok(())
 }
 

@@ -11,8 +11,7 @@ const TXN_INSERT: &str = "INSERT INTO as_transactions (txn_id, fingerprint, even
 const TXN_UPDATE: &str = "UPDATE as_transactions SET fingerprint = $2, event_count = $3, received_at = $4 \
      WHERE txn_id = $1";
 const LAST_TXN: &str = "SELECT txn_id FROM as_transactions ORDER BY received_at DESC LIMIT 1";
-const INBOX_INSERT_HEAD: &str =
-    "INSERT INTO inbox (event_id, room_id, txn_id, body, received_at) VALUES ";
+const INBOX_INSERT_HEAD: &str = "INSERT INTO inbox (event_id, room_id, txn_id, body, received_at) VALUES ";
 const INBOX_INSERT_TAIL: &str = " ON CONFLICT (event_id) DO NOTHING RETURNING seq, event_id";
 const DEAD_INSERT: &str = "INSERT INTO dead_letters \
      (stage, txn_id, event_id, room_id, reason, body, received_at) \
@@ -114,7 +113,13 @@ pub async fn record_transaction(
             return Ok(Recorded::Replay);
         }
         txn_id_reused = true;
-        sqlx::query(TXN_UPDATE).bind(txn_id).bind(fingerprint).bind(count).bind(now).execute(&mut *tx).await?;
+        sqlx::query(TXN_UPDATE)
+            .bind(txn_id)
+            .bind(fingerprint)
+            .bind(count)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
     }
 
     let mut inserted = Vec::with_capacity(events.len());
@@ -181,8 +186,7 @@ pub struct Pending {
 
 /// Unprocessed events after `after_seq`, oldest first.
 pub async fn unprocessed_after(db: &Db, after_seq: i64, limit: i64) -> sqlx::Result<Vec<Pending>> {
-    let rows =
-        sqlx::query(UNPROCESSED_AFTER).bind(after_seq).bind(limit).fetch_all(db.pool()).await?;
+    let rows = sqlx::query(UNPROCESSED_AFTER).bind(after_seq).bind(limit).fetch_all(db.pool()).await?;
     rows.iter()
         .map(|r| {
             Ok(Pending {
@@ -229,7 +233,12 @@ pub async fn mark_done(db: &Db, batch: &[Done], first_processed_seq: i64) -> sql
         match &d.outcome {
             Outcome::Processed => processed.push((d.seq, pseq)),
             Outcome::DeadLetter(reason) => {
-                sqlx::query(DEAD_FROM_INBOX).bind(reason.as_str()).bind(now).bind(d.seq).execute(&mut *tx).await?;
+                sqlx::query(DEAD_FROM_INBOX)
+                    .bind(reason.as_str())
+                    .bind(now)
+                    .bind(d.seq)
+                    .execute(&mut *tx)
+                    .await?;
                 sqlx::query(MARK_ONE)
                     .bind(now)
                     .bind(pseq)

@@ -16,8 +16,7 @@ const ROOMS_OF: &str =
 const ROOM_OWNER: &str = "SELECT institution_id, category FROM institution_rooms WHERE room_id = $1";
 const DEPT_INSERT: &str =
     "INSERT INTO departments (id, institution_id, name, created_at) VALUES ($1, $2, $3, $4)";
-const DEPT_LIST: &str =
-    "SELECT id, name FROM departments WHERE institution_id = $1 ORDER BY name";
+const DEPT_LIST: &str = "SELECT id, name FROM departments WHERE institution_id = $1 ORDER BY name";
 const DEPT_GET: &str = "SELECT id, institution_id, name FROM departments WHERE id = $1";
 
 /// An institution.
@@ -111,7 +110,13 @@ pub async fn room_owner(db: &Db, room_id: &str) -> sqlx::Result<Option<(String, 
 /// Creates a department; `false` if the name is taken in the institution.
 pub async fn insert_department(db: &Db, id: &str, institution: &str, name: &str) -> sqlx::Result<bool> {
     let _w = db.write_guard().await;
-    let r = sqlx::query(DEPT_INSERT).bind(id).bind(institution).bind(name).bind(now_ms()).execute(db.pool()).await;
+    let r = sqlx::query(DEPT_INSERT)
+        .bind(id)
+        .bind(institution)
+        .bind(name)
+        .bind(now_ms())
+        .execute(db.pool())
+        .await;
     match r {
         Ok(_) => Ok(true),
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),

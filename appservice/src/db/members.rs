@@ -7,8 +7,7 @@ use super::{now_ms, Db};
 const UPSERT: &str = "INSERT INTO room_members (room_id, user_id, membership, updated_at) \
                       VALUES ($1, $2, $3, $4) ON CONFLICT (room_id, user_id) DO UPDATE \
                       SET membership = excluded.membership, updated_at = excluded.updated_at";
-const OF_ROOM: &str =
-    "SELECT user_id, membership FROM room_members WHERE room_id = $1 ORDER BY user_id";
+const OF_ROOM: &str = "SELECT user_id, membership FROM room_members WHERE room_id = $1 ORDER BY user_id";
 
 /// Records a member's current membership.
 pub async fn set(db: &Db, room_id: &str, user_id: &str, membership: &str) -> sqlx::Result<()> {

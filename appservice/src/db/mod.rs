@@ -15,7 +15,7 @@ pub mod state;
 use std::{sync::Arc, time::Duration};
 
 use sqlx::{
-    any::{AnyPoolOptions, AnyConnectOptions},
+    any::{AnyConnectOptions, AnyPoolOptions},
     AnyPool, ConnectOptions, Executor,
 };
 use tokio::sync::Mutex;
@@ -84,7 +84,11 @@ impl Db {
             None
         };
         let pool = AnyPoolOptions::new()
-            .max_connections(if kind == DbKind::Sqlite { cfg.max_connections.max(2) } else { cfg.max_connections })
+            .max_connections(if kind == DbKind::Sqlite {
+                cfg.max_connections.max(2)
+            } else {
+                cfg.max_connections
+            })
             .acquire_timeout(Duration::from_secs(10))
             // A broken connection shows as a failed query, which callers retry; pinging on
             // every acquire would cost a round trip on the hot path.

@@ -12,10 +12,13 @@ const C_LIST: &str = "SELECT user_id, institution_id, display_name FROM counsell
                       WHERE institution_id = $1 ORDER BY display_name, user_id";
 const C_DEPT: &str = "INSERT INTO counsellor_departments (user_id, department_id) VALUES ($1, $2) \
                       ON CONFLICT (user_id, department_id) DO NOTHING";
-const C_DEPTS: &str = "SELECT department_id FROM counsellor_departments WHERE user_id = $1 ORDER BY department_id";
-const R_INSERT: &str = "INSERT INTO clients (user_id, institution_id, display_name, kind, blocked, created_at) \
+const C_DEPTS: &str =
+    "SELECT department_id FROM counsellor_departments WHERE user_id = $1 ORDER BY department_id";
+const R_INSERT: &str =
+    "INSERT INTO clients (user_id, institution_id, display_name, kind, blocked, created_at) \
                         VALUES ($1, $2, $3, $4, 0, $5)";
-const R_GET: &str = "SELECT user_id, institution_id, display_name, kind, blocked FROM clients WHERE user_id = $1";
+const R_GET: &str =
+    "SELECT user_id, institution_id, display_name, kind, blocked FROM clients WHERE user_id = $1";
 const R_LIST: &str = "SELECT user_id, institution_id, display_name, kind, blocked FROM clients \
                       WHERE institution_id = $1 ORDER BY created_at, user_id";
 const R_BLOCK: &str = "UPDATE clients SET blocked = $1 WHERE user_id = $2";
@@ -63,7 +66,13 @@ fn client(r: &sqlx::any::AnyRow) -> sqlx::Result<Client> {
 /// Adds a counsellor; `false` if the user is a counsellor already.
 pub async fn insert_counsellor(db: &Db, user_id: &str, institution: &str, name: &str) -> sqlx::Result<bool> {
     let _w = db.write_guard().await;
-    let r = sqlx::query(C_INSERT).bind(user_id).bind(institution).bind(name).bind(now_ms()).execute(db.pool()).await;
+    let r = sqlx::query(C_INSERT)
+        .bind(user_id)
+        .bind(institution)
+        .bind(name)
+        .bind(now_ms())
+        .execute(db.pool())
+        .await;
     match r {
         Ok(_) => Ok(true),
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
@@ -93,9 +102,22 @@ pub async fn departments_of(db: &Db, user_id: &str) -> sqlx::Result<Vec<String>>
 }
 
 /// Adds a client.
-pub async fn insert_client(db: &Db, user_id: &str, institution: &str, name: &str, kind: &str) -> sqlx::Result<()> {
+pub async fn insert_client(
+    db: &Db,
+    user_id: &str,
+    institution: &str,
+    name: &str,
+    kind: &str,
+) -> sqlx::Result<()> {
     let _w = db.write_guard().await;
-    sqlx::query(R_INSERT).bind(user_id).bind(institution).bind(name).bind(kind).bind(now_ms()).execute(db.pool()).await?;
+    sqlx::query(R_INSERT)
+        .bind(user_id)
+        .bind(institution)
+        .bind(name)
+        .bind(kind)
+        .bind(now_ms())
+        .execute(db.pool())
+        .await?;
     Ok(())
 }
 
@@ -112,6 +134,7 @@ pub async fn clients(db: &Db, institution: &str) -> sqlx::Result<Vec<Client>> {
 /// Blocks or unblocks a client; `false` if there is no such client.
 pub async fn set_blocked(db: &Db, user_id: &str, blocked: bool) -> sqlx::Result<bool> {
     let _w = db.write_guard().await;
-    let n = sqlx::query(R_BLOCK).bind(i64::from(blocked)).bind(user_id).execute(db.pool()).await?.rows_affected();
+    let n =
+        sqlx::query(R_BLOCK).bind(i64::from(blocked)).bind(user_id).execute(db.pool()).await?.rows_affected();
     Ok(n == 1)
 }

@@ -27,7 +27,8 @@ const A_LIST: &str = "SELECT id, starts_at, ends_at FROM appointments WHERE room
 const A_DEL: &str = "DELETE FROM appointments WHERE room_id = $1 AND id = $2";
 const A_DUE: &str = "SELECT id, room_id, starts_at, ends_at FROM appointments \
      WHERE (starts_at > $1 AND starts_at <= $2) OR (ends_at > $1 AND ends_at <= $2) ORDER BY id";
-const A_OPEN: &str = "SELECT COUNT(*) FROM appointments WHERE room_id = $1 AND starts_at <= $2 AND ends_at > $2";
+const A_OPEN: &str =
+    "SELECT COUNT(*) FROM appointments WHERE room_id = $1 AND starts_at <= $2 AND ends_at > $2";
 
 /// A managed room.
 #[derive(Debug, Clone, Serialize)]
@@ -64,7 +65,8 @@ fn room(r: &sqlx::any::AnyRow) -> sqlx::Result<ManagedRoom> {
     Ok(ManagedRoom {
         room_id: r.try_get(0)?,
         institution_id: r.try_get(1)?,
-        kind: RoomKind::parse(&kind).ok_or_else(|| sqlx::Error::Decode(format!("unknown room kind {kind}").into()))?,
+        kind: RoomKind::parse(&kind)
+            .ok_or_else(|| sqlx::Error::Decode(format!("unknown room kind {kind}").into()))?,
         creator: r.try_get(3)?,
         description: r.try_get(4)?,
         deactivated: r.try_get::<i64, _>(5)? != 0,
@@ -73,9 +75,16 @@ fn room(r: &sqlx::any::AnyRow) -> sqlx::Result<ManagedRoom> {
 }
 
 /// Registers a managed room (no-op if known).
-pub async fn insert(db: &Db, room_id: &str, institution: &str, kind: RoomKind, creator: &str) -> sqlx::Result<bool> {
+pub async fn insert(
+    db: &Db,
+    room_id: &str,
+    institution: &str,
+    kind: RoomKind,
+    creator: &str,
+) -> sqlx::Result<bool> {
     let _w = db.write_guard().await;
-    let q = sqlx::query(INSERT).bind(room_id).bind(institution).bind(kind.as_str()).bind(creator).bind(now_ms());
+    let q =
+        sqlx::query(INSERT).bind(room_id).bind(institution).bind(kind.as_str()).bind(creator).bind(now_ms());
     Ok(q.execute(db.pool()).await?.rows_affected() == 1)
 }
 
@@ -126,7 +135,12 @@ pub async fn set_deleted(db: &Db, room_id: &str) -> sqlx::Result<()> {
 }
 
 /// Deactivates or reactivates one participant.
-pub async fn set_participant_deactivated(db: &Db, room_id: &str, user_id: &str, deactivated: bool) -> sqlx::Result<()> {
+pub async fn set_participant_deactivated(
+    db: &Db,
+    room_id: &str,
+    user_id: &str,
+    deactivated: bool,
+) -> sqlx::Result<()> {
     let sql = if deactivated { P_ADD } else { P_DEL };
     let _w = db.write_guard().await;
     sqlx::query(sql).bind(room_id).bind(user_id).execute(db.pool()).await.map(|_| ())
@@ -147,7 +161,9 @@ pub async fn add_appointment(db: &Db, room_id: &str, starts_at: i64, ends_at: i6
 /// A room's appointment slots.
 pub async fn appointments(db: &Db, room_id: &str) -> sqlx::Result<Vec<Appointment>> {
     let rows = sqlx::query(A_LIST).bind(room_id).fetch_all(db.pool()).await?;
-    rows.iter().map(|r| Ok(Appointment { id: r.try_get(0)?, starts_at: r.try_get(1)?, ends_at: r.try_get(2)? })).collect()
+    rows.iter()
+        .map(|r| Ok(Appointment { id: r.try_get(0)?, starts_at: r.try_get(1)?, ends_at: r.try_get(2)? }))
+        .collect()
 }
 
 /// Removes a slot; `false` if there was none.
@@ -166,6 +182,11 @@ pub async fn appointment_open(db: &Db, room_id: &str, at_ms: i64) -> sqlx::Resul
 pub async fn appointments_due(db: &Db, after: i64, until: i64) -> sqlx::Result<Vec<(String, Appointment)>> {
     let rows = sqlx::query(A_DUE).bind(after).bind(until).fetch_all(db.pool()).await?;
     rows.iter()
-        .map(|r| Ok((r.try_get(1)?, Appointment { id: r.try_get(0)?, starts_at: r.try_get(2)?, ends_at: r.try_get(3)? })))
+        .map(|r| {
+            Ok((
+                r.try_get(1)?,
+                Appointment { id: r.try_get(0)?, starts_at: r.try_get(2)?, ends_at: r.try_get(3)? },
+            ))
+        })
         .collect()
 }

@@ -234,7 +234,14 @@ impl Checker {
             } else if let Some(old) = state.create.pointer("/predecessor/room_id").and_then(Value::as_str) {
                 if let Some(prev) = rooms::get(&self.db, old).await? {
                     rooms::insert(&self.db, room_id, &prev.institution_id, prev.kind, &creator).await?;
-                    audit::record(&self.db, "assisto", "room.upgrade_inherits_kind", room_id, Some(prev.kind.as_str())).await?;
+                    audit::record(
+                        &self.db,
+                        "assisto",
+                        "room.upgrade_inherits_kind",
+                        room_id,
+                        Some(prev.kind.as_str()),
+                    )
+                    .await?;
                 }
             }
             managed = rooms::get(&self.db, room_id).await?;
@@ -247,8 +254,10 @@ impl Checker {
             .filter(|m| **m != self.bot)
             .cloned()
             .collect();
-        let clients_in_room =
-            members.iter().filter(|m| m.starts_with(&self.client_prefix) || m.starts_with(&self.guest_prefix)).count();
+        let clients_in_room = members
+            .iter()
+            .filter(|m| m.starts_with(&self.client_prefix) || m.starts_with(&self.guest_prefix))
+            .count();
         let institution = match &managed {
             Some(m) => Some(m.institution_id.clone()),
             None => match state.create.get(CREATE_INSTITUTION).and_then(Value::as_str) {
@@ -257,7 +266,9 @@ impl Checker {
             },
         };
         let appointment_open = match &managed {
-            Some(m) if m.kind == RoomKind::AppointmentGroup => rooms::appointment_open(&self.db, room_id, now_ms()).await?,
+            Some(m) if m.kind == RoomKind::AppointmentGroup => {
+                rooms::appointment_open(&self.db, room_id, now_ms()).await?
+            }
             _ => false,
         };
         Ok(RoomFacts {
@@ -281,7 +292,10 @@ impl Checker {
                 let verdict = rules::may_invite(&inviter, &invitee, target, &facts);
                 if verdict.allowed() && facts.kind.is_none() && matches!(inviter, Role::Counsellor { .. }) {
                     // The first invite into an unclassified room decides what it is.
-                    if let (Some(kind), Some(inst)) = (rules::classify_first_invite(&invitee, facts.clients_in_room), facts.institution.clone()) {
+                    if let (Some(kind), Some(inst)) = (
+                        rules::classify_first_invite(&invitee, facts.clients_in_room),
+                        facts.institution.clone(),
+                    ) {
                         let creator = room.creator.clone().unwrap_or_else(|| user.clone());
                         rooms::insert(&self.db, room_id, &inst, kind, &creator).await?;
                         facts.kind = Some(kind);
@@ -306,7 +320,9 @@ impl Checker {
                 }
                 let role = self.role(user).await?;
                 let facts = self.facts(room_id, room).await?;
-                if *is_command && matches!(&role, Role::Counsellor { institution } if Some(institution) == facts.institution.as_ref()) {
+                if *is_command
+                    && matches!(&role, Role::Counsellor { institution } if Some(institution) == facts.institution.as_ref())
+                {
                     // The bot checks the command's own permissions.
                     return Ok(CheckResponse::allow());
                 }
@@ -335,7 +351,8 @@ impl Checker {
         let Role::Counsellor { institution } = &creator else {
             // Not a counsellor: an ordinary room, but it may not reach clients.
             if invitees.iter().any(|(_, r)| r.is_client()) {
-                let rule = if creator.is_client() { Rule::ClientsDoNotAct } else { Rule::InstitutionBoundary };
+                let rule =
+                    if creator.is_client() { Rule::ClientsDoNotAct } else { Rule::InstitutionBoundary };
                 return Ok(CheckResponse::deny(rule));
             }
             return Ok(CheckResponse::allow());

@@ -178,7 +178,9 @@ impl DomainError {
 
         use crate::error::MatrixError;
         match self {
-            DomainError::Invalid(m) => MatrixError::new(StatusCode::BAD_REQUEST, "M_INVALID_PARAM", m.clone()),
+            DomainError::Invalid(m) => {
+                MatrixError::new(StatusCode::BAD_REQUEST, "M_INVALID_PARAM", m.clone())
+            }
             DomainError::NotFound(m) => MatrixError::not_found(m.clone()),
             DomainError::Conflict(m) => MatrixError::new(StatusCode::CONFLICT, "M_CONFLICT", m.clone()),
             DomainError::Forbidden(m) => MatrixError::forbidden(m.clone()),

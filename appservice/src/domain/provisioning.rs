@@ -43,11 +43,18 @@ const SPACE_PARENT: &str = "m.space.parent";
 impl Provisioning {
     /// Creates an institution and its four spaces and directory room. Repeating it creates
     /// what is missing and changes nothing else.
-    pub async fn create_institution(&self, actor: &str, id: &str, name: &str) -> Result<InstitutionView, DomainError> {
+    pub async fn create_institution(
+        &self,
+        actor: &str,
+        id: &str,
+        name: &str,
+    ) -> Result<InstitutionView, DomainError> {
         check_slug("id", id)?;
         let name = check_name("name", name)?;
         let created = institutions::insert(&self.db, id, &name).await?;
-        let existing = institutions::get(&self.db, id).await?.ok_or_else(|| DomainError::NotFound("institution vanished".into()))?;
+        let existing = institutions::get(&self.db, id)
+            .await?
+            .ok_or_else(|| DomainError::NotFound("institution vanished".into()))?;
         if !created && existing.name != name {
             return Err(DomainError::Conflict(format!("institution {id} exists with another name")));
         }
@@ -66,7 +73,11 @@ impl Provisioning {
         self.institution(id).await
     }
 
-    async fn create_institution_room(&self, institution_name: &str, cat: Category) -> Result<String, DomainError> {
+    async fn create_institution_room(
+        &self,
+        institution_name: &str,
+        cat: Category,
+    ) -> Result<String, DomainError> {
         let mut body = json!({
             "name": format!("{} · {}", institution_name, cat.label_de()),
             "preset": "private_chat",
@@ -87,17 +98,27 @@ impl Provisioning {
 
     /// One institution with its rooms.
     pub async fn institution(&self, id: &str) -> Result<InstitutionView, DomainError> {
-        let institution = institutions::get(&self.db, id).await?.ok_or_else(|| DomainError::NotFound(format!("no institution {id}")))?;
-        let rooms = institutions::rooms(&self.db, id).await?.into_iter().map(|(c, r)| (c.as_str(), r)).collect();
+        let institution = institutions::get(&self.db, id)
+            .await?
+            .ok_or_else(|| DomainError::NotFound(format!("no institution {id}")))?;
+        let rooms =
+            institutions::rooms(&self.db, id).await?.into_iter().map(|(c, r)| (c.as_str(), r)).collect();
         Ok(InstitutionView { institution, rooms })
     }
 
     async fn require_institution(&self, id: &str) -> Result<institutions::Institution, DomainError> {
-        institutions::get(&self.db, id).await?.ok_or_else(|| DomainError::NotFound(format!("no institution {id}")))
+        institutions::get(&self.db, id)
+            .await?
+            .ok_or_else(|| DomainError::NotFound(format!("no institution {id}")))
     }
 
     /// Creates a department.
-    pub async fn create_department(&self, actor: &str, institution: &str, name: &str) -> Result<institutions::Department, DomainError> {
+    pub async fn create_department(
+        &self,
+        actor: &str,
+        institution: &str,
+        name: &str,
+    ) -> Result<institutions::Department, DomainError> {
         self.require_institution(institution).await?;
         let name = check_name("name", name)?;
         let id = format!("{institution}.{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
@@ -124,7 +145,10 @@ impl Provisioning {
         let display_name = check_name("display_name", display_name)?;
         check_localpart(localpart)?;
         let ns = &self.config.namespaces;
-        if localpart.starts_with(&ns.client_prefix) || localpart.starts_with(&ns.guest_prefix) || localpart == self.config.bot.localpart {
+        if localpart.starts_with(&ns.client_prefix)
+            || localpart.starts_with(&ns.guest_prefix)
+            || localpart == self.config.bot.localpart
+        {
             return Err(DomainError::Invalid("localpart is reserved for clients, guests or the bot".into()));
         }
         if let Some(p) = password {
@@ -135,20 +159,28 @@ impl Provisioning {
         for d in departments {
             match institutions::department(&self.db, d).await? {
                 Some((inst, _)) if inst == institution => {}
-                _ => return Err(DomainError::Invalid(format!("department {d} is not a department of {institution}"))),
+                _ => {
+                    return Err(DomainError::Invalid(format!(
+                        "department {d} is not a department of {institution}"
+                    )))
+                }
             }
         }
         let user_id = self.hs.user_id(localpart);
         if let Some(existing) = people::counsellor_by_id(&self.db, &user_id).await? {
             if existing.institution_id != institution {
-                return Err(DomainError::Conflict(format!("{user_id} is a counsellor of another institution")));
+                return Err(DomainError::Conflict(format!(
+                    "{user_id} is a counsellor of another institution"
+                )));
             }
         }
         match password {
             Some(p) => self.hs.admin_upsert_user(&user_id, Some(p), &display_name).await?,
             None => {
                 if self.hs.displayname(&user_id).await?.is_none() {
-                    return Err(DomainError::NotFound(format!("{user_id} does not exist; give a password to create the account")));
+                    return Err(DomainError::NotFound(format!(
+                        "{user_id} does not exist; give a password to create the account"
+                    )));
                 }
                 self.hs.set_displayname(&user_id, &display_name).await?;
             }
@@ -164,12 +196,19 @@ impl Provisioning {
         if new {
             audit::record(&self.db, actor, "counsellor.add", &user_id, Some(institution)).await?;
         }
-        people::counsellor_by_id(&self.db, &user_id).await?.ok_or_else(|| DomainError::NotFound("counsellor vanished".into()))
+        people::counsellor_by_id(&self.db, &user_id)
+            .await?
+            .ok_or_else(|| DomainError::NotFound("counsellor vanished".into()))
     }
 
     /// Creates a client: a puppet in the exclusive namespace with the client's chosen name,
     /// findable by the institution's counsellors.
-    pub async fn create_client(&self, actor: &str, institution: &str, display_name: &str) -> Result<people::Client, DomainError> {
+    pub async fn create_client(
+        &self,
+        actor: &str,
+        institution: &str,
+        display_name: &str,
+    ) -> Result<people::Client, DomainError> {
         self.require_institution(institution).await?;
         let display_name = check_name("display_name", display_name)?;
         let localpart = format!("{}{}", self.config.namespaces.client_prefix, uuid::Uuid::new_v4().simple());
@@ -182,22 +221,36 @@ impl Provisioning {
             self.hs.join_room(&dir, &user_id).await?;
         }
         audit::record(&self.db, actor, "client.create", &user_id, Some(institution)).await?;
-        people::client_by_id(&self.db, &user_id).await?.ok_or_else(|| DomainError::NotFound("client vanished".into()))
+        people::client_by_id(&self.db, &user_id)
+            .await?
+            .ok_or_else(|| DomainError::NotFound("client vanished".into()))
     }
 
     /// Blocks or unblocks a client. The history stays; the rules refuse sending and joining.
-    pub async fn set_blocked(&self, actor: &str, user_id: &str, blocked: bool) -> Result<people::Client, DomainError> {
+    pub async fn set_blocked(
+        &self,
+        actor: &str,
+        user_id: &str,
+        blocked: bool,
+    ) -> Result<people::Client, DomainError> {
         if !people::set_blocked(&self.db, user_id, blocked).await? {
             return Err(DomainError::NotFound(format!("no client {user_id}")));
         }
         let action = if blocked { "client.block" } else { "client.unblock" };
         audit::record(&self.db, actor, action, user_id, None).await?;
-        people::client_by_id(&self.db, user_id).await?.ok_or_else(|| DomainError::NotFound("client vanished".into()))
+        people::client_by_id(&self.db, user_id)
+            .await?
+            .ok_or_else(|| DomainError::NotFound("client vanished".into()))
     }
 
     /// Places `room_id` in the institution's space for `cat`, both ways (`m.space.child` in
     /// the space, `m.space.parent` in the room).
-    pub async fn place_in_space(&self, institution: &str, cat: Category, room_id: &str) -> Result<(), DomainError> {
+    pub async fn place_in_space(
+        &self,
+        institution: &str,
+        cat: Category,
+        room_id: &str,
+    ) -> Result<(), DomainError> {
         let Some(space) = institutions::room(&self.db, institution, cat).await? else { return Ok(()) };
         let via = json!({ "via": [self.config.homeserver.server_name] });
         self.hs.set_state(&space, &self.bot, SPACE_CHILD, room_id, &via).await?;

@@ -203,9 +203,7 @@ pub fn may_join(user: &Role, user_id: &str, facts: &RoomFacts) -> Verdict {
         _ => {}
     }
     match (facts.kind, user) {
-        (Some(k), u) if k.is_colleague() && u.is_client() => {
-            Verdict::Deny(Rule::NoClientsInColleagueRooms)
-        }
+        (Some(k), u) if k.is_colleague() && u.is_client() => Verdict::Deny(Rule::NoClientsInColleagueRooms),
         (Some(RoomKind::ColleagueGroup), Role::Counsellor { .. } | Role::OtherLocal) => {
             let already = facts.members.iter().any(|m| m == user_id);
             if !already && facts.members.len() >= COLLEAGUE_GROUP_MAX {
@@ -297,7 +295,10 @@ mod tests {
         let f7 = facts(Some(RoomKind::ColleagueGroup), 7);
         assert_eq!(may_invite(&counsellor("a"), &counsellor("a"), "@new:l", &f7), Verdict::Allow);
         let f8 = facts(Some(RoomKind::ColleagueGroup), 8);
-        assert_eq!(may_invite(&counsellor("a"), &counsellor("a"), "@new:l", &f8), Verdict::Deny(Rule::ColleagueCap));
+        assert_eq!(
+            may_invite(&counsellor("a"), &counsellor("a"), "@new:l", &f8),
+            Verdict::Deny(Rule::ColleagueCap)
+        );
         assert_eq!(may_join(&counsellor("a"), "@new:l", &f8), Verdict::Deny(Rule::ColleagueCap));
         // An invited member joining is not a new member.
         assert_eq!(may_join(&counsellor("a"), "@c3:l", &f8), Verdict::Allow);
@@ -308,26 +309,48 @@ mod tests {
         for k in [RoomKind::ColleagueChat, RoomKind::ColleagueGroup] {
             let mut f = facts(Some(k), 2);
             f.members.push("@rs:l".into()); // even if somehow invited
-            assert_eq!(may_invite(&counsellor("a"), &client("a", false), "@rs:l", &f), Verdict::Deny(Rule::NoClientsInColleagueRooms));
-            assert_eq!(may_join(&client("a", false), "@rs:l", &f), Verdict::Deny(Rule::NoClientsInColleagueRooms));
+            assert_eq!(
+                may_invite(&counsellor("a"), &client("a", false), "@rs:l", &f),
+                Verdict::Deny(Rule::NoClientsInColleagueRooms)
+            );
+            assert_eq!(
+                may_join(&client("a", false), "@rs:l", &f),
+                Verdict::Deny(Rule::NoClientsInColleagueRooms)
+            );
         }
     }
 
     #[test]
     fn institution_boundary_and_blocking() {
         let f = facts(None, 1);
-        assert_eq!(may_invite(&counsellor("b"), &client("a", false), "@rs:l", &f), Verdict::Deny(Rule::InstitutionBoundary));
-        assert_eq!(may_invite(&Role::OtherLocal, &client("a", false), "@rs:l", &f), Verdict::Deny(Rule::InstitutionBoundary));
+        assert_eq!(
+            may_invite(&counsellor("b"), &client("a", false), "@rs:l", &f),
+            Verdict::Deny(Rule::InstitutionBoundary)
+        );
+        assert_eq!(
+            may_invite(&Role::OtherLocal, &client("a", false), "@rs:l", &f),
+            Verdict::Deny(Rule::InstitutionBoundary)
+        );
         assert_eq!(may_invite(&counsellor("a"), &client("a", false), "@rs:l", &f), Verdict::Allow);
-        assert_eq!(may_invite(&counsellor("a"), &client("a", true), "@rs:l", &f), Verdict::Deny(Rule::BlockedClient));
+        assert_eq!(
+            may_invite(&counsellor("a"), &client("a", true), "@rs:l", &f),
+            Verdict::Deny(Rule::BlockedClient)
+        );
         assert_eq!(may_join(&client("a", true), "@rs:l", &f), Verdict::Deny(Rule::BlockedClient));
-        assert_eq!(may_join(&client("a", false), "@rs:l", &f), Verdict::Deny(Rule::ClientsDoNotAct), "not invited");
+        assert_eq!(
+            may_join(&client("a", false), "@rs:l", &f),
+            Verdict::Deny(Rule::ClientsDoNotAct),
+            "not invited"
+        );
         let mut invited = facts(None, 1);
         invited.members.push("@rs:l".into());
         assert_eq!(may_join(&client("a", false), "@rs:l", &invited), Verdict::Allow);
         assert_eq!(may_send(&client("a", true), &f, false), Verdict::Deny(Rule::BlockedClient));
         assert_eq!(may_send(&client("a", false), &f, false), Verdict::Allow);
-        assert_eq!(may_invite(&client("a", false), &counsellor("a"), "@c:l", &f), Verdict::Deny(Rule::ClientsDoNotAct));
+        assert_eq!(
+            may_invite(&client("a", false), &counsellor("a"), "@c:l", &f),
+            Verdict::Deny(Rule::ClientsDoNotAct)
+        );
     }
 
     #[test]
@@ -335,7 +358,10 @@ mod tests {
         let mut f = facts(Some(RoomKind::ClientChat), 2);
         assert_eq!(may_invite(&counsellor("a"), &client("a", false), "@rs:l", &f), Verdict::Allow);
         f.clients_in_room = 1;
-        assert_eq!(may_invite(&counsellor("a"), &client("a", false), "@rs2:l", &f), Verdict::Deny(Rule::OneClientPerClientChat));
+        assert_eq!(
+            may_invite(&counsellor("a"), &client("a", false), "@rs2:l", &f),
+            Verdict::Deny(Rule::OneClientPerClientChat)
+        );
     }
 
     #[test]
@@ -356,17 +382,21 @@ mod tests {
     fn rooms_are_classified_by_how_they_are_created() {
         let c = client("a", false);
         let k = counsellor("a");
-        assert_eq!(classify(&[c.clone()], true), Some(RoomKind::ClientChat));
-        assert_eq!(classify(&[c.clone()], false), Some(RoomKind::Group));
+        assert_eq!(classify(std::slice::from_ref(&c), true), Some(RoomKind::ClientChat));
+        assert_eq!(classify(std::slice::from_ref(&c), false), Some(RoomKind::Group));
         assert_eq!(classify(&[c.clone(), c.clone()], true), Some(RoomKind::Group));
-        assert_eq!(classify(&[k.clone()], true), Some(RoomKind::ColleagueChat));
-        assert_eq!(classify(&[k.clone()], false), Some(RoomKind::ColleagueGroup));
+        assert_eq!(classify(std::slice::from_ref(&k), true), Some(RoomKind::ColleagueChat));
+        assert_eq!(classify(std::slice::from_ref(&k), false), Some(RoomKind::ColleagueGroup));
         assert_eq!(classify(&[k.clone(), k.clone()], true), Some(RoomKind::ColleagueGroup));
         assert_eq!(classify(&[], false), None);
         assert_eq!(classify(&[Role::Bot], false), None);
         assert_eq!(classify_first_invite(&c, 0), Some(RoomKind::Group));
         assert_eq!(classify_first_invite(&k, 0), Some(RoomKind::ColleagueGroup));
-        assert_eq!(classify_first_invite(&k, 1), Some(RoomKind::Group), "a room with a client never becomes a colleague room");
+        assert_eq!(
+            classify_first_invite(&k, 1),
+            Some(RoomKind::Group),
+            "a room with a client never becomes a colleague room"
+        );
         for r in [Rule::ColleagueCap, Rule::BlockedClient, Rule::Unavailable] {
             assert!(!r.message_de().is_empty());
         }

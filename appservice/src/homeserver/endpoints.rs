@@ -87,9 +87,7 @@ impl HomeserverClient {
     /// Leaves (or rejects an invite to) a room as `user_id`.
     pub async fn leave_room(&self, room_id: &str, user_id: &str) -> Result<(), HsError> {
         let path = [CS[0], CS[1], CS[2], "rooms", room_id, "leave"];
-        self.request::<Value>(Method::POST, &path, &[], Some(user_id), Some(&json!({})))
-            .await
-            .map(|_| ())
+        self.request::<Value>(Method::POST, &path, &[], Some(user_id), Some(&json!({}))).await.map(|_| ())
     }
 
     /// Sends a message event as `user_id`.
@@ -161,7 +159,8 @@ impl HomeserverClient {
         match self.request::<Value>(Method::POST, &path, &[], Some(user_id), Some(&body)).await {
             Ok(_) => Ok(()),
             Err(HsError::Matrix { errcode, error, .. })
-                if errcode == "M_FORBIDDEN" && (error.contains("already in the room") || error.contains("already joined")) =>
+                if errcode == "M_FORBIDDEN"
+                    && (error.contains("already in the room") || error.contains("already joined")) =>
             {
                 Ok(())
             }
@@ -170,7 +169,13 @@ impl HomeserverClient {
     }
 
     /// Kicks `target` from a room, as `user_id`, with a reason the target sees.
-    pub async fn kick(&self, room_id: &str, user_id: &str, target: &str, reason: &str) -> Result<(), HsError> {
+    pub async fn kick(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        target: &str,
+        reason: &str,
+    ) -> Result<(), HsError> {
         let path = [CS[0], CS[1], CS[2], "rooms", room_id, "kick"];
         let body = json!({ "user_id": target, "reason": reason });
         self.request::<Value>(Method::POST, &path, &[], Some(user_id), Some(&body)).await.map(|_| ())
@@ -217,7 +222,12 @@ impl HomeserverClient {
 
     /// Creates or updates a local account through the Synapse admin API
     /// (`PUT /_synapse/admin/v2/users/{userId}`).
-    pub async fn admin_upsert_user(&self, user_id: &str, password: Option<&str>, displayname: &str) -> Result<(), HsError> {
+    pub async fn admin_upsert_user(
+        &self,
+        user_id: &str,
+        password: Option<&str>,
+        displayname: &str,
+    ) -> Result<(), HsError> {
         let path = ["_synapse", "admin", "v2", "users", user_id];
         let mut body = json!({ "displayname": displayname, "admin": false });
         if let Some(p) = password {

@@ -213,11 +213,7 @@ impl HomeserverClient {
         let mut failures = 0u32;
         let mut rate_limited = 0u32;
         loop {
-            let mut req = self
-                .inner
-                .http
-                .request(method.clone(), url.clone())
-                .bearer_auth(token);
+            let mut req = self.inner.http.request(method.clone(), url.clone()).bearer_auth(token);
             if let Some(b) = body {
                 req = req.json(b);
             }
@@ -274,8 +270,7 @@ impl HomeserverClient {
                 failures += 1;
                 self.inner.metrics.homeserver_retries.with_label_values(&["server_error"]).inc();
                 tracing::debug!(attempt = failures, %status, "homeserver error, retrying");
-                tokio::time::sleep(retry_after_header.unwrap_or_else(|| self.backoff(failures)))
-                    .await;
+                tokio::time::sleep(retry_after_header.unwrap_or_else(|| self.backoff(failures))).await;
                 continue;
             }
             return Err(HsError::Matrix { status, errcode, error });

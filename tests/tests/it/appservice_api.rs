@@ -3,12 +3,7 @@
 use assisto_tests::{message_event, TestService};
 use serde_json::{json, Value};
 
-async fn call(
-    method: reqwest::Method,
-    url: &str,
-    token: Option<&str>,
-    body: Option<String>,
-) -> (u16, Value) {
+async fn call(method: reqwest::Method, url: &str, token: Option<&str>, body: Option<String>) -> (u16, Value) {
     let mut req = reqwest::Client::new().request(method, url);
     if let Some(t) = token {
         req = req.bearer_auth(t);
@@ -26,8 +21,8 @@ async fn wrong_or_missing_tokens_never_reach_a_handler() {
     let mut svc = TestService::start().await;
     let base = format!("{}/_matrix/app/v1", svc.url());
     let token = svc.slot.hs_token.clone();
-    let txn = json!({"events": [message_event("$authcheck", "!r:localhost", "@c_x:localhost", "x")]})
-        .to_string();
+    let txn =
+        json!({"events": [message_event("$authcheck", "!r:localhost", "@c_x:localhost", "x")]}).to_string();
     let put = reqwest::Method::PUT;
 
     let (s, v) = call(put.clone(), &format!("{base}/transactions/1"), None, Some(txn.clone())).await;
@@ -36,16 +31,26 @@ async fn wrong_or_missing_tokens_never_reach_a_handler() {
     assert_eq!((s, v["errcode"].as_str()), (403, Some("M_FORBIDDEN")));
     // A token of the same length but different content.
     let same_len: String = token.chars().rev().collect();
-    let (s, _) = call(put.clone(), &format!("{base}/transactions/1"), Some(&same_len), Some(txn.clone())).await;
+    let (s, _) =
+        call(put.clone(), &format!("{base}/transactions/1"), Some(&same_len), Some(txn.clone())).await;
     assert_eq!(s, 403);
     // The legacy query parameter alone is refused, even with the right token.
-    let (s, v) = call(put.clone(), &format!("{base}/transactions/1?access_token={token}"), None, Some(txn.clone())).await;
+    let (s, v) =
+        call(put.clone(), &format!("{base}/transactions/1?access_token={token}"), None, Some(txn.clone()))
+            .await;
     assert_eq!((s, v["errcode"].as_str()), (403, Some("M_FORBIDDEN")));
     // … and when it disagrees with the header.
-    let (s, _) = call(put.clone(), &format!("{base}/transactions/1?access_token=other"), Some(&token), Some(txn.clone())).await;
+    let (s, _) = call(
+        put.clone(),
+        &format!("{base}/transactions/1?access_token=other"),
+        Some(&token),
+        Some(txn.clone()),
+    )
+    .await;
     assert_eq!(s, 403);
     // Other endpoints are guarded the same way.
-    let (s, _) = call(reqwest::Method::GET, &format!("{base}/users/%40x%3Alocalhost"), Some("wrong"), None).await;
+    let (s, _) =
+        call(reqwest::Method::GET, &format!("{base}/users/%40x%3Alocalhost"), Some("wrong"), None).await;
     assert_eq!(s, 403);
     let (s, _) = call(reqwest::Method::POST, &format!("{base}/ping"), None, Some("{}".into())).await;
     assert_eq!(s, 401);
@@ -56,7 +61,9 @@ async fn wrong_or_missing_tokens_never_reach_a_handler() {
     assert_eq!(n, 0, "a refused transaction must not be recorded");
 
     // The header, and the header with an equal query parameter, are accepted.
-    let (s, _) = call(put.clone(), &format!("{base}/transactions/1?access_token={token}"), Some(&token), Some(txn)).await;
+    let (s, _) =
+        call(put.clone(), &format!("{base}/transactions/1?access_token={token}"), Some(&token), Some(txn))
+            .await;
     assert_eq!(s, 200);
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inbox").fetch_one(db.pool()).await.expect("count");
     assert_eq!(n, 1);
@@ -70,7 +77,9 @@ async fn endpoints_answer_as_the_spec_says() {
     let t = Some(svc.slot.hs_token.as_str());
     let get = reqwest::Method::GET;
 
-    let (s, v) = call(reqwest::Method::POST, &format!("{base}/ping"), t, Some(r#"{"transaction_id":"x"}"#.into())).await;
+    let (s, v) =
+        call(reqwest::Method::POST, &format!("{base}/ping"), t, Some(r#"{"transaction_id":"x"}"#.into()))
+            .await;
     assert_eq!((s, v), (200, json!({})));
     let (s, v) = call(get.clone(), &format!("{base}/users/%40nobody%3Alocalhost"), t, None).await;
     assert_eq!((s, v["errcode"].as_str()), (404, Some("M_NOT_FOUND")));
@@ -79,8 +88,13 @@ async fn endpoints_answer_as_the_spec_says() {
     assert_eq!((s, v), (200, json!({})), "the bot exists on demand");
     let (s, v) = call(get.clone(), &format!("{base}/rooms/%23x%3Alocalhost"), t, None).await;
     assert_eq!((s, v["errcode"].as_str()), (404, Some("M_NOT_FOUND")));
-    for path in ["thirdparty/protocol/irc", "thirdparty/user/irc", "thirdparty/location/irc",
-                 "thirdparty/user?userid=%40a%3Alocalhost", "thirdparty/location?alias=%23a%3Alocalhost"] {
+    for path in [
+        "thirdparty/protocol/irc",
+        "thirdparty/user/irc",
+        "thirdparty/location/irc",
+        "thirdparty/user?userid=%40a%3Alocalhost",
+        "thirdparty/location?alias=%23a%3Alocalhost",
+    ] {
         let (s, v) = call(get.clone(), &format!("{base}/{path}"), t, None).await;
         assert_eq!((s, v["errcode"].as_str()), (404, Some("M_NOT_FOUND")), "{path}");
     }
@@ -94,9 +108,11 @@ async fn endpoints_answer_as_the_spec_says() {
     let put = reqwest::Method::PUT;
     let (s, v) = call(put.clone(), &format!("{base}/transactions/2"), t, Some("{not json".into())).await;
     assert_eq!((s, v["errcode"].as_str()), (400, Some("M_NOT_JSON")));
-    let (s, v) = call(put.clone(), &format!("{base}/transactions/3"), t, Some(r#"{"evnts": []}"#.into())).await;
+    let (s, v) =
+        call(put.clone(), &format!("{base}/transactions/3"), t, Some(r#"{"evnts": []}"#.into())).await;
     assert_eq!((s, v["errcode"].as_str()), (400, Some("M_BAD_JSON")));
-    let (s, v) = call(put.clone(), &format!("{base}/transactions/4"), t, Some(r#"{"events": {}}"#.into())).await;
+    let (s, v) =
+        call(put.clone(), &format!("{base}/transactions/4"), t, Some(r#"{"events": {}}"#.into())).await;
     assert_eq!((s, v["errcode"].as_str()), (400, Some("M_BAD_JSON")));
 
     // 100 events of 64 KiB each fit; a body far beyond that is refused with M_TOO_LARGE.
@@ -104,19 +120,29 @@ async fn endpoints_answer_as_the_spec_says() {
     let events: Vec<Value> = (0..100)
         .map(|i| message_event(&format!("$big{i}"), "!big:localhost", "@c_x:localhost", &big))
         .collect();
-    let (s, _) = call(put.clone(), &format!("{base}/transactions/5"), t, Some(json!({"events": events}).to_string())).await;
+    let (s, _) =
+        call(put.clone(), &format!("{base}/transactions/5"), t, Some(json!({"events": events}).to_string()))
+            .await;
     assert_eq!(s, 200, "100 events of 64 KiB must be accepted");
     let huge = "y".repeat(svc.config.appservice.max_body_bytes + 1);
-    let (s, v) = call(put, &format!("{base}/transactions/6"), t, Some(json!({"events": [], "pad": huge}).to_string())).await;
+    let (s, v) =
+        call(put, &format!("{base}/transactions/6"), t, Some(json!({"events": [], "pad": huge}).to_string()))
+            .await;
     assert_eq!((s, v["errcode"].as_str()), (413, Some("M_TOO_LARGE")));
 
     let (s, v) = call(get.clone(), &format!("{}/health", svc.url()), None, None).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["database"], "ok");
     assert_eq!(v["homeserver"], "ok");
-    let metrics = reqwest::get(format!("{}/metrics", svc.url())).await.expect("metrics").text().await.expect("text");
-    for name in ["assisto_transactions_total", "assisto_events_received_total", "assisto_inbox_depth",
-                 "assisto_processing_latency_seconds_bucket", "assisto_dead_letters_total"] {
+    let metrics =
+        reqwest::get(format!("{}/metrics", svc.url())).await.expect("metrics").text().await.expect("text");
+    for name in [
+        "assisto_transactions_total",
+        "assisto_events_received_total",
+        "assisto_inbox_depth",
+        "assisto_processing_latency_seconds_bucket",
+        "assisto_dead_letters_total",
+    ] {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }
     svc.stop().await;

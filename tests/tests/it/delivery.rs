@@ -76,11 +76,7 @@ async fn room_with_bot(svc: &TestService) -> (TestUser, matrix_sdk::ruma::OwnedR
 
 async fn bot_answered(c: &TestUser, room: &matrix_sdk::ruma::RoomId, bot: &str, needle: &str) {
     eventually(&format!("the bot to answer with {needle:?}"), Duration::from_secs(20), || async {
-        c.recent_messages(room, 20)
-            .await
-            .iter()
-            .any(|(s, b)| s == bot && b.contains(needle))
-            .then_some(())
+        c.recent_messages(room, 20).await.iter().any(|(s, b)| s == bot && b.contains(needle)).then_some(())
     })
     .await;
 }
@@ -164,11 +160,12 @@ async fn killed_between_acknowledgement_and_processing_loses_nothing() {
     })
     .await;
     for id in &sent {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inbox WHERE event_id = $1 AND outcome = 'processed'")
-            .bind(id)
-            .fetch_one(db.pool())
-            .await
-            .expect("query");
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM inbox WHERE event_id = $1 AND outcome = 'processed'")
+                .bind(id)
+                .fetch_one(db.pool())
+                .await
+                .expect("query");
         assert_eq!(n, 1, "{id} processed exactly once");
     }
     svc.stop().await;

@@ -4,14 +4,21 @@
 use std::time::Duration;
 
 use assisto_appservice::homeserver::{HomeserverClient, TxnId};
-use assisto_tests::{eventually, matrix::{enc, joined, rid, TestUser}, TestService};
+use assisto_tests::{
+    eventually,
+    matrix::{enc, joined, rid, TestUser},
+    TestService,
+};
 use chrono::{Local, Timelike};
 use reqwest::Method;
 use serde_json::json;
 
 async fn say(hs: &HomeserverClient, room: &str, who: &str, text: &str) -> Result<(), String> {
     let content = json!({"msgtype": "m.text", "body": text});
-    hs.send_event(room, who, "m.room.message", &TxnId::random(), &content).await.map(|_| ()).map_err(|e| e.to_string())
+    hs.send_event(room, who, "m.room.message", &TxnId::random(), &content)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// The counsellor sends a command and waits for the bot's answer containing `needle`.
@@ -19,7 +26,11 @@ async fn command(svc: &TestService, c: &TestUser, room: &str, cmd: &str, needle:
     c.send_text(&rid(room), cmd).await;
     let bot = svc.bot();
     eventually(&format!("an answer to {cmd:?} with {needle:?}"), Duration::from_secs(20), || async {
-        c.recent_messages(&rid(room), 10).await.iter().any(|(s, b)| *s == bot && b.contains(needle)).then_some(())
+        c.recent_messages(&rid(room), 10)
+            .await
+            .iter()
+            .any(|(s, b)| *s == bot && b.contains(needle))
+            .then_some(())
     })
     .await;
 }
@@ -62,16 +73,35 @@ async fn the_description_is_for_counsellors_only() {
         joined(&anna, &dm).await.contains(&bot).then_some(())
     })
     .await;
-    command(&svc, &anna, &dm, &format!("!assisto beschreibung {room} Für Jugendliche 14-17, ruhig angehen"), "gespeichert").await;
+    command(
+        &svc,
+        &anna,
+        &dm,
+        &format!("!assisto beschreibung {room} Für Jugendliche 14-17, ruhig angehen"),
+        "gespeichert",
+    )
+    .await;
     command(&svc, &anna, &dm, &format!("!assisto beschreibung {room}"), "ruhig angehen").await;
 
     // Nothing a client can read in the group carries it: neither state nor timeline.
     let state = hs
-        .request::<serde_json::Value>(Method::GET, &["_matrix", "client", "v3", "rooms", &room, "state"], &[], Some(&clients[0]), None)
+        .request::<serde_json::Value>(
+            Method::GET,
+            &["_matrix", "client", "v3", "rooms", &room, "state"],
+            &[],
+            Some(&clients[0]),
+            None,
+        )
         .await
         .expect("client reads state");
     let messages = hs
-        .request::<serde_json::Value>(Method::GET, &["_matrix", "client", "v3", "rooms", &room, "messages"], &[("dir", "b"), ("limit", "100")], Some(&clients[0]), None)
+        .request::<serde_json::Value>(
+            Method::GET,
+            &["_matrix", "client", "v3", "rooms", &room, "messages"],
+            &[("dir", "b"), ("limit", "100")],
+            Some(&clients[0]),
+            None,
+        )
         .await
         .expect("client reads timeline");
     for text in [state.to_string(), messages.to_string()] {
@@ -91,7 +121,15 @@ async fn groups_and_participants_can_be_deactivated_and_reactivated() {
     let err = say(&hs, &room, &clients[0], "Noch jemand da?").await.expect_err("read-only");
     assert!(err.contains("deaktiviert"), "{err}");
     let (s, v) = anna
-        .raw(Method::PUT, &format!("/_matrix/client/v3/rooms/{}/send/m.room.message/t{}", enc(&room), uuid::Uuid::new_v4().simple()), Some(json!({"msgtype": "m.text", "body": "Ich auch nicht"})))
+        .raw(
+            Method::PUT,
+            &format!(
+                "/_matrix/client/v3/rooms/{}/send/m.room.message/t{}",
+                enc(&room),
+                uuid::Uuid::new_v4().simple()
+            ),
+            Some(json!({"msgtype": "m.text", "body": "Ich auch nicht"})),
+        )
         .await;
     assert_eq!(s, 403, "counsellors cannot write either: {v}");
     // Everyone still reads the history.
@@ -102,11 +140,25 @@ async fn groups_and_participants_can_be_deactivated_and_reactivated() {
     say(&hs, &room, &clients[0], "Wieder offen").await.expect("writes again");
 
     // One participant deactivated: reads, does not write; the other writes.
-    command(&svc, &anna, &room, &format!("!assisto teilnehmer deaktivieren {}", clients[0]), "nur noch mitlesen").await;
+    command(
+        &svc,
+        &anna,
+        &room,
+        &format!("!assisto teilnehmer deaktivieren {}", clients[0]),
+        "nur noch mitlesen",
+    )
+    .await;
     let err = say(&hs, &room, &clients[0], "Darf ich?").await.expect_err("participant read-only");
     assert!(err.contains("mitlesen"), "{err}");
     say(&hs, &room, &clients[1], "Ich darf").await.expect("the other participant writes");
-    command(&svc, &anna, &room, &format!("!assisto teilnehmer aktivieren {}", clients[0]), "wieder schreiben").await;
+    command(
+        &svc,
+        &anna,
+        &room,
+        &format!("!assisto teilnehmer aktivieren {}", clients[0]),
+        "wieder schreiben",
+    )
+    .await;
     say(&hs, &room, &clients[0], "Danke").await.expect("reactivated");
     svc.stop().await;
 }
@@ -119,7 +171,8 @@ async fn an_appointment_group_is_open_only_in_its_slots() {
     let tz = chrono_tz::Europe::Berlin;
     let now = Local::now().with_timezone(&tz);
     let tomorrow = (now + chrono::Duration::days(1)).format("%d.%m.%Y").to_string();
-    command(&svc, &anna, &room, &format!("!assisto termin hinzufügen {tomorrow} 10:00 11:00"), "Terminchat").await;
+    command(&svc, &anna, &room, &format!("!assisto termin hinzufügen {tomorrow} 10:00 11:00"), "Terminchat")
+        .await;
     let err = say(&hs, &room, &clients[0], "Zu früh").await.expect_err("closed outside its slot");
     assert!(err.contains("Termine"), "{err}");
 
@@ -129,7 +182,12 @@ async fn an_appointment_group_is_open_only_in_its_slots() {
     }
     let start = now - chrono::Duration::minutes(1);
     let end = now + chrono::Duration::minutes(2);
-    let cmd = format!("!assisto termin hinzufügen {} {} {}", start.format("%d.%m.%Y"), start.format("%H:%M"), end.format("%H:%M"));
+    let cmd = format!(
+        "!assisto termin hinzufügen {} {} {}",
+        start.format("%d.%m.%Y"),
+        start.format("%H:%M"),
+        end.format("%H:%M")
+    );
     command(&svc, &anna, &room, &cmd, "eingetragen").await;
     say(&hs, &room, &clients[0], "Jetzt ist offen").await.expect("open in its slot");
     command(&svc, &anna, &room, "!assisto termin liste", "Termine:").await;
@@ -145,7 +203,13 @@ async fn a_deleted_group_is_gone_for_everyone() {
     command(&svc, &anna, &room, "!assisto gruppe löschen", "bestätigen").await;
     anna.send_text(&rid(&room), "!assisto gruppe löschen bestätigen").await;
     eventually("the group to be gone", Duration::from_secs(30), || async {
-        let (s, _) = anna.raw(Method::GET, &format!("/_matrix/client/v3/rooms/{}/messages?dir=b&limit=10", enc(&room)), None).await;
+        let (s, _) = anna
+            .raw(
+                Method::GET,
+                &format!("/_matrix/client/v3/rooms/{}/messages?dir=b&limit=10", enc(&room)),
+                None,
+            )
+            .await;
         (s == 403 || s == 404).then_some(())
     })
     .await;
@@ -161,11 +225,23 @@ async fn a_deleted_group_is_gone_for_everyone() {
         (r.status().as_u16() == 404).then_some(())
     })
     .await;
-    assert!(hs
-        .request::<serde_json::Value>(Method::GET, &["_matrix", "client", "v3", "rooms", &room, "messages"], &[("dir", "b")], Some(&clients[0]), None)
+    assert!(
+        hs.request::<serde_json::Value>(
+            Method::GET,
+            &["_matrix", "client", "v3", "rooms", &room, "messages"],
+            &[("dir", "b")],
+            Some(&clients[0]),
+            None
+        )
         .await
-        .is_err(), "the client cannot read it either");
+        .is_err(),
+        "the client cannot read it either"
+    );
     let (_, audit) = svc.admin(Method::GET, "/audit", None).await;
-    assert!(audit.as_array().expect("audit").iter().any(|e| e["action"] == "group.delete" && e["subject"] == room.as_str()));
+    assert!(audit
+        .as_array()
+        .expect("audit")
+        .iter()
+        .any(|e| e["action"] == "group.delete" && e["subject"] == room.as_str()));
     svc.stop().await;
 }

@@ -24,7 +24,9 @@ use serde_json::json;
 
 /// Answers with `script[n]` on the n-th request (the last one repeats), and records what
 /// it was asked.
-async fn mock(script: Vec<(u16, serde_json::Value, Option<&'static str>)>) -> (String, Arc<AtomicU32>, Arc<std::sync::Mutex<Vec<String>>>) {
+async fn mock(
+    script: Vec<(u16, serde_json::Value, Option<&'static str>)>,
+) -> (String, Arc<AtomicU32>, Arc<std::sync::Mutex<Vec<String>>>) {
     let hits = Arc::new(AtomicU32::new(0));
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let (h, s) = (hits.clone(), seen.clone());
@@ -50,11 +52,21 @@ async fn mock(script: Vec<(u16, serde_json::Value, Option<&'static str>)>) -> (S
 }
 
 fn client(url: &str) -> (HomeserverClient, Metrics) {
-    let cfg = HomeserverConfig { url: url.into(), server_name: "localhost".into(), request_timeout_secs: 2, max_retries: 3, admin_token: None };
+    let cfg = HomeserverConfig {
+        url: url.into(),
+        server_name: "localhost".into(),
+        request_timeout_secs: 2,
+        max_retries: 3,
+        admin_token: None,
+    };
     let metrics = Metrics::new();
-    let c = HomeserverClient::new(&cfg, "the-as-token".into(), metrics.clone())
-        .expect("client")
-        .with_retry(RetryPolicy { max_retries: 3, base_delay: Duration::from_millis(20), max_delay: Duration::from_millis(100) });
+    let c = HomeserverClient::new(&cfg, "the-as-token".into(), metrics.clone()).expect("client").with_retry(
+        RetryPolicy {
+            max_retries: 3,
+            base_delay: Duration::from_millis(20),
+            max_delay: Duration::from_millis(100),
+        },
+    );
     (c, metrics)
 }
 
@@ -78,7 +90,10 @@ async fn rate_limits_are_honoured_with_retry_after_ms_and_the_header() {
     assert_eq!(metrics.homeserver_retries.with_label_values(&["rate_limited"]).get(), 2);
     // Masquerading, the token and the same transaction ID on every retry.
     let seen = seen.lock().expect("lock").clone();
-    assert!(seen.iter().all(|s| s.contains("user_id=%40rs_1%3Alocalhost") && s.ends_with("Bearer the-as-token")), "{seen:?}");
+    assert!(
+        seen.iter().all(|s| s.contains("user_id=%40rs_1%3Alocalhost") && s.ends_with("Bearer the-as-token")),
+        "{seen:?}"
+    );
     let first_path = seen[0].split('?').next().expect("path").to_owned();
     assert!(seen.iter().all(|s| s.starts_with(&first_path)), "same txn id on retry: {seen:?}");
     assert!(first_path.contains("/rooms/!room:localhost/send/m.room.message/assisto-"), "{first_path}");
@@ -86,7 +101,12 @@ async fn rate_limits_are_honoured_with_retry_after_ms_and_the_header() {
 
 #[tokio::test]
 async fn server_errors_are_retried_a_bounded_number_of_times() {
-    let (url, hits, _) = mock(vec![(502, json!({}), None), (500, json!({}), None), (200, json!({"room_id": "!r:localhost"}), None)]).await;
+    let (url, hits, _) = mock(vec![
+        (502, json!({}), None),
+        (500, json!({}), None),
+        (200, json!({"room_id": "!r:localhost"}), None),
+    ])
+    .await;
     let (c, metrics) = client(&url);
     c.join_room("!r:localhost", "@assisto:localhost").await.expect("joined after two 5xx");
     assert_eq!(hits.load(Ordering::SeqCst), 3);

@@ -4,14 +4,22 @@
 use std::time::Duration;
 
 use assisto_appservice::homeserver::TxnId;
-use assisto_tests::{eventually, matrix::{enc, joined, rid, TestUser}, TestService};
+use assisto_tests::{
+    eventually,
+    matrix::{enc, joined, rid, TestUser},
+    TestService,
+};
 use reqwest::Method;
 use serde_json::json;
 
 /// The room's kind as the service recorded it.
 async fn kind_of(svc: &TestService, inst: &str, room_id: &str) -> Option<String> {
     let (_, rooms) = svc.admin(Method::GET, &format!("/institutions/{inst}/rooms"), None).await;
-    rooms.as_array()?.iter().find(|r| r["room_id"] == room_id).and_then(|r| r["kind"].as_str().map(str::to_owned))
+    rooms
+        .as_array()?
+        .iter()
+        .find(|r| r["room_id"] == room_id)
+        .and_then(|r| r["kind"].as_str().map(str::to_owned))
 }
 
 /// Whether the institution's space for `cat` lists the room.
@@ -47,7 +55,9 @@ async fn a_colleague_group_refuses_its_ninth_member() {
     }
     assert_eq!(kind_of(&svc, &inst.id, &room).await.as_deref(), Some("colleague_group"));
     for u in &others[..7] {
-        let (s, v) = u.raw(Method::POST, &format!("/_matrix/client/v3/rooms/{}/join", enc(&room)), Some(json!({}))).await;
+        let (s, v) = u
+            .raw(Method::POST, &format!("/_matrix/client/v3/rooms/{}/join", enc(&room)), Some(json!({})))
+            .await;
         assert_eq!(s, 200, "{v}");
     }
     creator.send_text(&rid(&room), "Nur für uns acht.").await;
@@ -62,13 +72,21 @@ async fn a_colleague_group_refuses_its_ninth_member() {
     assert_eq!(s, 403);
     // … and a raw join (the room made public to try) is refused as well.
     let (s, v) = creator
-        .raw(Method::PUT, &format!("/_matrix/client/v3/rooms/{}/state/m.room.join_rules/", enc(&room)), Some(json!({"join_rule": "public"})))
+        .raw(
+            Method::PUT,
+            &format!("/_matrix/client/v3/rooms/{}/state/m.room.join_rules/", enc(&room)),
+            Some(json!({"join_rule": "public"})),
+        )
         .await;
     assert_eq!(s, 200, "{v}");
-    let (s, v) = ninth.raw(Method::POST, &format!("/_matrix/client/v3/rooms/{}/join", enc(&room)), Some(json!({}))).await;
+    let (s, v) = ninth
+        .raw(Method::POST, &format!("/_matrix/client/v3/rooms/{}/join", enc(&room)), Some(json!({})))
+        .await;
     assert_eq!(s, 403, "the ninth must not join: {v}");
     // The ninth never read a single message.
-    let (s, _) = ninth.raw(Method::GET, &format!("/_matrix/client/v3/rooms/{}/messages?dir=b&limit=10", enc(&room)), None).await;
+    let (s, _) = ninth
+        .raw(Method::GET, &format!("/_matrix/client/v3/rooms/{}/messages?dir=b&limit=10", enc(&room)), None)
+        .await;
     assert_eq!(s, 403, "no history for the refused colleague");
     assert!(!joined(&creator, &room).await.contains(&ninth.user_id));
 
@@ -81,7 +99,12 @@ async fn a_colleague_group_refuses_its_ninth_member() {
 
     // Refusals are in the audit log, without content.
     let (_, audit) = svc.admin(Method::GET, "/audit?limit=100", None).await;
-    let refused = audit.as_array().expect("audit").iter().filter(|e| e["action"] == "rule.colleague_cap.refused").count();
+    let refused = audit
+        .as_array()
+        .expect("audit")
+        .iter()
+        .filter(|e| e["action"] == "rule.colleague_cap.refused")
+        .count();
     assert!(refused >= 3, "{audit}");
     svc.stop().await;
 }
@@ -96,7 +119,11 @@ async fn no_client_ever_joins_a_colleague_room() {
     let hs = svc.hs_client();
 
     // A colleague chat (direct, one colleague).
-    let (s, v) = anna.create_room_raw(json!({"invite": [ben.user_id], "is_direct": true, "preset": "trusted_private_chat"})).await;
+    let (s, v) = anna
+        .create_room_raw(
+            json!({"invite": [ben.user_id], "is_direct": true, "preset": "trusted_private_chat"}),
+        )
+        .await;
     assert_eq!(s, 200, "{v}");
     let room = v["room_id"].as_str().expect("room").to_owned();
     eventually("the room recorded", Duration::from_secs(20), || async {
@@ -110,7 +137,11 @@ async fn no_client_ever_joins_a_colleague_room() {
     assert!(v["error"].as_str().unwrap_or_default().contains("Kolleg:innen"), "{v}");
     // By join, with the room made public: refused.
     let (s, _) = anna
-        .raw(Method::PUT, &format!("/_matrix/client/v3/rooms/{}/state/m.room.join_rules/", enc(&room)), Some(json!({"join_rule": "public"})))
+        .raw(
+            Method::PUT,
+            &format!("/_matrix/client/v3/rooms/{}/state/m.room.join_rules/", enc(&room)),
+            Some(json!({"join_rule": "public"})),
+        )
         .await;
     assert_eq!(s, 200);
     let err = hs.join_room(&room, &client).await.expect_err("a client must not join a colleague room");
@@ -118,14 +149,22 @@ async fn no_client_ever_joins_a_colleague_room() {
     // Creating a room that mixes is refused too: a colleague chat cannot be opened with a client.
     // Through an upgrade: the new room inherits the kind, and the client is refused there.
     let (s, v) = anna
-        .raw(Method::POST, &format!("/_matrix/client/v3/rooms/{}/upgrade", enc(&room)), Some(json!({"new_version": "12"})))
+        .raw(
+            Method::POST,
+            &format!("/_matrix/client/v3/rooms/{}/upgrade", enc(&room)),
+            Some(json!({"new_version": "12"})),
+        )
         .await;
     assert_eq!(s, 200, "upgrade: {v}");
     let new_room = v["replacement_room"].as_str().expect("replacement").to_owned();
     let (s, v) = anna.invite_raw(&new_room, &client).await;
     assert_eq!(s, 403, "a client must not enter the upgraded colleague room: {v}");
     let (s, _) = anna
-        .raw(Method::PUT, &format!("/_matrix/client/v3/rooms/{}/state/m.room.join_rules/", enc(&new_room)), Some(json!({"join_rule": "public"})))
+        .raw(
+            Method::PUT,
+            &format!("/_matrix/client/v3/rooms/{}/state/m.room.join_rules/", enc(&new_room)),
+            Some(json!({"join_rule": "public"})),
+        )
         .await;
     assert_eq!(s, 200);
     assert!(hs.join_room(&new_room, &client).await.is_err(), "nor join it");
@@ -158,7 +197,10 @@ async fn counsellors_reach_only_their_own_institutions_clients() {
         anna.search_users(&name).await.contains(&client).then_some(())
     })
     .await;
-    assert!(!otto.search_users(&name).await.contains(&client), "another institution's counsellor must not find the client");
+    assert!(
+        !otto.search_users(&name).await.contains(&client),
+        "another institution's counsellor must not find the client"
+    );
     // Otto cannot reach her even with her ID.
     let (s, v) = otto.create_room_raw(json!({"invite": [client], "is_direct": true})).await;
     assert_eq!(s, 403, "{v}");
@@ -166,7 +208,9 @@ async fn counsellors_reach_only_their_own_institutions_clients() {
 
     // Anna starts a chat the Element way; the puppet accepts; it is a client chat in the
     // Ratsuchende space.
-    let (s, v) = anna.create_room_raw(json!({"invite": [client], "is_direct": true, "preset": "trusted_private_chat"})).await;
+    let (s, v) = anna
+        .create_room_raw(json!({"invite": [client], "is_direct": true, "preset": "trusted_private_chat"}))
+        .await;
     assert_eq!(s, 200, "{v}");
     let room = v["room_id"].as_str().expect("room").to_owned();
     eventually("the client to accept", Duration::from_secs(20), || async {
@@ -205,12 +249,17 @@ async fn a_blocked_client_cannot_send_or_join_and_keeps_the_history() {
     })
     .await;
     let content = json!({"msgtype": "m.text", "body": "Vor der Sperre"});
-    hs.send_event(&room, &client, "m.room.message", &TxnId::random(), &content).await.expect("sent before the block");
+    hs.send_event(&room, &client, "m.room.message", &TxnId::random(), &content)
+        .await
+        .expect("sent before the block");
 
     let (s, v) = svc.admin(Method::POST, &format!("/clients/{}/block", enc(&client)), None).await;
     assert_eq!((s, v["blocked"].as_bool()), (200, Some(true)), "{v}");
     let content = json!({"msgtype": "m.text", "body": "Nach der Sperre"});
-    let err = hs.send_event(&room, &client, "m.room.message", &TxnId::random(), &content).await.expect_err("blocked");
+    let err = hs
+        .send_event(&room, &client, "m.room.message", &TxnId::random(), &content)
+        .await
+        .expect_err("blocked");
     assert_eq!(err.errcode(), Some("M_FORBIDDEN"), "{err}");
     assert!(err.to_string().contains("gesperrt"), "explained: {err}");
     // Nor may the blocked client join another chat.
@@ -226,7 +275,13 @@ async fn a_blocked_client_cannot_send_or_join_and_keeps_the_history() {
     let content = json!({"msgtype": "m.text", "body": "Wieder da"});
     hs.send_event(&room, &client, "m.room.message", &TxnId::random(), &content).await.expect("unblocked");
     let (_, audit) = svc.admin(Method::GET, "/audit", None).await;
-    let actions: Vec<&str> = audit.as_array().expect("audit").iter().filter(|e| e["subject"] == client.as_str()).filter_map(|e| e["action"].as_str()).collect();
+    let actions: Vec<&str> = audit
+        .as_array()
+        .expect("audit")
+        .iter()
+        .filter(|e| e["subject"] == client.as_str())
+        .filter_map(|e| e["action"].as_str())
+        .collect();
     assert!(actions.contains(&"client.block") && actions.contains(&"client.unblock"), "{actions:?}");
     svc.stop().await;
 }
@@ -245,21 +300,30 @@ async fn what_a_server_admin_forces_past_the_module_is_repaired() {
     let password = format!("pw-{}", uuid::Uuid::new_v4());
     assisto_tests::matrix::register_user(&localpart, &password, true).await;
     let (s, v) = svc
-        .admin(Method::POST, &format!("/institutions/{}/counsellors", inst.id), Some(json!({"localpart": localpart, "display_name": "Admin Ost"})))
+        .admin(
+            Method::POST,
+            &format!("/institutions/{}/counsellors", inst.id),
+            Some(json!({"localpart": localpart, "display_name": "Admin Ost"})),
+        )
         .await;
     assert_eq!(s, 201, "{v}");
     let admin = TestUser::login(&localpart, &password).await;
 
     let all: Vec<&str> = others.iter().map(|u| u.user_id.as_str()).collect();
-    let (s, v) = creator.create_room_raw(json!({"name": "Acht", "invite": all, "preset": "public_chat"})).await;
+    let (s, v) =
+        creator.create_room_raw(json!({"name": "Acht", "invite": all, "preset": "public_chat"})).await;
     assert_eq!(s, 200, "{v}");
     let room = v["room_id"].as_str().expect("room").to_owned();
     for u in &others {
-        let (s, v) = u.raw(Method::POST, &format!("/_matrix/client/v3/rooms/{}/join", enc(&room)), Some(json!({}))).await;
+        let (s, v) = u
+            .raw(Method::POST, &format!("/_matrix/client/v3/rooms/{}/join", enc(&room)), Some(json!({})))
+            .await;
         assert_eq!(s, 200, "{v}");
     }
     // The admin joins as the ninth; Synapse lets an admin through …
-    let (s, v) = admin.raw(Method::POST, &format!("/_matrix/client/v3/rooms/{}/join", enc(&room)), Some(json!({}))).await;
+    let (s, v) = admin
+        .raw(Method::POST, &format!("/_matrix/client/v3/rooms/{}/join", enc(&room)), Some(json!({})))
+        .await;
     assert_eq!(s, 200, "the module is bypassed for admins: {v}");
     // … and the service removes the ninth member and says why.
     let bot = svc.bot();
@@ -268,10 +332,18 @@ async fn what_a_server_admin_forces_past_the_module_is_repaired() {
     })
     .await;
     eventually("the explanation in the room", Duration::from_secs(20), || async {
-        creator.recent_messages(&rid(&room), 20).await.iter().any(|(s, b)| *s == bot && b.contains("höchstens 8")).then_some(())
+        creator
+            .recent_messages(&rid(&room), 20)
+            .await
+            .iter()
+            .any(|(s, b)| *s == bot && b.contains("höchstens 8"))
+            .then_some(())
     })
     .await;
     let (_, audit) = svc.admin(Method::GET, "/audit", None).await;
-    assert!(audit.as_array().expect("audit").iter().any(|e| e["action"] == "rule.colleague_cap.repaired"), "{audit}");
+    assert!(
+        audit.as_array().expect("audit").iter().any(|e| e["action"] == "rule.colleague_cap.repaired"),
+        "{audit}"
+    );
     svc.stop().await;
 }
