@@ -82,9 +82,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         processor: processor.clone(),
         metrics: metrics.clone(),
         bot_user_id,
-        ingest_lock: tokio::sync::Mutex::new(
+        ingest: tokio::sync::Mutex::new(api::IngestState::new(
             inbox::last_txn_id(&db).await?.and_then(|t| t.parse::<u64>().ok()),
-        ),
+        )),
         module_token_digest: config.appservice.module_token.as_deref().map(api::auth_digest),
         admin_token_digest: config.appservice.admin_api_token.as_deref().map(api::auth_digest),
         checker,

@@ -146,6 +146,11 @@ impl Processor {
         }
     }
 
+    /// Remembers a recorded transaction's ID with the next batch of processed marks.
+    pub fn remember_txn(&self, record: inbox::TxnRecord) {
+        let _ = self.inner.done_tx.send(Finished::Txn(record));
+    }
+
     /// Passes an ephemeral event on; dropped if the handler is far behind.
     pub fn ephemeral(&self, event: Value) {
         if self.inner.ephemeral_tx.try_send(event).is_err() {
@@ -187,6 +192,8 @@ impl Processor {
 enum Finished {
     /// An event is finished; the `i64` is when it was received.
     Event(Done, i64),
+    /// A transaction ID to remember.
+    Txn(inbox::TxnRecord),
     /// Write what is pending and stop.
     Stop(tokio::sync::oneshot::Sender<()>),
 }
@@ -327,12 +334,12 @@ async fn flush_loop(
     mut next_processed_seq: i64,
 ) {
     let mut batch: Vec<(Done, i64)> = Vec::new();
+    let mut txns: Vec<inbox::TxnRecord> = Vec::new();
     let mut stop = None;
     loop {
-        if batch.is_empty() && stop.is_none() {
+        if batch.is_empty() && txns.is_empty() && stop.is_none() {
             match rx.recv().await {
-                Some(Finished::Event(d, at)) => batch.push((d, at)),
-                Some(Finished::Stop(s)) => stop = Some(s),
+                Some(m) => take(m, &mut batch, &mut txns, &mut stop),
                 None => return,
             }
         }
@@ -341,30 +348,42 @@ async fn flush_loop(
         let gather_until = tokio::time::Instant::now() + DONE_GATHER;
         while batch.len() < DONE_BATCH && stop.is_none() {
             match rx.try_recv() {
-                Ok(Finished::Event(d, at)) => batch.push((d, at)),
-                Ok(Finished::Stop(s)) => stop = Some(s),
+                Ok(m) => take(m, &mut batch, &mut txns, &mut stop),
                 Err(_) => match tokio::time::timeout_at(gather_until, rx.recv()).await {
-                    Ok(Some(Finished::Event(d, at))) => batch.push((d, at)),
-                    Ok(Some(Finished::Stop(s))) => stop = Some(s),
+                    Ok(Some(m)) => take(m, &mut batch, &mut txns, &mut stop),
                     Ok(None) | Err(_) => break,
                 },
             }
         }
-        if !batch.is_empty() {
+        if !batch.is_empty() || !txns.is_empty() {
             let dones: Vec<Done> = batch.iter().map(|(d, _)| d.clone()).collect();
-            if let Err(e) = inbox::mark_done(&inner.db, &dones, next_processed_seq).await {
+            if let Err(e) = inbox::mark_done(&inner.db, &dones, next_processed_seq, &txns).await {
                 // Keep the batch and try again: nothing finished may be forgotten.
                 tracing::error!(error = %e, "recording processed events failed; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
             }
             next_processed_seq += dones.len() as i64;
+            txns.clear();
             record_metrics(&inner.metrics, batch.drain(..));
         }
         if let Some(s) = stop.take() {
             let _ = s.send(());
             return;
         }
+    }
+}
+
+fn take(
+    m: Finished,
+    batch: &mut Vec<(Done, i64)>,
+    txns: &mut Vec<inbox::TxnRecord>,
+    stop: &mut Option<tokio::sync::oneshot::Sender<()>>,
+) {
+    match m {
+        Finished::Event(d, at) => batch.push((d, at)),
+        Finished::Txn(t) => txns.push(t),
+        Finished::Stop(s) => *stop = Some(s),
     }
 }
 

@@ -39,9 +39,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// `@bot:server`.
     pub bot_user_id: String,
-    /// Records transactions one at a time (the homeserver sends one at a time anyway);
-    /// holds the last numeric transaction ID, to warn when IDs go backwards.
-    pub ingest_lock: tokio::sync::Mutex<Option<u64>>,
+    /// Records transactions one at a time (the homeserver sends one at a time anyway).
+    pub ingest: tokio::sync::Mutex<push_events::IngestState>,
     /// The module token's digest, if configured.
     pub module_token_digest: Option<[u8; 32]>,
     /// The admin API token's digest, if configured.
@@ -87,6 +86,8 @@ async fn method_not_allowed() -> MatrixError {
         "Method not allowed for this endpoint",
     )
 }
+
+pub use push_events::IngestState;
 
 /// The digest the auth middleware compares against.
 pub fn auth_digest(hs_token: &str) -> [u8; 32] {

@@ -10,6 +10,9 @@ const TXN_INSERT: &str = "INSERT INTO as_transactions (txn_id, fingerprint, even
      VALUES ($1, $2, $3, $4) ON CONFLICT (txn_id) DO NOTHING";
 const TXN_UPDATE: &str = "UPDATE as_transactions SET fingerprint = $2, event_count = $3, received_at = $4 \
      WHERE txn_id = $1";
+const TXN_UPSERT: &str = "INSERT INTO as_transactions (txn_id, fingerprint, event_count, received_at) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (txn_id) DO UPDATE SET fingerprint = excluded.fingerprint, \
+     event_count = excluded.event_count, received_at = excluded.received_at";
 const LAST_TXN: &str = "SELECT txn_id FROM as_transactions ORDER BY received_at DESC LIMIT 1";
 const INBOX_INSERT_HEAD: &str = "INSERT INTO inbox (event_id, room_id, txn_id, body, received_at) VALUES ";
 const INBOX_INSERT_TAIL: &str = " ON CONFLICT (event_id) DO NOTHING RETURNING seq, event_id";
@@ -37,7 +40,7 @@ const PRUNE_TXNS: &str = "DELETE FROM as_transactions WHERE received_at < $1";
 const PRUNE_DEAD: &str = "DELETE FROM dead_letters WHERE received_at < $1";
 
 /// Rows per multi-row insert: 3 parameters each stays far below every driver's limit.
-const INSERT_CHUNK: usize = 100;
+const INSERT_CHUNK: usize = 300;
 
 /// A timeline event that passed the structural checks.
 #[derive(Debug, Clone)]
@@ -124,17 +127,7 @@ pub async fn record_transaction(
 
     let mut inserted = Vec::with_capacity(events.len());
     for chunk in events.chunks(INSERT_CHUNK) {
-        let mut sql = String::with_capacity(INBOX_INSERT_HEAD.len() + chunk.len() * 32 + 60);
-        sql.push_str(INBOX_INSERT_HEAD);
-        // $1 (transaction ID) and $2 (time) are shared by all rows.
-        for i in 0..chunk.len() {
-            let b = 3 + i * 3;
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push_str(&format!("(${},${},$1,${},$2)", b, b + 1, b + 2));
-        }
-        sql.push_str(INBOX_INSERT_TAIL);
+        let sql = inbox_insert_sql(chunk.len());
         let mut q = sqlx::query(&sql).bind(txn_id).bind(now);
         for e in chunk {
             q = q.bind(&e.event_id).bind(&e.room_id).bind(&e.body);
@@ -160,6 +153,63 @@ pub async fn record_transaction(
     inserted.sort_unstable_by_key(|(seq, _)| *seq);
     let duplicates = (events.len() - inserted.len()) as u64;
     Ok(Recorded::New { inserted, duplicates, rejected: rejected.len() as u64, txn_id_reused })
+}
+
+/// A transaction ID to remember, written with the next batch of processed marks (its loss
+/// in a crash costs nothing: events are de-duplicated by ID).
+#[derive(Debug, Clone)]
+pub struct TxnRecord {
+    /// The ID.
+    pub txn_id: String,
+    /// Hash of its event IDs.
+    pub fingerprint: String,
+    /// Events (and dead letters) it carried.
+    pub event_count: i64,
+    /// When it arrived (ms).
+    pub received_at: i64,
+}
+
+/// The fast path for a transaction without malformed events: its events go into the inbox
+/// with one statement per [`INSERT_CHUNK`] events, each committed (and synced) on its own.
+/// A crash between chunks leaves some recorded and the transaction unacknowledged; the
+/// homeserver sends it again and the recorded ones are de-duplicated. Returns the events
+/// new to the inbox with their positions, in inbox order.
+pub async fn insert_events(db: &Db, txn_id: &str, events: &[NewEvent]) -> sqlx::Result<Vec<(i64, String)>> {
+    let now = now_ms();
+    let _w = db.write_guard().await;
+    let mut inserted = Vec::with_capacity(events.len());
+    for chunk in events.chunks(INSERT_CHUNK) {
+        let sql = inbox_insert_sql(chunk.len());
+        let mut q = sqlx::query(&sql).bind(txn_id).bind(now);
+        for e in chunk {
+            q = q.bind(&e.event_id).bind(&e.room_id).bind(&e.body);
+        }
+        for row in q.fetch_all(db.pool()).await? {
+            inserted.push((row.try_get::<i64, _>(0)?, row.try_get::<String, _>(1)?));
+        }
+    }
+    inserted.sort_unstable_by_key(|(seq, _)| *seq);
+    Ok(inserted)
+}
+
+/// The fingerprint a transaction ID was recorded with, if any.
+pub async fn txn_fingerprint(db: &Db, txn_id: &str) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar(TXN_HASH).bind(txn_id).fetch_optional(db.pool()).await
+}
+
+fn inbox_insert_sql(rows: usize) -> String {
+    let mut sql = String::with_capacity(INBOX_INSERT_HEAD.len() + rows * 24 + 60);
+    sql.push_str(INBOX_INSERT_HEAD);
+    // $1 (transaction ID) and $2 (time) are shared by all rows.
+    for i in 0..rows {
+        let b = 3 + i * 3;
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&format!("(${},${},$1,${},$2)", b, b + 1, b + 2));
+    }
+    sql.push_str(INBOX_INSERT_TAIL);
+    sql
 }
 
 /// The most recently recorded transaction ID.
@@ -223,10 +273,24 @@ pub struct Done {
 /// the order given starting at `first_processed_seq`. Their content is dropped; dead
 /// letters keep a copy in `dead_letters`. Processed events are marked with one statement
 /// per [`MARK_CHUNK`] events.
-pub async fn mark_done(db: &Db, batch: &[Done], first_processed_seq: i64) -> sqlx::Result<()> {
+pub async fn mark_done(
+    db: &Db,
+    batch: &[Done],
+    first_processed_seq: i64,
+    txns: &[TxnRecord],
+) -> sqlx::Result<()> {
     let now = now_ms();
     let _w = db.write_guard().await;
     let mut tx = db.relaxed_pool().begin().await?;
+    for t in txns {
+        sqlx::query(TXN_UPSERT)
+            .bind(&t.txn_id)
+            .bind(&t.fingerprint)
+            .bind(t.event_count)
+            .bind(t.received_at)
+            .execute(&mut *tx)
+            .await?;
+    }
     let mut processed: Vec<(i64, i64)> = Vec::with_capacity(batch.len());
     for (i, d) in batch.iter().enumerate() {
         let pseq = first_processed_seq + i as i64;
