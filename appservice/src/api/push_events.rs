@@ -98,7 +98,7 @@ pub(super) async fn push_events_route(
         _ => None,
     };
     if recorded != Recorded::Replay {
-        if let Some(n) = txn_id.parse::<u64>().ok() {
+        if let Ok(n) = txn_id.parse::<u64>() {
             ingest.last_txn = Some(n);
         }
         ingest.remember(&txn_id, &fingerprint);
