@@ -116,6 +116,22 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         config.bot.timezone.parse().unwrap_or(chrono_tz::Europe::Berlin),
         shutdown_rx.clone(),
     )));
+    let deleter = crate::domain::deletion::Deleter::new(db.clone(), hs.clone());
+    let interval = Duration::from_secs(config.deletion.check_interval_secs.max(1));
+    let mut stop = shutdown_rx.clone();
+    background.push(tokio::spawn(async move {
+        loop {
+            match deleter.run_due().await {
+                Ok(n) if n > 0 => tracing::info!(finished = n, "deletions finished"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "the deletion routine failed; trying again"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    }));
     let retention = Duration::from_secs(config.processing.dedup_retention_hours * 3600);
     let prune_db = db.clone();
     background.push(tokio::spawn(async move {

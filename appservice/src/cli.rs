@@ -29,6 +29,17 @@ pub enum InstitutionCmd {
         /// Slug.
         id: String,
     },
+    /// Show or change how long data is kept (days).
+    Retention {
+        /// Slug.
+        id: String,
+        /// Days between marking a client for deletion and the deletion.
+        #[arg(long)]
+        deletion_days: Option<i64>,
+        /// Days closed anonymous live chats are kept.
+        #[arg(long)]
+        live_days: Option<i64>,
+    },
 }
 
 /// `assisto department …`
@@ -99,6 +110,27 @@ pub enum ClientCmd {
         /// The puppet's user ID.
         user_id: String,
     },
+    /// Mark a client for deletion after the institution's deletion period.
+    Delete {
+        /// The puppet's user ID.
+        user_id: String,
+    },
+    /// Take a deletion mark back (before the deletion started).
+    Undelete {
+        /// The puppet's user ID.
+        user_id: String,
+    },
+}
+
+/// `assisto deletion …`
+#[derive(Subcommand)]
+pub enum DeletionCmd {
+    /// List deletions: all, or only pending or finished ones.
+    List {
+        /// `pending` or `finished`.
+        #[arg(long)]
+        state: Option<String>,
+    },
 }
 
 /// `assisto room …`
@@ -131,6 +163,18 @@ pub async fn institution(config: Config, cmd: InstitutionCmd) -> anyhow::Result<
         }
         InstitutionCmd::List => print(&institutions::list(&p.db).await?),
         InstitutionCmd::Show { id } => print(&p.institution(&id).await.map_err(fail)?),
+        InstitutionCmd::Retention { id, deletion_days, live_days } => {
+            let now = p.retention(&id).await.map_err(fail)?;
+            if deletion_days.is_none() && live_days.is_none() {
+                return print(&now);
+            }
+            let r = crate::domain::provisioning::Retention {
+                deletion_period_secs: deletion_days
+                    .map_or(now.deletion_period_secs, |d| d.saturating_mul(86_400)),
+                live_retention_secs: live_days.map_or(now.live_retention_secs, |d| d.saturating_mul(86_400)),
+            };
+            print(&p.set_retention(ACTOR, &id, &r).await.map_err(fail)?)
+        }
     }
 }
 
@@ -184,6 +228,16 @@ pub async fn client(config: Config, cmd: ClientCmd) -> anyhow::Result<()> {
         ClientCmd::List { institution } => print(&people::clients(&p.db, &institution).await?),
         ClientCmd::Block { user_id } => print(&p.set_blocked(ACTOR, &user_id, true).await.map_err(fail)?),
         ClientCmd::Unblock { user_id } => print(&p.set_blocked(ACTOR, &user_id, false).await.map_err(fail)?),
+        ClientCmd::Delete { user_id } => {
+            let d = crate::domain::deletion::Deleter::new(p.db.clone(), p.hs.clone());
+            print(&d.mark(ACTOR, &user_id).await.map_err(fail)?)
+        }
+        ClientCmd::Undelete { user_id } => {
+            let d = crate::domain::deletion::Deleter::new(p.db.clone(), p.hs.clone());
+            d.unmark(ACTOR, &user_id).await.map_err(fail)?;
+            println!("{{}}");
+            Ok(())
+        }
     }
 }
 
@@ -199,4 +253,20 @@ pub async fn room(config: Config, cmd: RoomCmd) -> anyhow::Result<()> {
 pub async fn audit_log(config: Config, limit: i64) -> anyhow::Result<()> {
     let p = crate::app::provisioning(config).await?;
     print(&audit::recent(&p.db, limit.clamp(1, 10_000)).await?)
+}
+
+/// Runs a deletion command.
+pub async fn deletion(config: Config, cmd: DeletionCmd) -> anyhow::Result<()> {
+    let p = crate::app::provisioning(config).await?;
+    match cmd {
+        DeletionCmd::List { state } => {
+            let finished = match state.as_deref() {
+                None => None,
+                Some("pending") => Some(false),
+                Some("finished") => Some(true),
+                Some(other) => anyhow::bail!("--state must be pending or finished, not {other}"),
+            };
+            print(&crate::db::deletions::list(&p.db, finished).await?)
+        }
+    }
 }

@@ -30,6 +30,24 @@ pub struct Config {
     pub processing: ProcessingConfig,
     /// Log output.
     pub logging: LoggingConfig,
+    /// The deletion routine.
+    pub deletion: DeletionConfig,
+}
+
+/// The deletion routine (Löschroutine).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeletionConfig {
+    /// How often due deletions are looked for, in seconds.
+    pub check_interval_secs: u64,
+    /// Deletion period of new institutions, in seconds (each institution can change it).
+    pub default_period_secs: i64,
+}
+
+impl Default for DeletionConfig {
+    fn default() -> Self {
+        Self { check_interval_secs: 60, default_period_secs: 30 * 86_400 }
+    }
 }
 
 /// Where the homeserver is and how we talk to it.

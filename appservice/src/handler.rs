@@ -56,6 +56,12 @@ impl Assisto {
         let Some(membership) = ev.content.get("membership").and_then(Value::as_str) else {
             return Err(HandleError::Permanent("m.room.member without membership".into()));
         };
+        // A puppet without a client (deleted, or never ours) leaves no trace here: the
+        // leave events of a deleted client's deactivation arrive after its rows are gone.
+        let target_role = self.checker.role(target).await.map_err(db_error)?;
+        if target_role == Role::UnknownPuppet {
+            return Ok(());
+        }
         members::set(&self.db, &ev.room_id, target, membership).await.map_err(db_error)?;
 
         if target == self.bot_user_id && membership == "join" {

@@ -52,6 +52,9 @@ enum Command {
     /// Managed rooms.
     #[command(subcommand)]
     Room(cli::RoomCmd),
+    /// Deletions of clients (pending and finished).
+    #[command(subcommand)]
+    Deletion(cli::DeletionCmd),
     /// The newest audit-log entries.
     Audit {
         /// How many.
@@ -92,6 +95,7 @@ fn main() -> anyhow::Result<()> {
         Command::Counsellor(c) => admin(|| cli::counsellor(config, c)),
         Command::Client(c) => admin(|| cli::client(config, c)),
         Command::Room(c) => admin(|| cli::room(config, c)),
+        Command::Deletion(c) => admin(|| cli::deletion(config, c)),
         Command::Audit { limit } => admin(|| cli::audit_log(config, limit)),
     }
 }

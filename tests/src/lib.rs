@@ -300,7 +300,8 @@ impl TestService {
         v["user_id"].as_str().expect("user_id").to_owned()
     }
 
-    /// The homeserver client as this service uses it (to act as puppets like the bridge).
+    /// The homeserver client as this service uses it (with its admin token; also to act as
+    /// puppets like the bridge).
     pub fn hs_client(&self) -> assisto_appservice::homeserver::HomeserverClient {
         assisto_appservice::homeserver::HomeserverClient::new(
             &self.config.homeserver,

@@ -37,6 +37,9 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/institutions/{id}/rooms", get(list_rooms_route))
         .route("/clients/{user_id}/block", post(block_route))
         .route("/clients/{user_id}/unblock", post(unblock_route))
+        .route("/institutions/{id}/retention", get(get_retention_route).put(set_retention_route))
+        .route("/clients/{user_id}/deletion", post(mark_deletion_route).delete(unmark_deletion_route))
+        .route("/deletions", get(list_deletions_route))
         .route("/audit", get(audit_route))
 }
 
@@ -270,4 +273,85 @@ async fn audit_route(
         return Err(MatrixError::new(StatusCode::BAD_REQUEST, "M_INVALID_PARAM", "limit must be 1 to 10000"));
     }
     Ok(Json(audit::recent(&s.db, q.limit).await?).into_response())
+}
+
+/// # `GET /_assisto/admin/v1/institutions/{id}/retention`
+async fn get_retention_route(
+    State(s): State<Arc<AppState>>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    auth(&s, &h)?;
+    Ok(Json(s.provisioning.retention(&id).await.map_err(domain)?).into_response())
+}
+
+/// # `PUT /_assisto/admin/v1/institutions/{id}/retention`
+async fn set_retention_route(
+    State(s): State<Arc<AppState>>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    b: axum::body::Bytes,
+) -> ApiResult<Response> {
+    auth(&s, &h)?;
+    let req: crate::domain::provisioning::Retention = body(&b)?;
+    Ok(Json(s.provisioning.set_retention(ACTOR, &id, &req).await.map_err(domain)?).into_response())
+}
+
+fn deleter(s: &AppState) -> crate::domain::deletion::Deleter {
+    crate::domain::deletion::Deleter::new(s.db.clone(), s.hs.clone())
+}
+
+/// # `POST /_assisto/admin/v1/clients/{userId}/deletion`
+///
+/// Marks the client for deletion after the institution's deletion period.
+async fn mark_deletion_route(
+    State(s): State<Arc<AppState>>,
+    h: HeaderMap,
+    Path(user_id): Path<String>,
+) -> ApiResult<Response> {
+    auth(&s, &h)?;
+    Ok(Json(deleter(&s).mark(ACTOR, &user_id).await.map_err(domain)?).into_response())
+}
+
+/// # `DELETE /_assisto/admin/v1/clients/{userId}/deletion`
+///
+/// Takes the mark back, as long as the deletion has not started.
+async fn unmark_deletion_route(
+    State(s): State<Arc<AppState>>,
+    h: HeaderMap,
+    Path(user_id): Path<String>,
+) -> ApiResult<Response> {
+    auth(&s, &h)?;
+    deleter(&s).unmark(ACTOR, &user_id).await.map_err(domain)?;
+    Ok(Json(serde_json::json!({})).into_response())
+}
+
+#[derive(Deserialize)]
+struct DeletionQuery {
+    #[serde(default)]
+    state: Option<String>,
+}
+
+/// # `GET /_assisto/admin/v1/deletions?state=pending|finished`
+async fn list_deletions_route(
+    State(s): State<Arc<AppState>>,
+    h: HeaderMap,
+    q: Result<Query<DeletionQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    auth(&s, &h)?;
+    let Query(q) =
+        q.map_err(|e| MatrixError::new(StatusCode::BAD_REQUEST, "M_INVALID_PARAM", e.body_text()))?;
+    let finished = match q.state.as_deref() {
+        None => None,
+        Some("pending") => Some(false),
+        Some("finished") => Some(true),
+        Some(_) => {
+            return Err(MatrixError::new(
+                StatusCode::BAD_REQUEST,
+                "M_INVALID_PARAM",
+                "state must be pending or finished",
+            ))
+        }
+    };
+    Ok(Json(crate::db::deletions::list(&s.db, finished).await?).into_response())
 }

@@ -27,3 +27,10 @@ pub async fn of_room(db: &Db, room_id: &str) -> sqlx::Result<Vec<(String, String
     let rows = sqlx::query(OF_ROOM).bind(room_id).fetch_all(db.pool()).await?;
     rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
 }
+
+const ROOMS_OF_USER: &str = "SELECT room_id FROM room_members WHERE user_id = $1 ORDER BY room_id";
+
+/// Every room in which a user has (or had) a membership the service saw.
+pub async fn rooms_of_user(db: &Db, user_id: &str) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(ROOMS_OF_USER).bind(user_id).fetch_all(db.pool()).await
+}

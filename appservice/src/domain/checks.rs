@@ -228,7 +228,12 @@ impl Checker {
         if managed.is_none() {
             let creator = state.creator.clone().unwrap_or_default();
             let from_create = state.create.get(CREATE_KIND).and_then(Value::as_str).and_then(RoomKind::parse);
-            let inst = state.create.get(CREATE_INSTITUTION).and_then(Value::as_str).map(str::to_owned);
+            // Only an institution this service knows (a room of another deployment, or of a
+            // deleted institution, stays unmanaged here).
+            let inst = match state.create.get(CREATE_INSTITUTION).and_then(Value::as_str) {
+                Some(i) if institutions::get(&self.db, i).await?.is_some() => Some(i.to_owned()),
+                _ => None,
+            };
             if let (Some(kind), Some(inst)) = (from_create, inst) {
                 rooms::insert(&self.db, room_id, &inst, kind, &creator).await?;
             } else if let Some(old) = state.create.pointer("/predecessor/room_id").and_then(Value::as_str) {
@@ -261,8 +266,8 @@ impl Checker {
         let institution = match &managed {
             Some(m) => Some(m.institution_id.clone()),
             None => match state.create.get(CREATE_INSTITUTION).and_then(Value::as_str) {
-                Some(i) => Some(i.to_owned()),
-                None => institutions::room_owner(&self.db, room_id).await?.map(|(i, _)| i),
+                Some(i) if institutions::get(&self.db, i).await?.is_some() => Some(i.to_owned()),
+                _ => institutions::room_owner(&self.db, room_id).await?.map(|(i, _)| i),
             },
         };
         let appointment_open = match &managed {
@@ -313,8 +318,10 @@ impl Checker {
                 let facts = self.facts(room_id, room).await?;
                 (CheckResponse::from_verdict(rules::may_join(&role, user, &facts)), user, room_id)
             }
-            CheckRequest::Send { user, room_id, state_key, room, is_command, .. } => {
-                if state_key.is_some() {
+            CheckRequest::Send { user, room_id, event_type, state_key, room, is_command } => {
+                if state_key.is_some() || event_type == "m.room.redaction" {
+                    // Redactions only remove content (the deletion routine redacts as the
+                    // client, blocked or not).
                     // State changes (name, topic, members) are governed by power levels.
                     return Ok(CheckResponse::allow());
                 }

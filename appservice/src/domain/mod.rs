@@ -3,6 +3,7 @@
 //! checked at the edges.
 
 pub mod checks;
+pub mod deletion;
 pub mod provisioning;
 pub mod rules;
 

@@ -68,6 +68,8 @@ impl Provisioning {
             institutions::set_room(&self.db, id, cat, &room_id).await?;
         }
         if created {
+            let period = self.config.deletion.default_period_secs;
+            crate::db::deletions::set_periods(&self.db, id, period, period).await?;
             audit::record(&self.db, actor, "institution.create", id, None).await?;
         }
         self.institution(id).await
@@ -269,5 +271,58 @@ pub fn check_localpart(localpart: &str) -> Result<(), DomainError> {
         Ok(())
     } else {
         Err(DomainError::Invalid("localpart must be 1 to 64 characters of a-z, 0-9 and ._=-/+".into()))
+    }
+}
+
+/// An institution's retention settings.
+#[derive(Debug, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// Seconds between marking a client for deletion and the deletion.
+    pub deletion_period_secs: i64,
+    /// Seconds closed anonymous live chats are kept.
+    pub live_retention_secs: i64,
+}
+
+impl Provisioning {
+    /// Reads an institution's retention settings.
+    pub async fn retention(&self, institution: &str) -> Result<Retention, DomainError> {
+        let (d, l) = crate::db::deletions::periods(&self.db, institution)
+            .await?
+            .ok_or_else(|| DomainError::NotFound(format!("no institution {institution}")))?;
+        Ok(Retention { deletion_period_secs: d, live_retention_secs: l })
+    }
+
+    /// Changes them (1 second to 10 years each).
+    pub async fn set_retention(
+        &self,
+        actor: &str,
+        institution: &str,
+        r: &Retention,
+    ) -> Result<Retention, DomainError> {
+        const MAX: i64 = 10 * 366 * 86_400;
+        for (name, v) in
+            [("deletion_period_secs", r.deletion_period_secs), ("live_retention_secs", r.live_retention_secs)]
+        {
+            if !(1..=MAX).contains(&v) {
+                return Err(DomainError::Invalid(format!("{name} must be between 1 and {MAX}")));
+            }
+        }
+        if !crate::db::deletions::set_periods(
+            &self.db,
+            institution,
+            r.deletion_period_secs,
+            r.live_retention_secs,
+        )
+        .await?
+        {
+            return Err(DomainError::NotFound(format!("no institution {institution}")));
+        }
+        let detail = format!(
+            "deletion_period_secs={} live_retention_secs={}",
+            r.deletion_period_secs, r.live_retention_secs
+        );
+        audit::record(&self.db, actor, "institution.retention", institution, Some(&detail)).await?;
+        self.retention(institution).await
     }
 }
