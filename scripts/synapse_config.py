@@ -69,7 +69,7 @@ def main() -> int:
         "pid_file": os.path.join(d, "homeserver.pid"),
         "listeners": [{
             "port": args.port, "bind_addresses": ["127.0.0.1"], "type": "http", "tls": False,
-            "x_forwarded": False, "resources": [{"names": ["client"], "compress": False}],
+            "x_forwarded": False, "resources": [{"names": ["client", "openid"], "compress": False}],
         }],
         "database": database,
         "log_config": log_config,

@@ -89,6 +89,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         admin_token_digest: config.appservice.admin_api_token.as_deref().map(api::auth_digest),
         checker,
         provisioning,
+        openid: Default::default(),
     });
     let listener = TcpListener::bind(config.appservice.bind)
         .await

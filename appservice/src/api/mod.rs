@@ -3,6 +3,7 @@
 
 mod admin;
 mod auth;
+pub mod client_file;
 mod module_check;
 mod ops;
 mod ping;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub checker: crate::domain::checks::Checker,
     /// Provisioning for the admin API.
     pub provisioning: crate::domain::provisioning::Provisioning,
+    /// Verified OpenID tokens of counsellors.
+    pub openid: client_file::OpenIdCache,
 }
 
 /// The whole router.
@@ -69,6 +72,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .nest("/_matrix/app/v1", app_api)
         .route("/_assisto/module/v1/check", post(module_check::check_route))
         .nest("/_assisto/admin/v1", admin::routes())
+        .nest("/_assisto/client-file/v1", client_file::routes())
         .route("/health", get(ops::health_route))
         .route("/metrics", get(ops::metrics_route))
         .fallback(unrecognized)

@@ -153,6 +153,8 @@ pub async fn remove_client_rows(db: &Db, client: &str, purged_rooms: &[String]) 
     let _w = db.write_guard().await;
     let mut tx = db.pool().begin().await?;
     for sql in [
+        "DELETE FROM client_notes WHERE client = $1",
+        "DELETE FROM client_monitorings WHERE client = $1",
         "DELETE FROM clients WHERE user_id = $1",
         "DELETE FROM room_members WHERE user_id = $1",
         "DELETE FROM deactivated_participants WHERE user_id = $1",

@@ -5,6 +5,7 @@
 //! SQL as named constants.
 
 pub mod audit;
+pub mod client_file;
 pub mod deletions;
 pub mod inbox;
 pub mod institutions;

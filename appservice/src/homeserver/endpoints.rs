@@ -236,3 +236,21 @@ impl HomeserverClient {
         self.admin_request::<Value>(Method::PUT, &path, Some(&body)).await.map(|_| ())
     }
 }
+
+impl HomeserverClient {
+    /// Who an OpenID token (from `/user/{userId}/openid/request_token`) belongs to:
+    /// `GET /_matrix/federation/v1/openid/userinfo`. `None` for an unknown or expired token.
+    pub async fn openid_userinfo(&self, token: &str) -> Result<Option<String>, HsError> {
+        let path = ["_matrix", "federation", "v1", "openid", "userinfo"];
+        match self.request_unauthenticated::<Value>(Method::GET, &path, &[("access_token", token)]).await {
+            Ok(v) => Ok(v["sub"].as_str().map(str::to_owned)),
+            Err(HsError::Matrix { status, .. }) if status.as_u16() == 401 || status.as_u16() == 403 => {
+                Ok(None)
+            }
+            Err(e) if e.errcode() == Some("M_UNKNOWN_TOKEN") || e.errcode() == Some("M_NOT_FOUND") => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -174,6 +174,16 @@ impl HomeserverClient {
         self.send(method, path, &[], None, body, token).await
     }
 
+    /// A request without any token (for endpoints that take their credential elsewhere).
+    pub async fn request_unauthenticated<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &[&str],
+        query: &[(&str, &str)],
+    ) -> Result<T, HsError> {
+        self.send(method, path, query, None, None, "").await
+    }
+
     /// Whether an admin token is configured.
     pub fn has_admin_token(&self) -> bool {
         self.inner.admin_token.is_some()
@@ -213,7 +223,10 @@ impl HomeserverClient {
         let mut failures = 0u32;
         let mut rate_limited = 0u32;
         loop {
-            let mut req = self.inner.http.request(method.clone(), url.clone()).bearer_auth(token);
+            let mut req = self.inner.http.request(method.clone(), url.clone());
+            if !token.is_empty() {
+                req = req.bearer_auth(token);
+            }
             if let Some(b) = body {
                 req = req.json(b);
             }

@@ -34,6 +34,7 @@ async fn counsellor_invites_the_bot_and_messages_are_processed_in_order() {
     let processed: Vec<String> = eventually("all messages processed", Duration::from_secs(20), || {
         let db = db.clone();
         let room = room.to_string();
+        let sent = sent.clone();
         async move {
             let ids: Vec<String> = sqlx::query_scalar(
                 "SELECT event_id FROM inbox WHERE room_id = $1 AND processed_seq IS NOT NULL ORDER BY processed_seq",
@@ -42,7 +43,8 @@ async fn counsellor_invites_the_bot_and_messages_are_processed_in_order() {
             .fetch_all(db.pool())
             .await
             .ok()?;
-            Some(ids)
+            let done = sent.iter().all(|id| ids.contains(id));
+            done.then_some(ids)
         }
     })
     .await;
@@ -51,9 +53,16 @@ async fn counsellor_invites_the_bot_and_messages_are_processed_in_order() {
     assert!(ours.iter().zip(&sent).all(|(a, b)| *a == b), "processed out of order: {ours:?} vs {sent:?}");
 
     // Membership is tracked from the room's member events.
-    let members = assisto_appservice::db::members::of_room(&db, room.as_str()).await.expect("members");
-    assert!(members.contains(&(bot.clone(), "join".to_owned())), "{members:?}");
-    assert!(members.contains(&(c.user_id.clone(), "join".to_owned())), "{members:?}");
+    let me = c.user_id.clone();
+    eventually("the memberships recorded", Duration::from_secs(20), || {
+        let (db, room, bot, me) = (db.clone(), room.to_string(), bot.clone(), me.clone());
+        async move {
+            let members = assisto_appservice::db::members::of_room(&db, &room).await.ok()?;
+            (members.contains(&(bot, "join".to_owned())) && members.contains(&(me, "join".to_owned())))
+                .then_some(())
+        }
+    })
+    .await;
     svc.stop().await;
 }
 
