@@ -43,6 +43,7 @@ pub struct OpenIdCache(std::sync::Mutex<HashMap<[u8; 32], (String, Instant)>>);
 /// The routes (nested under `/_assisto/client-file/v1`).
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
+        .route("/openapi.yaml", get(openapi_route))
         .route("/clients/{client}", get(get_client_route).put(put_client_route))
         .route("/clients/{client}/notes", get(list_notes_route).post(add_note_route))
         .route("/clients/{client}/notes/{id}", put(edit_note_route).delete(delete_note_route))
@@ -57,6 +58,12 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
 }
 
 type ApiResult = Result<Response, MatrixError>;
+
+const OPENAPI: &str = include_str!("../../../docs/client-file-api.yaml");
+
+async fn openapi_route() -> impl IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "application/yaml")], OPENAPI)
+}
 
 fn invalid(msg: impl Into<String>) -> MatrixError {
     MatrixError::new(StatusCode::BAD_REQUEST, "M_INVALID_PARAM", msg)
