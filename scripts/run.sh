@@ -47,6 +47,7 @@ homeserver:
 appservice:
   bind: 127.0.0.1:$AS_PORT
   registration: $ROOT/registration.yaml
+  public_url: http://localhost:$AS_PORT
 database:
   url: sqlite://$DEV/assisto.db
 logging:

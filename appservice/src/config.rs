@@ -112,6 +112,10 @@ pub struct AppserviceConfig {
     pub admin_api_token: Option<String>,
     /// Largest accepted request body in bytes. The default fits 100 events of 64 KiB.
     pub max_body_bytes: usize,
+    /// The base URL at which counsellors' browsers reach this service (for the client-file
+    /// widget in client chats, e.g. `https://assisto.example.org`). Without it no widget is
+    /// added.
+    pub public_url: Option<String>,
 }
 
 impl Default for AppserviceConfig {
@@ -125,6 +129,7 @@ impl Default for AppserviceConfig {
             admin_api_token: None,
             // 100 events of 64 KiB, plus room for the envelope and ephemeral data.
             max_body_bytes: 100 * 64 * 1024 + 512 * 1024,
+            public_url: None,
         }
     }
 }
@@ -140,6 +145,7 @@ impl fmt::Debug for AppserviceConfig {
             .field("module_token", &redact(&self.module_token))
             .field("admin_api_token", &redact(&self.admin_api_token))
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("public_url", &self.public_url)
             .finish()
     }
 }

@@ -21,6 +21,9 @@ use crate::{
     processor::{EventHandler, HandleError},
 };
 
+/// State key of the client-file widget in client chats.
+const WIDGET_ID: &str = "assisto-mappe";
+
 /// The service's event handler.
 pub struct Assisto {
     pub(crate) db: Db,
@@ -66,6 +69,7 @@ impl Assisto {
 
         if target == self.bot_user_id && membership == "join" {
             self.place_in_space(&ev.room_id).await?;
+            self.ensure_client_file_widget(&ev.room_id).await?;
         }
         if target != self.bot_user_id && matches!(membership, "join" | "invite") {
             self.second_line_of_defence(ev, target).await?;
@@ -133,7 +137,10 @@ impl Assisto {
         let refused = match verdict {
             Verdict::Deny(rule) => Some(rule),
             Verdict::Allow => match self.hs.join_room(&ev.room_id, puppet).await {
-                Ok(_) => None,
+                Ok(_) => {
+                    self.ensure_client_file_widget(&ev.room_id).await?;
+                    None
+                }
                 Err(e) if e.is_transient() => return Err(hs_error(e)),
                 Err(e) => {
                     tracing::info!(room_id = %ev.room_id, errcode = ?e.errcode(), "puppet join refused by the homeserver");
@@ -161,6 +168,49 @@ impl Assisto {
             }
         }
         Ok(())
+    }
+
+    /// Puts the client-file widget into a client chat once the bot is in it and the client
+    /// known (when `appservice.public_url` is set). Safe to repeat.
+    async fn ensure_client_file_widget(&self, room_id: &str) -> Result<(), HandleError> {
+        let Some(base) = self.provisioning.config.appservice.public_url.as_deref() else { return Ok(()) };
+        match rooms::get(&self.db, room_id).await.map_err(db_error)? {
+            Some(r) if r.kind == RoomKind::ClientChat => {}
+            _ => return Ok(()),
+        }
+        if !self.bot_is_joined(room_id).await? {
+            return Ok(());
+        }
+        let mut client = None;
+        for (u, m) in members::of_room(&self.db, room_id).await.map_err(db_error)? {
+            if (m == "join" || m == "invite")
+                && matches!(self.checker.role(&u).await.map_err(db_error)?, Role::Client { .. })
+            {
+                client = Some(u);
+            }
+        }
+        let Some(client) = client else { return Ok(()) };
+        let client_q: String = url::form_urlencoded::byte_serialize(client.as_bytes()).collect();
+        let url = format!(
+            "{}/_assisto/widget/mappe?client={client_q}&widgetId=$matrix_widget_id",
+            base.trim_end_matches('/')
+        );
+        let content = serde_json::json!({
+            "type": "m.custom",
+            "url": url,
+            "name": "Ratsuchendenmappe",
+            "id": WIDGET_ID,
+            "creatorUserId": self.bot_user_id,
+            "data": { "title": "Ratsuchendenmappe" },
+        });
+        match self
+            .hs
+            .set_state(room_id, &self.bot_user_id, "im.vector.modular.widgets", WIDGET_ID, &content)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => ignore_refusal(e),
+        }
     }
 
     /// Repairs what should have been prevented (e.g. a server admin bypassing the module):

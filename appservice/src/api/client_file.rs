@@ -61,6 +61,27 @@ type ApiResult = Result<Response, MatrixError>;
 
 const OPENAPI: &str = include_str!("../../../docs/client-file-api.yaml");
 
+const WIDGET: &str = include_str!("../../widget/mappe.html");
+
+/// # `GET /_assisto/widget/mappe`
+///
+/// The client-file widget (German, accessible), placed in every client chat. It gets an
+/// OpenID token through the widget API and uses this API.
+pub(super) async fn widget_route() -> impl IntoResponse {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                axum::http::header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'",
+            ),
+            (axum::http::header::REFERRER_POLICY, "no-referrer"),
+            (axum::http::header::CACHE_CONTROL, "no-store"),
+        ],
+        WIDGET,
+    )
+}
+
 async fn openapi_route() -> impl IntoResponse {
     ([(axum::http::header::CONTENT_TYPE, "application/yaml")], OPENAPI)
 }

@@ -73,6 +73,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/_assisto/module/v1/check", post(module_check::check_route))
         .nest("/_assisto/admin/v1", admin::routes())
         .nest("/_assisto/client-file/v1", client_file::routes())
+        .route("/_assisto/widget/mappe", get(client_file::widget_route))
         .route("/health", get(ops::health_route))
         .route("/metrics", get(ops::metrics_route))
         .fallback(unrecognized)

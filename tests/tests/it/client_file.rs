@@ -161,3 +161,55 @@ async fn the_client_file_validates_and_is_only_for_the_institutions_counsellors(
         .any(|e| e["action"] == "client.block" && e["actor"] == anna.user_id.as_str()));
     svc.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_client_chat_gets_the_client_file_widget() {
+    let mut svc = TestService::prepare(|_| {}).await;
+    svc.config.appservice.public_url = Some(svc.url());
+    svc.resume().await;
+    let inst = svc.institution("Widgethaus").await;
+    let anna = svc.counsellor(&inst, "Anna Widget").await;
+    let client = svc.client(&inst, "Mia").await;
+    let (s, v) = anna.create_room_raw(json!({"invite": [client], "is_direct": true})).await;
+    assert_eq!(s, 200, "{v}");
+    let room = v["room_id"].as_str().expect("room").to_owned();
+    let path =
+        format!("/_matrix/client/v3/rooms/{}/state/im.vector.modular.widgets/assisto-mappe", enc(&room));
+    let widget = assisto_tests::eventually(
+        "the widget in the client chat",
+        std::time::Duration::from_secs(20),
+        || async {
+            let v = anna.raw_get(&path).await;
+            v.get("url").is_some().then_some(v)
+        },
+    )
+    .await;
+    let url = widget["url"].as_str().expect("url");
+    assert!(url.starts_with(&format!("{}/_assisto/widget/mappe?client=", svc.url())), "{url}");
+    assert!(url.contains(&enc(&client)) && url.contains("$matrix_widget_id"), "{url}");
+    assert_eq!(widget["name"], "Ratsuchendenmappe");
+
+    // The page: German, with a security policy, and labelled controls.
+    let r = reqwest::get(url.replace("$matrix_widget_id", "w1")).await.expect("widget page");
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-security-policy"].to_str().expect("csp").contains("default-src 'none'"));
+    let html = r.text().await.expect("html");
+    assert!(html.contains(r#"<html lang="de">"#) && html.contains("Ratsuchendenmappe"));
+    for id in ["display_name", "note-text", "mon-minutes", "mon-subject"] {
+        assert!(html.contains(&format!(r#"<label for="{id}">"#)), "control {id} has a label");
+    }
+    // Colleague chats get no widget.
+    let ben = svc.counsellor(&inst, "Ben Widget").await;
+    let (s, v) = anna.create_room_raw(json!({"invite": [ben.user_id], "is_direct": true})).await;
+    assert_eq!(s, 200, "{v}");
+    let colleague = v["room_id"].as_str().expect("room").to_owned();
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let v = anna
+        .raw_get(&format!(
+            "/_matrix/client/v3/rooms/{}/state/im.vector.modular.widgets/assisto-mappe",
+            enc(&colleague)
+        ))
+        .await;
+    assert!(v.get("url").is_none(), "no widget outside client chats: {v}");
+    svc.stop().await;
+}
