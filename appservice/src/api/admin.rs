@@ -50,13 +50,7 @@ fn auth(state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
 }
 
 fn body<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        if e.is_data() || e.is_eof() && !bytes.is_empty() {
-            MatrixError::bad_json(format!("Invalid request body: {e}"))
-        } else {
-            MatrixError::not_json("Content not JSON")
-        }
-    })
+    super::json_body(bytes, "Invalid request body", "Content not JSON")
 }
 
 fn domain(e: DomainError) -> MatrixError {

@@ -155,13 +155,7 @@ async fn counsellor_for(
 }
 
 fn body<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, MatrixError> {
-    serde_json::from_slice(b).map_err(|e| {
-        if e.is_data() {
-            MatrixError::bad_json(format!("Ungültige Angaben: {e}"))
-        } else {
-            MatrixError::not_json("Die Anfrage ist kein JSON.")
-        }
-    })
+    super::json_body(b, "Ungültige Angaben", "Die Anfrage ist kein JSON.")
 }
 
 /// The master-data fields an institution records, with their largest length.

@@ -21,12 +21,6 @@ pub(super) async fn check_route(
     body: axum::body::Bytes,
 ) -> Result<Json<CheckResponse>, MatrixError> {
     super::auth::require_bearer(&headers, state.module_token_digest.as_ref())?;
-    let req: CheckRequest = serde_json::from_slice(&body).map_err(|e| {
-        if e.is_data() {
-            MatrixError::bad_json(format!("Invalid check: {e}"))
-        } else {
-            MatrixError::not_json("Content not JSON")
-        }
-    })?;
+    let req: CheckRequest = super::json_body(&body, "Invalid check", "Content not JSON")?;
     Ok(Json(state.checker.check(&req).await?))
 }

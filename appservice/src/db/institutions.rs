@@ -46,18 +46,7 @@ fn institution(r: &sqlx::any::AnyRow) -> sqlx::Result<Institution> {
 /// Creates an institution; `false` if the ID is taken.
 pub async fn insert(db: &Db, id: &str, name: &str) -> sqlx::Result<bool> {
     let _w = db.write_guard().await;
-    let n = sqlx::query(INSERT)
-        .bind(id)
-        .bind(name)
-        .bind(now_ms())
-        .execute(db.pool())
-        .await
-        .map(|r| r.rows_affected());
-    match n {
-        Ok(n) => Ok(n == 1),
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
-        Err(e) => Err(e),
-    }
+    super::inserted(sqlx::query(INSERT).bind(id).bind(name).bind(now_ms()).execute(db.pool()).await)
 }
 
 /// One institution.
@@ -110,18 +99,15 @@ pub async fn room_owner(db: &Db, room_id: &str) -> sqlx::Result<Option<(String, 
 /// Creates a department; `false` if the name is taken in the institution.
 pub async fn insert_department(db: &Db, id: &str, institution: &str, name: &str) -> sqlx::Result<bool> {
     let _w = db.write_guard().await;
-    let r = sqlx::query(DEPT_INSERT)
-        .bind(id)
-        .bind(institution)
-        .bind(name)
-        .bind(now_ms())
-        .execute(db.pool())
-        .await;
-    match r {
-        Ok(_) => Ok(true),
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
-        Err(e) => Err(e),
-    }
+    super::inserted(
+        sqlx::query(DEPT_INSERT)
+            .bind(id)
+            .bind(institution)
+            .bind(name)
+            .bind(now_ms())
+            .execute(db.pool())
+            .await,
+    )
 }
 
 /// An institution's departments.

@@ -158,6 +158,16 @@ impl Db {
     }
 }
 
+/// The outcome of an `INSERT` whose unique constraint may already hold the row: `false`
+/// for a unique violation (the row exists), the error otherwise.
+pub fn inserted(result: Result<sqlx::any::AnyQueryResult, sqlx::Error>) -> sqlx::Result<bool> {
+    match result {
+        Ok(r) => Ok(r.rows_affected() > 0),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

@@ -66,18 +66,15 @@ fn client(r: &sqlx::any::AnyRow) -> sqlx::Result<Client> {
 /// Adds a counsellor; `false` if the user is a counsellor already.
 pub async fn insert_counsellor(db: &Db, user_id: &str, institution: &str, name: &str) -> sqlx::Result<bool> {
     let _w = db.write_guard().await;
-    let r = sqlx::query(C_INSERT)
-        .bind(user_id)
-        .bind(institution)
-        .bind(name)
-        .bind(now_ms())
-        .execute(db.pool())
-        .await;
-    match r {
-        Ok(_) => Ok(true),
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
-        Err(e) => Err(e),
-    }
+    super::inserted(
+        sqlx::query(C_INSERT)
+            .bind(user_id)
+            .bind(institution)
+            .bind(name)
+            .bind(now_ms())
+            .execute(db.pool())
+            .await,
+    )
 }
 
 /// One counsellor.
