@@ -4,6 +4,7 @@
 //! Answers are notices sent with a transaction ID derived from the command's event, so a
 //! command processed twice (after a crash) is answered once.
 
+mod clients;
 mod general;
 mod groups;
 
@@ -45,7 +46,7 @@ pub struct Command {
 
 /// Every command, in the order the help lists them.
 pub fn all() -> Vec<&'static Command> {
-    general::COMMANDS.iter().chain(groups::COMMANDS.iter()).collect()
+    general::COMMANDS.iter().chain(groups::COMMANDS.iter()).chain(clients::COMMANDS.iter()).collect()
 }
 
 /// Parses `!assisto name args`; `None` if the text does not address the bot.

@@ -274,6 +274,33 @@ async fn a_blocked_client_cannot_send_or_join_and_keeps_the_history() {
     assert_eq!(s, 200);
     let content = json!({"msgtype": "m.text", "body": "Wieder da"});
     hs.send_event(&room, &client, "m.room.message", &TxnId::random(), &content).await.expect("unblocked");
+    // The same by bot command in the chat.
+    anna.send_text(&rid(&room), "!assisto sperren").await;
+    let bot = svc.bot();
+    eventually("the block by command", Duration::from_secs(20), || async {
+        anna.recent_messages(&rid(&room), 10)
+            .await
+            .iter()
+            .any(|(s, b)| *s == bot && b.contains("ist gesperrt"))
+            .then_some(())
+    })
+    .await;
+    let content = json!({"msgtype": "m.text", "body": "Gesperrt per Befehl"});
+    assert!(hs.send_event(&room, &client, "m.room.message", &TxnId::random(), &content).await.is_err());
+    anna.send_text(&rid(&room), "!assisto entsperren").await;
+    eventually("the unblock by command", Duration::from_secs(20), || async {
+        anna.recent_messages(&rid(&room), 10)
+            .await
+            .iter()
+            .any(|(s, b)| *s == bot && b.contains("aufgehoben"))
+            .then_some(())
+    })
+    .await;
+    let content = json!({"msgtype": "m.text", "body": "Wieder frei"});
+    hs.send_event(&room, &client, "m.room.message", &TxnId::random(), &content)
+        .await
+        .expect("unblocked by command");
+
     let (_, audit) = svc.admin(Method::GET, "/audit", None).await;
     let actions: Vec<&str> = audit
         .as_array()
