@@ -53,6 +53,10 @@ fn tokens(config: &Config) -> anyhow::Result<(String, String)> {
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let config = Arc::new(config);
     let (as_token, hs_token) = tokens(&config)?;
+    // Bind first: if the address is taken, nothing else has been started yet.
+    let listener = TcpListener::bind(config.appservice.bind)
+        .await
+        .with_context(|| format!("binding {}", config.appservice.bind))?;
     let db = Db::connect(&config.database).await.context("opening the database")?;
     let metrics = Metrics::new();
     let hs = HomeserverClient::new(&config.homeserver, as_token, metrics.clone())?;
@@ -91,9 +95,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         provisioning,
         openid: Default::default(),
     });
-    let listener = TcpListener::bind(config.appservice.bind)
-        .await
-        .with_context(|| format!("binding {}", config.appservice.bind))?;
     let addr = listener.local_addr()?;
     let (shutdown, mut shutdown_rx) = watch::channel(false);
     let router = api::router(state);

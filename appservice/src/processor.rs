@@ -51,6 +51,8 @@ pub trait EventHandler: Send + Sync + 'static {
 
 /// Batches the ingest may hand over before the dispatcher must read the inbox instead.
 const HANDOFF_CAPACITY: usize = 1024;
+/// How often an idle dispatcher reads the inbox anyway (one indexed query).
+const INBOX_RECHECK: Duration = Duration::from_secs(1);
 /// Events per dispatcher read.
 const DISPATCH_BATCH: i64 = 1000;
 /// Finished events per database write.
@@ -240,8 +242,9 @@ async fn dispatch_loop(inner: Arc<Inner>, mut handoff: mpsc::Receiver<Vec<Pendin
                 None => return,
             },
             _ = woken => read_inbox = true,
-            // A safety net: look at the inbox now and then.
-            _ = tokio::time::sleep(Duration::from_secs(30)) => read_inbox = true,
+            // A safety net: when idle, look at the inbox every second, so that nothing
+            // recorded waits long even if a hand-over went astray.
+            _ = tokio::time::sleep(INBOX_RECHECK) => read_inbox = true,
         }
     }
 }
