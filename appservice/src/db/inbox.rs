@@ -127,14 +127,7 @@ pub async fn record_transaction(
 
     let mut inserted = Vec::with_capacity(events.len());
     for chunk in events.chunks(INSERT_CHUNK) {
-        let sql = inbox_insert_sql(chunk.len());
-        let mut q = sqlx::query(&sql).bind(txn_id).bind(now);
-        for e in chunk {
-            q = q.bind(&e.event_id).bind(&e.room_id).bind(&e.body);
-        }
-        for row in q.fetch_all(&mut *tx).await? {
-            inserted.push((row.try_get::<i64, _>(0)?, row.try_get::<String, _>(1)?));
-        }
+        inserted.extend(insert_chunk(&mut *tx, txn_id, now, chunk).await?);
     }
     for r in rejected {
         sqlx::query(DEAD_INSERT)
@@ -179,14 +172,7 @@ pub async fn insert_events(db: &Db, txn_id: &str, events: &[NewEvent]) -> sqlx::
     let _w = db.write_guard().await;
     let mut inserted = Vec::with_capacity(events.len());
     for chunk in events.chunks(INSERT_CHUNK) {
-        let sql = inbox_insert_sql(chunk.len());
-        let mut q = sqlx::query(&sql).bind(txn_id).bind(now);
-        for e in chunk {
-            q = q.bind(&e.event_id).bind(&e.room_id).bind(&e.body);
-        }
-        for row in q.fetch_all(db.pool()).await? {
-            inserted.push((row.try_get::<i64, _>(0)?, row.try_get::<String, _>(1)?));
-        }
+        inserted.extend(insert_chunk(db.pool(), txn_id, now, chunk).await?);
     }
     inserted.sort_unstable_by_key(|(seq, _)| *seq);
     Ok(inserted)
@@ -195,6 +181,25 @@ pub async fn insert_events(db: &Db, txn_id: &str, events: &[NewEvent]) -> sqlx::
 /// The fingerprint a transaction ID was recorded with, if any.
 pub async fn txn_fingerprint(db: &Db, txn_id: &str) -> sqlx::Result<Option<String>> {
     sqlx::query_scalar(TXN_HASH).bind(txn_id).fetch_optional(db.pool()).await
+}
+
+/// Inserts one chunk of events; returns the new ones with their positions.
+async fn insert_chunk<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    ex: E,
+    txn_id: &str,
+    now: i64,
+    chunk: &[NewEvent],
+) -> sqlx::Result<Vec<(i64, String)>> {
+    let sql = inbox_insert_sql(chunk.len());
+    let mut q = sqlx::query(&sql).bind(txn_id).bind(now);
+    for e in chunk {
+        q = q.bind(&e.event_id).bind(&e.room_id).bind(&e.body);
+    }
+    q.fetch_all(ex)
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get::<i64, _>(0)?, row.try_get::<String, _>(1)?)))
+        .collect()
 }
 
 fn inbox_insert_sql(rows: usize) -> String {
