@@ -84,6 +84,7 @@ ADMIN_TOKEN=$(.venv/bin/python scripts/demo_setup.py admin --homeserver "http://
 
 echo ">> starting assisto (log: .dev/assisto.log)"
 ASSISTO_CONFIG="$DEV/assisto.yaml" \
+  ASSISTO_FILES__DIR="$DEV/files" \
   ASSISTO_APPSERVICE__MODULE_TOKEN="$MODULE_TOKEN" \
   ASSISTO_APPSERVICE__ADMIN_API_TOKEN="$ADMIN_API_TOKEN" \
   ASSISTO_HOMESERVER__ADMIN_TOKEN="$ADMIN_TOKEN" \

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# `make test`: installs what the tests need, then runs every test against a real Synapse:
+# `make test`: installs what the tests need (Synapse in .venv, Chromium and ChromeDriver,
+# axe-core), then runs every test against a real Synapse:
 # the whole suite with SQLite as the project's database, then the integration suite again
 # with PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/ensure-venv.sh
+bash scripts/ensure-browser.sh
 echo ">> building"
 cargo build --workspace --all-targets --locked
 

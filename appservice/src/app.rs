@@ -10,6 +10,7 @@ use crate::{
     api::{self, AppState},
     config::Config,
     db::{inbox, now_ms, Db},
+    files::FileStore,
     handler::Assisto,
     homeserver::HomeserverClient,
     metrics::Metrics,
@@ -61,11 +62,15 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let metrics = Metrics::new();
     let hs = HomeserverClient::new(&config.homeserver, as_token, metrics.clone())?;
     let bot_user_id = hs.user_id(&config.bot.localpart);
+    let files = FileStore::open(&config.files.dir)
+        .await
+        .with_context(|| format!("opening the file store {}", config.files.dir.display()))?;
     let provisioning = crate::domain::provisioning::Provisioning {
         db: db.clone(),
         hs: hs.clone(),
         bot: bot_user_id.clone(),
         config: config.clone(),
+        files: files.clone(),
     };
     let checker = crate::domain::checks::Checker::new(db.clone(), &config);
     let handler = Arc::new(Assisto::new(provisioning.clone(), checker.clone()));
@@ -118,7 +123,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         config.bot.timezone.parse().unwrap_or(chrono_tz::Europe::Berlin),
         shutdown_rx.clone(),
     )));
-    let deleter = crate::domain::deletion::Deleter::new(db.clone(), hs.clone());
+    let deleter = crate::domain::deletion::Deleter::new(db.clone(), hs.clone(), files);
     let interval = Duration::from_secs(config.deletion.check_interval_secs.max(1));
     let mut stop = shutdown_rx.clone();
     background.push(tokio::spawn(async move {
@@ -248,5 +253,14 @@ pub async fn provisioning(config: Config) -> anyhow::Result<crate::domain::provi
     let (as_token, _) = tokens(&config)?;
     let db = Db::connect(&config.database).await.context("opening the database")?;
     let hs = HomeserverClient::new(&config.homeserver, as_token, Metrics::new())?;
-    Ok(crate::domain::provisioning::Provisioning { db, bot: hs.user_id(&config.bot.localpart), hs, config })
+    let files = FileStore::open(&config.files.dir)
+        .await
+        .with_context(|| format!("opening the file store {}", config.files.dir.display()))?;
+    Ok(crate::domain::provisioning::Provisioning {
+        db,
+        bot: hs.user_id(&config.bot.localpart),
+        hs,
+        config,
+        files,
+    })
 }

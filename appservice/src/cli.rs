@@ -229,11 +229,11 @@ pub async fn client(config: Config, cmd: ClientCmd) -> anyhow::Result<()> {
         ClientCmd::Block { user_id } => print(&p.set_blocked(ACTOR, &user_id, true).await.map_err(fail)?),
         ClientCmd::Unblock { user_id } => print(&p.set_blocked(ACTOR, &user_id, false).await.map_err(fail)?),
         ClientCmd::Delete { user_id } => {
-            let d = crate::domain::deletion::Deleter::new(p.db.clone(), p.hs.clone());
+            let d = crate::domain::deletion::Deleter::new(p.db.clone(), p.hs.clone(), p.files.clone());
             print(&d.mark(ACTOR, &user_id).await.map_err(fail)?)
         }
         ClientCmd::Undelete { user_id } => {
-            let d = crate::domain::deletion::Deleter::new(p.db.clone(), p.hs.clone());
+            let d = crate::domain::deletion::Deleter::new(p.db.clone(), p.hs.clone(), p.files.clone());
             d.unmark(ACTOR, &user_id).await.map_err(fail)?;
             println!("{{}}");
             Ok(())

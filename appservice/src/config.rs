@@ -32,6 +32,8 @@ pub struct Config {
     pub logging: LoggingConfig,
     /// The deletion routine.
     pub deletion: DeletionConfig,
+    /// The file store (documents of the client file).
+    pub files: FilesConfig,
 }
 
 /// The deletion routine (Löschroutine).
@@ -47,6 +49,28 @@ pub struct DeletionConfig {
 impl Default for DeletionConfig {
     fn default() -> Self {
         Self { check_interval_secs: 60, default_period_secs: 30 * 86_400 }
+    }
+}
+
+/// The file store.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilesConfig {
+    /// Directory of the file store (created with mode 0700). Back it up with the database.
+    pub dir: PathBuf,
+    /// Largest document of the client file, in bytes.
+    pub max_document_bytes: u64,
+    /// Most documents in one upload.
+    pub max_documents_per_upload: usize,
+}
+
+impl Default for FilesConfig {
+    fn default() -> Self {
+        Self {
+            dir: "assisto-files".into(),
+            max_document_bytes: 20 * 1024 * 1024,
+            max_documents_per_upload: 10,
+        }
     }
 }
 
@@ -336,6 +360,11 @@ impl Config {
                     "namespaces.{name} must be non-empty and use only a-z, 0-9 and _"
                 )));
             }
+        }
+        if self.files.max_document_bytes == 0 || self.files.max_documents_per_upload == 0 {
+            return Err(ConfigError::Check(
+                "files.max_document_bytes and files.max_documents_per_upload must be at least 1".into(),
+            ));
         }
         Ok(())
     }

@@ -11,6 +11,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod event;
+pub mod files;
 pub mod handler;
 pub mod homeserver;
 pub mod logging;

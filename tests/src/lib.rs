@@ -9,6 +9,7 @@
 //! namespaces (bot `assisto_s<k>`, counsellors `c<k>_…`, puppets `rs<k>_…`), so tests in
 //! parallel never see each other's events. Synapse dies with the test process.
 
+pub mod browser;
 pub mod matrix;
 pub mod synapse;
 
@@ -116,6 +117,7 @@ impl TestService {
         config.appservice.bind = ([127, 0, 0, 1], slot.port).into();
         config.appservice.registration = slot.registration_path.clone();
         config.database.url = fresh_database_url(dir.path()).await;
+        config.files.dir = dir.path().join("files");
         config.bot.localpart = slot.bot_localpart.clone();
         config.namespaces.client_prefix = slot.client_prefix.clone();
         config.namespaces.guest_prefix = slot.guest_prefix.clone();
@@ -153,6 +155,18 @@ impl TestService {
         }
     }
 
+    /// How many document files the service's file store holds (all clients).
+    pub fn stored_documents(&self) -> usize {
+        fn walk(dir: &std::path::Path) -> usize {
+            std::fs::read_dir(dir)
+                .map(|entries| {
+                    entries.flatten().map(|e| if e.path().is_dir() { walk(&e.path()) } else { 1 }).sum()
+                })
+                .unwrap_or(0)
+        }
+        walk(&self.config.files.dir.join("documents"))
+    }
+
     /// The running service.
     pub fn running(&self) -> &Running {
         self.running.as_ref().expect("service is running")
@@ -182,6 +196,7 @@ impl TestService {
             ("ASSISTO_APPSERVICE__BIND".into(), c.appservice.bind.to_string()),
             ("ASSISTO_APPSERVICE__REGISTRATION".into(), c.appservice.registration.display().to_string()),
             ("ASSISTO_DATABASE__URL".into(), c.database.url.clone()),
+            ("ASSISTO_FILES__DIR".into(), c.files.dir.display().to_string()),
             ("ASSISTO_BOT__LOCALPART".into(), c.bot.localpart.clone()),
             ("ASSISTO_NAMESPACES__CLIENT_PREFIX".into(), c.namespaces.client_prefix.clone()),
             ("ASSISTO_NAMESPACES__GUEST_PREFIX".into(), c.namespaces.guest_prefix.clone()),

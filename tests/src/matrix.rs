@@ -31,13 +31,18 @@ pub async fn admin_token() -> String {
 
 /// Logs in with a password and returns the access token.
 pub async fn login_token(localpart: &str, password: &str) -> String {
+    login_token_on(synapse(), localpart, password).await
+}
+
+/// Logs in on the given homeserver and returns the access token.
+pub async fn login_token_on(hs: &crate::synapse::Synapse, localpart: &str, password: &str) -> String {
     let body = json!({
         "type": "m.login.password",
         "identifier": {"type": "m.id.user", "user": localpart},
         "password": password,
     });
     let r: Value = reqwest::Client::new()
-        .post(format!("{}/_matrix/client/v3/login", synapse().url))
+        .post(format!("{}/_matrix/client/v3/login", hs.url))
         .json(&body)
         .send()
         .await
@@ -50,7 +55,16 @@ pub async fn login_token(localpart: &str, password: &str) -> String {
 
 /// Registers a user with a password (admin or not) and returns the user ID.
 pub async fn register_user(localpart: &str, password: &str, admin: bool) -> String {
-    let hs = synapse();
+    register_user_on(synapse(), localpart, password, admin).await
+}
+
+/// Registers a user on the given homeserver and returns the user ID.
+pub async fn register_user_on(
+    hs: &crate::synapse::Synapse,
+    localpart: &str,
+    password: &str,
+    admin: bool,
+) -> String {
     let http = reqwest::Client::new();
     let url = format!("{}/_synapse/admin/v1/register", hs.url);
     let nonce: Value = http.get(&url).send().await.expect("nonce").json().await.expect("nonce json");
@@ -120,6 +134,14 @@ impl TestUser {
         let r = req.send().await.expect("request");
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A Matrix OpenID token of this user (what a widget gets with `get_openid`).
+    pub async fn openid_token(&self) -> String {
+        let path = format!("/_matrix/client/v3/user/{}/openid/request_token", enc(&self.user_id));
+        let (s, v) = self.raw(reqwest::Method::POST, &path, Some(json!({}))).await;
+        assert_eq!(s, 200, "{v}");
+        v["access_token"].as_str().expect("token").to_owned()
     }
 
     /// `POST /createRoom` with a raw body; returns status and JSON.

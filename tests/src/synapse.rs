@@ -130,6 +130,35 @@ fn start() -> Synapse {
     gen.arg("--module").arg(module.to_string());
     let out = gen.output().expect("running synapse_config.py");
     assert!(out.status.success(), "synapse_config.py failed: {}", String::from_utf8_lossy(&out.stderr));
+    let (url, shared_secret) = launch(&python, &dir, port);
+    Synapse { url, dir, shared_secret, slots }
+}
+
+/// A second, plain homeserver (`fremd.test`: no application services, no rules module),
+/// started on first use: the "foreign homeserver" of tests about federation-facing checks.
+pub fn foreign_synapse() -> &'static Synapse {
+    static FOREIGN: OnceLock<Synapse> = OnceLock::new();
+    FOREIGN.get_or_init(|| {
+        let python = python();
+        let dir = std::env::temp_dir().join(format!("assisto-test-foreign-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("synapse dir");
+        let port = free_port();
+        let script = crate::workspace_root().join("scripts/synapse_config.py");
+        let out = Command::new(&python)
+            .arg(&script)
+            .args(["--dir", &dir.display().to_string(), "--port", &port.to_string()])
+            .args(["--profile", "test", "--server-name", "fremd.test"])
+            .output()
+            .expect("running synapse_config.py");
+        assert!(out.status.success(), "synapse_config.py failed: {}", String::from_utf8_lossy(&out.stderr));
+        let (url, shared_secret) = launch(&python, &dir, port);
+        Synapse { url, dir, shared_secret, slots: Vec::new() }
+    })
+}
+
+/// Runs Synapse with `dir/homeserver.yaml` until this test process ends, waits until it
+/// answers, and returns its URL and registration shared secret.
+fn launch(python: &std::path::Path, dir: &std::path::Path, port: u16) -> (String, String) {
     let config_path = dir.join("homeserver.yaml");
 
     // A small shell guard runs Synapse and ends it (and removes its data) when this test
@@ -147,9 +176,9 @@ fn start() -> Synapse {
         .arg("-c")
         .arg(guard)
         .arg("synapse-guard")
-        .arg(&python)
+        .arg(python)
         .arg(&config_path)
-        .arg(&dir)
+        .arg(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -176,7 +205,7 @@ fn start() -> Synapse {
         serde_yaml::from_str(&std::fs::read_to_string(dir.join("secrets.yaml")).expect("secrets"))
             .expect("secrets yaml");
     let shared_secret = secrets["registration_shared_secret"].as_str().expect("shared secret").to_owned();
-    Synapse { url, dir, shared_secret, slots }
+    (url, shared_secret)
 }
 
 /// A plain blocking GET returning the status, without an async runtime.

@@ -292,7 +292,7 @@ async fn set_retention_route(
 }
 
 fn deleter(s: &AppState) -> crate::domain::deletion::Deleter {
-    crate::domain::deletion::Deleter::new(s.db.clone(), s.hs.clone())
+    crate::domain::deletion::Deleter::new(s.db.clone(), s.hs.clone(), s.provisioning.files.clone())
 }
 
 /// # `POST /_assisto/admin/v1/clients/{userId}/deletion`

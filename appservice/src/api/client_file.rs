@@ -1,7 +1,7 @@
 //! # `/_assisto/client-file/v1/…`
 //!
 //! The client file (Ratsuchendenmappe) for counsellors: master data, notes, monitorings,
-//! blocking and the deletion mark. Used by the widget in client chats and usable on its own
+//! documents (in [`super::documents`]), blocking and the deletion mark. Used by the widget in client chats and usable on its own
 //! (OpenAPI: `docs/client-file-api.yaml`).
 //!
 //! Authentication: `Authorization: Bearer <OpenID token>` — a token the counsellor's client
@@ -41,7 +41,7 @@ const TOKEN_CACHE: Duration = Duration::from_secs(300);
 pub struct OpenIdCache(std::sync::Mutex<HashMap<[u8; 32], (String, Instant)>>);
 
 /// The routes (nested under `/_assisto/client-file/v1`).
-pub(super) fn routes() -> Router<Arc<AppState>> {
+pub(super) fn routes(files: &crate::config::FilesConfig) -> Router<Arc<AppState>> {
     Router::new()
         .route("/openapi.yaml", get(openapi_route))
         .route("/clients/{client}", get(get_client_route).put(put_client_route))
@@ -51,6 +51,16 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route(
             "/clients/{client}/monitorings/{id}",
             get(get_monitoring_route).put(edit_monitoring_route).delete(delete_monitoring_route),
+        )
+        .route(
+            "/clients/{client}/documents",
+            get(super::documents::list_route)
+                .post(super::documents::upload_route)
+                .layer(axum::extract::DefaultBodyLimit::max(super::documents::upload_body_limit(files))),
+        )
+        .route(
+            "/clients/{client}/documents/{id}",
+            get(super::documents::download_route).delete(super::documents::delete_route),
         )
         .route("/clients/{client}/block", post(block_route))
         .route("/clients/{client}/unblock", post(unblock_route))
@@ -95,7 +105,7 @@ fn domain(e: DomainError) -> MatrixError {
 }
 
 /// The counsellor behind the request, allowed to see this client's file.
-async fn counsellor_for(
+pub(super) async fn counsellor_for(
     s: &AppState,
     h: &HeaderMap,
     client: &str,
@@ -428,7 +438,10 @@ async fn mark_deletion_route(
     Path(client): Path<String>,
 ) -> ApiResult {
     let (user, _) = counsellor_for(&s, &h, &client).await?;
-    let d = Deleter::new(s.db.clone(), s.hs.clone()).mark(&user, &client).await.map_err(domain)?;
+    let d = Deleter::new(s.db.clone(), s.hs.clone(), s.provisioning.files.clone())
+        .mark(&user, &client)
+        .await
+        .map_err(domain)?;
     Ok(Json(d).into_response())
 }
 
@@ -438,7 +451,10 @@ async fn unmark_deletion_route(
     Path(client): Path<String>,
 ) -> ApiResult {
     let (user, _) = counsellor_for(&s, &h, &client).await?;
-    Deleter::new(s.db.clone(), s.hs.clone()).unmark(&user, &client).await.map_err(domain)?;
+    Deleter::new(s.db.clone(), s.hs.clone(), s.provisioning.files.clone())
+        .unmark(&user, &client)
+        .await
+        .map_err(domain)?;
     Ok(Json(json!({})).into_response())
 }
 

@@ -4,6 +4,7 @@
 mod admin;
 mod auth;
 pub mod client_file;
+mod documents;
 mod module_check;
 mod ops;
 mod ping;
@@ -72,7 +73,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .nest("/_matrix/app/v1", app_api)
         .route("/_assisto/module/v1/check", post(module_check::check_route))
         .nest("/_assisto/admin/v1", admin::routes())
-        .nest("/_assisto/client-file/v1", client_file::routes())
+        .nest("/_assisto/client-file/v1", client_file::routes(&state.config.files))
         .route("/_assisto/widget/mappe", get(client_file::widget_route))
         .route("/health", get(ops::health_route))
         .route("/metrics", get(ops::metrics_route))

@@ -1,4 +1,4 @@
-//! `clients.profile`, `client_notes` and `client_monitorings`: the client file.
+//! `clients.profile`, `client_notes`, `client_monitorings` and `client_documents`: the client file.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -219,6 +219,121 @@ pub async fn edit_monitoring(
 pub async fn delete_monitoring(db: &Db, client: &str, id: i64) -> sqlx::Result<bool> {
     let _w = db.write_guard().await;
     let n = sqlx::query("DELETE FROM client_monitorings WHERE client = $1 AND id = $2")
+        .bind(client)
+        .bind(id)
+        .execute(db.pool())
+        .await?;
+    Ok(n.rows_affected() == 1)
+}
+
+/// A document's entry (the bytes are in the file store).
+#[derive(Debug, Clone, Serialize)]
+pub struct Document {
+    /// ID.
+    pub id: i64,
+    /// Who uploaded it.
+    pub author: String,
+    /// File name as uploaded (last path component).
+    pub file_name: String,
+    /// MIME type (checked against the content).
+    pub content_type: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// SHA-256 of the content, hex.
+    pub sha256: String,
+    /// Where the file store keeps it (not shown).
+    #[serde(skip)]
+    pub storage_key: String,
+    /// Uploaded (ms).
+    pub created_at: i64,
+}
+
+/// A document to be recorded.
+pub struct NewDocument {
+    /// File name.
+    pub file_name: String,
+    /// MIME type.
+    pub content_type: &'static str,
+    /// Size in bytes.
+    pub size: i64,
+    /// SHA-256, hex.
+    pub sha256: String,
+    /// The file store's key.
+    pub storage_key: String,
+}
+
+const D_COLS: &str = "id, author, file_name, content_type, size, sha256, storage_key, created_at";
+
+fn document(r: &sqlx::any::AnyRow) -> sqlx::Result<Document> {
+    Ok(Document {
+        id: r.try_get(0)?,
+        author: r.try_get(1)?,
+        file_name: r.try_get(2)?,
+        content_type: r.try_get(3)?,
+        size: r.try_get(4)?,
+        sha256: r.try_get(5)?,
+        storage_key: r.try_get(6)?,
+        created_at: r.try_get(7)?,
+    })
+}
+
+/// Documents, newest first.
+pub async fn documents(db: &Db, client: &str) -> sqlx::Result<Vec<Document>> {
+    let sql =
+        format!("SELECT {D_COLS} FROM client_documents WHERE client = $1 ORDER BY created_at DESC, id DESC");
+    sqlx::query(&sql).bind(client).fetch_all(db.pool()).await?.iter().map(document).collect()
+}
+
+/// One document.
+pub async fn document_by_id(db: &Db, client: &str, id: i64) -> sqlx::Result<Option<Document>> {
+    let sql = format!("SELECT {D_COLS} FROM client_documents WHERE client = $1 AND id = $2");
+    sqlx::query(&sql)
+        .bind(client)
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?
+        .as_ref()
+        .map(document)
+        .transpose()
+}
+
+/// Records several documents at once (all or none), newest last in the given order.
+pub async fn add_documents(
+    db: &Db,
+    client: &str,
+    author: &str,
+    docs: &[NewDocument],
+) -> sqlx::Result<Vec<Document>> {
+    let now = now_ms();
+    let _w = db.write_guard().await;
+    let mut tx = db.pool().begin().await?;
+    let sql = format!(
+        "INSERT INTO client_documents (client, author, file_name, content_type, size, sha256, storage_key, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {D_COLS}"
+    );
+    let mut out = Vec::with_capacity(docs.len());
+    for d in docs {
+        let r = sqlx::query(&sql)
+            .bind(client)
+            .bind(author)
+            .bind(&d.file_name)
+            .bind(d.content_type)
+            .bind(d.size)
+            .bind(&d.sha256)
+            .bind(&d.storage_key)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+        out.push(document(&r)?);
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// Removes a document's entry; `false` if there was none.
+pub async fn delete_document(db: &Db, client: &str, id: i64) -> sqlx::Result<bool> {
+    let _w = db.write_guard().await;
+    let n = sqlx::query("DELETE FROM client_documents WHERE client = $1 AND id = $2")
         .bind(client)
         .bind(id)
         .execute(db.pool())

@@ -155,6 +155,7 @@ pub async fn remove_client_rows(db: &Db, client: &str, purged_rooms: &[String]) 
     for sql in [
         "DELETE FROM client_notes WHERE client = $1",
         "DELETE FROM client_monitorings WHERE client = $1",
+        "DELETE FROM client_documents WHERE client = $1",
         "DELETE FROM clients WHERE user_id = $1",
         "DELETE FROM room_members WHERE user_id = $1",
         "DELETE FROM deactivated_participants WHERE user_id = $1",

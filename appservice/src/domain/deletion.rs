@@ -6,7 +6,8 @@
 //! 2. delete the client's own rooms (client chats, live chats) with purge;
 //! 3. delete the client's media, page by page until none is left;
 //! 4. deactivate the puppet with erase;
-//! 5. remove the client's rows from the project's own tables;
+//! 5. remove the client's documents from the file store (checking that its directory is
+//!    gone), then the client's rows from the project's own tables;
 //! 6. write an audit entry without personal data.
 //!
 //! Each completed step is recorded, so the routine resumes after a crash at any point, and
@@ -20,6 +21,7 @@ use serde_json::{json, Value};
 use super::{DomainError, RoomKind};
 use crate::{
     db::{audit, deletions, members, now_ms, people, rooms, Db},
+    files::FileStore,
     homeserver::{HomeserverClient, HsError},
 };
 
@@ -32,6 +34,7 @@ pub const STEPS: [&str; 7] =
 pub struct Deleter {
     db: Db,
     hs: HomeserverClient,
+    files: FileStore,
 }
 
 /// Whether a step finished or must be looked at again later.
@@ -42,8 +45,8 @@ enum Progress {
 
 impl Deleter {
     /// A deleter.
-    pub fn new(db: Db, hs: HomeserverClient) -> Self {
-        Self { db, hs }
+    pub fn new(db: Db, hs: HomeserverClient, files: FileStore) -> Self {
+        Self { db, hs, files }
     }
 
     /// Marks a client for deletion after the institution's deletion period.
@@ -112,6 +115,11 @@ impl Deleter {
                 "rooms_purged" => self.delete_media(client).await?,
                 "media_deleted" => self.deactivate(client).await?,
                 "deactivated" => {
+                    // Files first: should this stop half-way, the rows still say whose
+                    // directory to remove when the step is repeated.
+                    self.files.remove_client(client).await.map_err(|e| {
+                        DomainError::Invalid(format!("removing the client's documents failed: {e}"))
+                    })?;
                     let purged = self.own_rooms(client).await?;
                     deletions::remove_client_rows(&self.db, client, &purged).await?;
                     Progress::Done

@@ -23,6 +23,8 @@ pub struct Provisioning {
     pub bot: String,
     /// The configuration (prefixes, server name).
     pub config: std::sync::Arc<Config>,
+    /// The file store (documents of the client file).
+    pub files: crate::files::FileStore,
 }
 
 /// An institution with its rooms.

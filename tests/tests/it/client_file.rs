@@ -2,22 +2,14 @@
 //! tokens of the homeserver.
 
 use assisto_tests::{
-    matrix::{enc, TestUser},
+    matrix::{enc, login_token_on, register_user_on, TestUser},
     TestService,
 };
 use reqwest::Method;
 use serde_json::{json, Value};
 
 async fn openid_token(u: &TestUser) -> String {
-    let (s, v) = u
-        .raw(
-            Method::POST,
-            &format!("/_matrix/client/v3/user/{}/openid/request_token", enc(&u.user_id)),
-            Some(json!({})),
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
-    v["access_token"].as_str().expect("token").to_owned()
+    u.openid_token().await
 }
 
 struct Api {
@@ -211,5 +203,92 @@ async fn every_client_chat_gets_the_client_file_widget() {
         ))
         .await;
     assert!(v.get("url").is_none(), "no widget outside client chats: {v}");
+    svc.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openid_tokens_of_another_homeserver_are_refused() {
+    let mut svc = TestService::start().await;
+    let inst = svc.institution("Fremdhaus").await;
+    let anna = svc.counsellor(&inst, "Anna Fremd").await;
+    let client = svc.client(&inst, "Jana").await;
+    let base = format!("{}/_assisto/client-file/v1/clients/{}", svc.url(), enc(&client));
+
+    // A user of another, real homeserver — with the same localpart as a counsellor here —
+    // gets a real OpenID token from it.
+    let foreign =
+        tokio::task::spawn_blocking(assisto_tests::synapse::foreign_synapse).await.expect("foreign");
+    let localpart = anna.user_id.trim_start_matches('@').split(':').next().expect("localpart").to_owned();
+    register_user_on(foreign, &localpart, "fremd-pw", false).await;
+    let access = login_token_on(foreign, &localpart, "fremd-pw").await;
+    let foreign_user = format!("@{localpart}:fremd.test");
+    let r: Value = reqwest::Client::new()
+        .post(format!("{}/_matrix/client/v3/user/{}/openid/request_token", foreign.url, enc(&foreign_user)))
+        .bearer_auth(access)
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("openid")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(r["matrix_server_name"], "fremd.test", "{r}");
+    let token = r["access_token"].as_str().expect("token").to_owned();
+    // The token is genuine: its own homeserver vouches for it.
+    let info: Value =
+        reqwest::get(format!("{}/_matrix/federation/v1/openid/userinfo?access_token={token}", foreign.url))
+            .await
+            .expect("userinfo")
+            .json()
+            .await
+            .expect("json");
+    assert_eq!(info["sub"], foreign_user.as_str());
+
+    // The client file refuses it; the counsellor's own token works.
+    let api = Api { base: base.clone(), token: Some(token) };
+    for path in ["", "/notes", "/documents"] {
+        let (s, v) = api.call(Method::GET, path, None).await;
+        assert_eq!((s, v["errcode"].as_str()), (401, Some("M_UNKNOWN_TOKEN")), "{path}: {v}");
+    }
+    let own = Api { base, token: Some(openid_token(&anna).await) };
+    let (s, v) = own.call(Method::GET, "", None).await;
+    assert_eq!(s, 200, "{v}");
+    svc.stop().await;
+}
+
+/// Should the homeserver ever vouch for a user of another server, the service still refuses:
+/// only this homeserver's counsellors open client files. (A real Synapse answers only for
+/// its own users, so a mock homeserver injects that answer.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_vouched_for_a_user_of_another_server_is_refused() {
+    let mut svc = TestService::start().await;
+    let inst = svc.institution("Namenshaus").await;
+    let anna = svc.counsellor(&inst, "Anna Name").await;
+    let client = svc.client(&inst, "Ida").await;
+    let localpart = anna.user_id.trim_start_matches('@').split(':').next().expect("localpart").to_owned();
+    svc.stop().await;
+
+    let sub = format!("@{localpart}:fremd.test");
+    let app = axum::Router::new().route(
+        "/_matrix/federation/v1/openid/userinfo",
+        axum::routing::get(move || {
+            let sub = sub.clone();
+            async move { axum::Json(json!({ "sub": sub })) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let mock = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    svc.config.homeserver.url = mock;
+    svc.resume().await;
+    let api = Api {
+        base: format!("{}/_assisto/client-file/v1/clients/{}", svc.url(), enc(&client)),
+        token: Some("token-from-elsewhere".into()),
+    };
+    let (s, v) = api.call(Method::GET, "", None).await;
+    assert_eq!((s, v["errcode"].as_str()), (403, Some("M_FORBIDDEN")), "{v}");
+    assert!(v["error"].as_str().unwrap_or_default().contains("dieses Servers"), "{v}");
     svc.stop().await;
 }

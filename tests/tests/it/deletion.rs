@@ -71,6 +71,20 @@ async fn scene(svc: &TestService, period_secs: i64) -> Scene {
     let media_id = uri.rsplit('/').next().expect("media id").to_owned();
     let image = json!({"msgtype": "m.image", "body": "bild.png", "url": uri});
     hs.send_event(&chat, &client, "m.room.message", &TxnId::random(), &image).await.expect("send image");
+    // A document in the client file.
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(b"%PDF-1.4 Hilfeplan Paula".to_vec()).file_name("Hilfeplan.pdf"),
+    );
+    let r = reqwest::Client::new()
+        .post(format!("{}/_assisto/client-file/v1/clients/{}/documents", svc.url(), enc(&client)))
+        .bearer_auth(anna.openid_token().await)
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload a document");
+    assert_eq!(r.status(), 201);
+    assert_eq!(svc.stored_documents(), 1);
     // The service has seen the client's memberships.
     let db = svc.running().db.clone();
     eventually("memberships recorded", Duration::from_secs(20), || async {
@@ -131,6 +145,8 @@ async fn assert_nothing_left(svc: &TestService, sc: &Scene) {
     // The project's own stores hold nothing of the client.
     let db = svc.running().db.clone();
     assert_eq!(count(&db, "SELECT COUNT(*) FROM clients WHERE user_id = $1", &sc.client).await, 0);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM client_documents WHERE client = $1", &sc.client).await, 0);
+    assert_eq!(svc.stored_documents(), 0, "the client's documents must be gone from the file store");
     assert_eq!(count(&db, "SELECT COUNT(*) FROM room_members WHERE user_id = $1", &sc.client).await, 0);
     assert_eq!(count(&db, "SELECT COUNT(*) FROM inbox WHERE room_id = $1", &sc.chat).await, 0);
     assert_eq!(
@@ -161,6 +177,7 @@ async fn deletion_waits_for_its_deadline_and_then_leaves_nothing() {
     assert_eq!(pending[0]["step"], "pending");
     let msgs = sc.anna.recent_messages(&assisto_tests::matrix::rid(&sc.chat), 20).await;
     assert!(msgs.iter().any(|(_, b)| b == "Geheimnis im Einzelchat"), "deleted before the deadline");
+    assert_eq!(svc.stored_documents(), 1, "documents deleted before the deadline");
     // After it, everything goes.
     eventually("the deletion to finish", Duration::from_secs(90), || async {
         let (_, done) = svc.admin(Method::GET, "/deletions?state=finished", None).await;
@@ -202,7 +219,8 @@ async fn a_deletion_stopped_half_way_completes_after_a_restart() {
     tokio::time::sleep(Duration::from_millis(1200)).await;
     // Two steps (redact, purge the client's rooms), then the process "dies".
     let db = svc.running().db.clone();
-    let deleter = Deleter::new(db.clone(), svc.hs_client());
+    let files = assisto_appservice::files::FileStore::open(&svc.config.files.dir).await.expect("file store");
+    let deleter = Deleter::new(db.clone(), svc.hs_client(), files);
     assert!(!deleter.run(&sc.client, 2).await.expect("two steps"));
     let d = assisto_appservice::db::deletions::get(&db, &sc.client).await.expect("db").expect("row");
     assert_eq!(d.step, "rooms_purged");

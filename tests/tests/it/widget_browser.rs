@@ -1,0 +1,242 @@
+//! The client-file widget in a real browser (headless Chromium): embedded in a page that
+//! plays Element's part of the widget API, it gets a real OpenID token of the homeserver,
+//! loads the file, and a counsellor works with it by keyboard and mouse. axe-core finds no
+//! WCAG 2.1 A/AA violation on any tab; it fits a 320 px phone without sideways scrolling.
+
+use std::time::Duration;
+
+use assisto_tests::{
+    browser::{Browser, ARROW_RIGHT},
+    matrix::enc,
+    TestService,
+};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+/// A page that embeds the widget like Element does and answers `get_openid` with `token`.
+fn host_page(widget_url: &str, token: &str) -> String {
+    format!(
+        r#"<!doctype html><html lang="de"><head><meta charset="utf-8"><title>Element (Test)</title></head>
+<body style="margin:0;overflow:hidden"><iframe id="widget" title="Ratsuchendenmappe" src="{widget_url}"
+ style="display:block;width:100%;height:100vh;border:0"></iframe>
+<script>
+const token = {token};
+window.addEventListener("message", (ev) => {{
+  const m = ev.data;
+  if (m && m.api === "fromWidget" && m.action === "get_openid") {{
+    ev.source.postMessage({{ ...m, response: {{ state: "allowed", access_token: token,
+      token_type: "Bearer", matrix_server_name: "localhost", expires_in: 3600 }} }}, "*");
+  }}
+}});
+</script></body></html>"#,
+        token = json!(token)
+    )
+}
+
+async fn serve(html: String) -> String {
+    let app =
+        axum::Router::new().route("/", axum::routing::get(move || async move { axum::response::Html(html) }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}/")
+}
+
+async fn text(b: &Browser, css: &str) -> String {
+    b.eval("return document.querySelector(arguments[0]).textContent;", json!([css]))
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn assert_accessible(b: &Browser, what: &str) {
+    let violations = b.axe_violations().await;
+    assert!(violations.is_empty(), "axe found WCAG 2.1 A/AA violations on {what}: {violations:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_counsellor_works_with_the_client_file_widget_in_a_browser() {
+    let mut svc = TestService::prepare(|_| {}).await;
+    svc.config.appservice.public_url = Some(svc.url());
+    svc.resume().await;
+    let inst = svc.institution("Browserhaus").await;
+    let anna = svc.counsellor(&inst, "Anna Browser").await;
+    let client = svc.client(&inst, "Maria").await;
+    let widget = format!("{}/_assisto/widget/mappe?client={}&widgetId=w1", svc.url(), enc(&client));
+    let host = serve(host_page(&widget, &anna.openid_token().await)).await;
+    let api = format!("{}/_assisto/client-file/v1/clients/{}", svc.url(), enc(&client));
+    let token = anna.openid_token().await;
+    let get = |path: &str| {
+        let url = format!("{api}{path}");
+        let token = token.clone();
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("api")
+                .json::<Value>()
+                .await
+                .expect("json")
+        }
+    };
+
+    let b = Browser::start().await;
+    b.goto(&host).await;
+    let frame = b.find("#widget").await;
+    b.enter_frame(&frame).await;
+    b.wait_until(
+        "the file to load",
+        "return !document.getElementById('tabs').hidden;",
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(text(&b, "#name").await, "– Maria");
+    assert_accessible(&b, "the master data").await;
+
+    // Keyboard: the tabs follow the arrow keys (WAI-ARIA tabs pattern).
+    b.click(&b.find("#tab-stamm").await).await;
+    b.keys(ARROW_RIGHT).await;
+    let selected = b.eval("return document.activeElement.id;", json!([])).await;
+    assert_eq!(selected, "tab-notizen");
+    assert_eq!(b.eval("return document.getElementById('notizen').hidden;", json!([])).await, false);
+
+    // A note: written, listed with the count, then edited in the same form.
+    b.type_text(&b.find("#note-text").await, "Erstgespräch im Chat geführt").await;
+    b.click(&b.find("#note-save").await).await;
+    b.wait_until(
+        "the note",
+        "return document.getElementById('notes-count').textContent === '1';",
+        Duration::from_secs(10),
+    )
+    .await;
+    b.click(&b.find("#notes li button").await).await; // Bearbeiten
+    let area = b.find("#note-text").await;
+    b.clear(&area).await;
+    b.type_text(&area, "Erstgespräch geführt, Folgetermin am Montag").await;
+    b.click(&b.find("#note-save").await).await;
+    b.wait_until(
+        "the edited note",
+        "return document.getElementById('notes').textContent.includes('Folgetermin am Montag');",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_accessible(&b, "the notes").await;
+    let notes = get("/notes").await;
+    assert_eq!(
+        (notes["count"].as_i64(), notes["items"][0]["text"].as_str()),
+        (Some(1), Some("Erstgespräch geführt, Folgetermin am Montag"))
+    );
+
+    // A note that is too short: the server's German message is shown in the alert region.
+    b.type_text(&b.find("#note-text").await, "kurz").await;
+    b.eval("document.getElementById('note-text').removeAttribute('minlength');", json!([])).await;
+    b.click(&b.find("#note-save").await).await;
+    let error = b
+        .wait_until(
+            "the error",
+            "return document.getElementById('error').textContent;",
+            Duration::from_secs(10),
+        )
+        .await;
+    assert!(error.as_str().unwrap_or_default().contains("5 bis 1000"), "{error}");
+
+    // A monitoring.
+    b.click(&b.find("#tab-monitoring").await).await;
+    b.type_text(&b.find("#mon-minutes").await, "45").await;
+    b.type_text(&b.find("#mon-subject").await, "Schule").await;
+    b.click(&b.find("#mon-save").await).await;
+    b.wait_until(
+        "the monitoring",
+        "return document.getElementById('mon-count').textContent === '1';",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_accessible(&b, "the monitorings").await;
+
+    // Two documents at once through the file picker.
+    b.click(&b.find("#tab-dokumente").await).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let pdf = dir.path().join("Hilfeplan.pdf");
+    let txt = dir.path().join("Gesprächsnotiz.txt");
+    std::fs::write(&pdf, b"%PDF-1.4\n% Hilfeplan\n%%EOF\n").expect("pdf");
+    std::fs::write(&txt, "Notiz zum Gespräch").expect("txt");
+    b.type_text(&b.find("#doc-files").await, &format!("{}\n{}", pdf.display(), txt.display())).await;
+    b.click(&b.find("#doc-form button[type=submit]").await).await;
+    b.wait_until(
+        "the documents",
+        "return document.getElementById('doc-count').textContent === '2';",
+        Duration::from_secs(10),
+    )
+    .await;
+    let docs = get("/documents").await;
+    assert_eq!(docs["count"], 2, "{docs}");
+    assert!(text(&b, "#docs").await.contains("Gesprächsnotiz.txt"));
+    assert_accessible(&b, "the documents").await;
+
+    // Delete one, confirming the dialog.
+    b.click(&b.find("#docs li button.danger").await).await;
+    b.accept_dialog().await;
+    b.wait_until(
+        "the deletion",
+        "return document.getElementById('doc-count').textContent === '1';",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(get("/documents").await["count"], 1);
+
+    // Block, confirming; the client is blocked on the server.
+    b.click(&b.find("#tab-aktionen").await).await;
+    b.click(&b.find("#block").await).await;
+    b.accept_dialog().await;
+    b.wait_until(
+        "the block",
+        "return document.getElementById('block-state').textContent.includes('ist gesperrt');",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(get("").await["blocked"], true);
+    assert_accessible(&b, "blocking and deletion").await;
+
+    // Phone and desktop: nothing wider than the window; screenshots for the record.
+    for (width, name) in [(320, "widget-mappe-320"), (1280, "widget-mappe-1280")] {
+        b.leave_frames().await;
+        b.set_size(width, 900).await;
+        b.enter_frame(&b.find("#widget").await).await;
+        b.click(&b.find("#tab-stamm").await).await;
+        let fits = b
+            .eval(
+                "return document.documentElement.scrollWidth <= document.documentElement.clientWidth;",
+                json!([]),
+            )
+            .await;
+        assert_eq!(fits, true, "the widget scrolls sideways at {width} px");
+        let (path, png_width) = b.screenshot(name).await;
+        assert!(png_width >= width.min(1280) / 2, "{} is {png_width} px wide", path.display());
+    }
+    b.quit().await;
+    let (_, audit) = svc.admin(Method::GET, "/audit?limit=100", None).await;
+    assert!(audit.to_string().contains("client_file.document_delete"));
+    svc.stop().await;
+}
+
+/// The accessibility check itself can fail: a page with known violations is reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_accessibility_check_reports_violations() {
+    let page = r#"<!doctype html><html><head><title>x</title></head><body>
+        <input id="unlabelled"><img src="data:image/gif;base64,R0lGODlhAQABAAAAACw=">
+        <p style="color:#bbb;background:#fff">blass</p></body></html>"#;
+    let url = serve(page.to_owned()).await;
+    let b = Browser::start().await;
+    b.goto(&url).await;
+    let ids: Vec<String> =
+        b.axe_violations().await.iter().filter_map(|v| v["id"].as_str().map(str::to_owned)).collect();
+    b.quit().await;
+    for expected in ["html-has-lang", "label", "image-alt", "color-contrast"] {
+        assert!(ids.iter().any(|i| i == expected), "axe should report {expected}: {ids:?}");
+    }
+}
