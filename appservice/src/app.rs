@@ -65,15 +65,18 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let files = FileStore::open(&config.files.dir)
         .await
         .with_context(|| format!("opening the file store {}", config.files.dir.display()))?;
+    let hub = Arc::new(assisto_bridge::hub::Hub::new());
     let provisioning = crate::domain::provisioning::Provisioning {
         db: db.clone(),
         hs: hs.clone(),
         bot: bot_user_id.clone(),
         config: config.clone(),
         files: files.clone(),
+        hub: hub.clone(),
     };
     let checker = crate::domain::checks::Checker::new(db.clone(), &config);
-    let handler = Arc::new(Assisto::new(provisioning.clone(), checker.clone()));
+    let embed = crate::embed::EmbedCore::new(provisioning.clone(), hub.clone());
+    let handler = Arc::new(Assisto::new(provisioning.clone(), checker.clone()).with_embed(embed.clone()));
     let p = &config.processing;
     let (processor, processor_tasks) =
         Processor::start(db.clone(), handler, metrics.clone(), p.max_attempts, p.concurrency, p.paused)
@@ -102,13 +105,15 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     });
     let addr = listener.local_addr()?;
     let (shutdown, mut shutdown_rx) = watch::channel(false);
-    let router = api::router(state);
+    let bridge = assisto_bridge::Bridge::new(embed, hub);
+    let router = api::router(state).nest_service("/_assisto/embed/v1", assisto_bridge::router(bridge));
     let mut rx = shutdown_rx.clone();
     let server = tokio::spawn(async move {
         let stop = async move {
             let _ = rx.wait_for(|s| *s).await;
         };
-        if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(stop).await {
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(e) = axum::serve(listener, service).with_graceful_shutdown(stop).await {
             tracing::error!(error = %e, "HTTP server failed");
         }
     });
@@ -262,5 +267,6 @@ pub async fn provisioning(config: Config) -> anyhow::Result<crate::domain::provi
         hs,
         config,
         files,
+        hub: Arc::new(assisto_bridge::hub::Hub::new()),
     })
 }

@@ -32,6 +32,8 @@ pub struct Assisto {
     pub(crate) checker: Checker,
     pub(crate) provisioning: Provisioning,
     pub(crate) timezone: chrono_tz::Tz,
+    /// The web embed, told of events in its conversations.
+    pub(crate) embed: Option<std::sync::Arc<crate::embed::EmbedCore>>,
 }
 
 impl Assisto {
@@ -44,7 +46,14 @@ impl Assisto {
             timezone: provisioning.config.bot.timezone.parse().unwrap_or(chrono_tz::Europe::Berlin),
             checker,
             provisioning,
+            embed: None,
         }
+    }
+
+    /// Forwards events of embed conversations to the web embed.
+    pub fn with_embed(mut self, embed: std::sync::Arc<crate::embed::EmbedCore>) -> Self {
+        self.embed = Some(embed);
+        self
     }
 
     /// Whether a user ID belongs to this homeserver.
@@ -281,11 +290,18 @@ impl EventHandler for Assisto {
             "m.room.create" => self.on_create(ev).await,
             "m.room.message" => self.on_message(ev).await,
             _ => Ok(()),
+        }?;
+        if let Some(embed) = &self.embed {
+            embed.on_event(ev).await;
         }
+        Ok(())
     }
 
     async fn handle_ephemeral(&self, ev: &Value) {
         tracing::trace!(kind = ?ev.get("type"), "ephemeral event");
+        if let Some(embed) = &self.embed {
+            embed.on_ephemeral(ev);
+        }
     }
 }
 

@@ -9,6 +9,7 @@ pub mod commands;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod embed;
 pub mod error;
 pub mod event;
 pub mod files;

@@ -1,9 +1,19 @@
-//! assisto's client side: the web embed through which clients chat, and the import of
-//! conversations from the legacy messenger.
+//! assisto's client side: the web embed through which clients chat (and, later, the import
+//! of conversations from the legacy messenger).
 //!
-//! It will reach the core (the `appservice` crate) only through a small trait defined here,
-//! in its own terms (conversations, messages, clients), never in Matrix wire types, so that
-//! a second client channel is another implementation of the same trait.
+//! The bridge reaches the core only through [`core::Core`], in its own terms
+//! (institutions, sessions, conversations, messages), never in Matrix wire types: the
+//! appservice implements it on Matrix, and a second client channel would be another user of
+//! the same trait. Live updates come through the [`hub::Hub`], which the core publishes to.
 //!
-//! Nothing is implemented yet: the web embed is its own issue. This crate exists so that the
-//! workspace has the shape of the architecture (see `docs/architecture.md`).
+//! - [`api`]: the embed's HTTP API, WebSocket and long-poll fallback (`docs/embed-protocol.md`)
+//! - [`token`]: the signed token of the logged-in area
+//! - [`core`]: the trait and its types
+//! - [`hub`]: live frames per conversation
+
+pub mod api;
+pub mod core;
+pub mod hub;
+pub mod token;
+
+pub use api::{router, Bridge};

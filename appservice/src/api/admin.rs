@@ -38,6 +38,8 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/clients/{user_id}/block", post(block_route))
         .route("/clients/{user_id}/unblock", post(unblock_route))
         .route("/institutions/{id}/retention", get(get_retention_route).put(set_retention_route))
+        .route("/institutions/{id}/chat-config", get(get_chat_config_route).put(set_chat_config_route))
+        .route("/institutions/{id}/embed-secret", post(new_embed_secret_route))
         .route("/clients/{user_id}/deletion", post(mark_deletion_route).delete(unmark_deletion_route))
         .route("/deletions", get(list_deletions_route))
         .route("/audit", get(audit_route))
@@ -289,6 +291,43 @@ async fn set_retention_route(
     auth(&s, &h)?;
     let req: crate::domain::provisioning::Retention = body(&b)?;
     Ok(Json(s.provisioning.set_retention(ACTOR, &id, &req).await.map_err(domain)?).into_response())
+}
+
+/// # `GET /_assisto/admin/v1/institutions/{id}/chat-config`
+async fn get_chat_config_route(
+    State(s): State<Arc<AppState>>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    auth(&s, &h)?;
+    Ok(Json(s.provisioning.chat_config(&id).await.map_err(domain)?).into_response())
+}
+
+/// # `PUT /_assisto/admin/v1/institutions/{id}/chat-config`
+///
+/// Embedded pages see a change at their next load (the embed does not cache it).
+async fn set_chat_config_route(
+    State(s): State<Arc<AppState>>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    b: axum::body::Bytes,
+) -> ApiResult<Response> {
+    auth(&s, &h)?;
+    let req: crate::domain::provisioning::ChatConfig = body(&b)?;
+    Ok(Json(s.provisioning.set_chat_config(ACTOR, &id, &req).await.map_err(domain)?).into_response())
+}
+
+/// # `POST /_assisto/admin/v1/institutions/{id}/embed-secret`
+///
+/// A new secret for signing logged-in clients' tokens; shown only in this answer.
+async fn new_embed_secret_route(
+    State(s): State<Arc<AppState>>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    auth(&s, &h)?;
+    let secret = s.provisioning.new_embed_secret(ACTOR, &id).await.map_err(domain)?;
+    Ok(Json(serde_json::json!({ "secret": secret })).into_response())
 }
 
 fn deleter(s: &AppState) -> crate::domain::deletion::Deleter {

@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod client_file;
 pub mod deletions;
+pub mod embed;
 pub mod inbox;
 pub mod institutions;
 pub mod members;

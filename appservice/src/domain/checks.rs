@@ -355,6 +355,10 @@ impl Checker {
         for u in &req.invite {
             invitees.push((u.clone(), self.role(u).await?));
         }
+        if creator == Role::Bot {
+            // The service's own rooms (e.g. the web embed's conversations) follow its rules.
+            return Ok(CheckResponse::allow());
+        }
         let Role::Counsellor { institution } = &creator else {
             // Not a counsellor: an ordinary room, but it may not reach clients.
             if invitees.iter().any(|(_, r)| r.is_client()) {

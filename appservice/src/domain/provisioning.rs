@@ -25,6 +25,36 @@ pub struct Provisioning {
     pub config: std::sync::Arc<Config>,
     /// The file store (documents of the client file).
     pub files: crate::files::FileStore,
+    /// Live frames to the web embed (a block ends the client's embed sessions at once).
+    pub hub: std::sync::Arc<assisto_bridge::hub::Hub>,
+}
+
+/// An institution's chat configuration (Chatkonfigurationen), as the admin API shows it.
+#[derive(Debug, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatConfig {
+    /// Tile and bubble in the anonymous area.
+    pub anonymous: assisto_bridge::core::FormSwitches,
+    /// Tile and bubble in the logged-in area (not both).
+    pub registered: assisto_bridge::core::FormSwitches,
+    /// Origins of the institution's site that may embed the chat (`https://host[:port]`).
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// Whether a signing secret for the logged-in area exists (read only).
+    #[serde(default, skip_deserializing)]
+    pub has_secret: bool,
+}
+
+/// An origin as browsers send it: `http(s)://host[:port]`, nothing else.
+pub fn check_origin(o: &str) -> Result<(), DomainError> {
+    let u = url::Url::parse(o).map_err(|_| DomainError::Invalid(format!("{o:?} is not an origin")))?;
+    let exact = u.origin().ascii_serialization() == o;
+    if !matches!(u.scheme(), "http" | "https") || !exact {
+        return Err(DomainError::Invalid(format!(
+            "{o:?} is not an origin (scheme://host[:port], no path or trailing slash)"
+        )));
+    }
+    Ok(())
 }
 
 /// An institution with its rooms.
@@ -242,6 +272,10 @@ impl Provisioning {
         }
         let action = if blocked { "client.block" } else { "client.unblock" };
         audit::record(&self.db, actor, action, user_id, None).await?;
+        if let Some((room, _)) = crate::db::embed::conversation(&self.db, user_id).await? {
+            // The client's browsers learn it at once (a block closes their connection).
+            self.hub.publish(&room, assisto_bridge::hub::Frame::StateChanged);
+        }
         people::client_by_id(&self.db, user_id)
             .await?
             .ok_or_else(|| DomainError::NotFound("client vanished".into()))
@@ -293,6 +327,53 @@ impl Provisioning {
             .await?
             .ok_or_else(|| DomainError::NotFound(format!("no institution {institution}")))?;
         Ok(Retention { deletion_period_secs: d, live_retention_secs: l })
+    }
+
+    /// The chat configuration.
+    pub async fn chat_config(&self, institution: &str) -> Result<ChatConfig, DomainError> {
+        self.require_institution(institution).await?;
+        let s = crate::db::embed::settings(&self.db, institution).await?;
+        Ok(ChatConfig {
+            anonymous: s.forms.anonymous,
+            registered: s.forms.registered,
+            allowed_origins: s.allowed_origins,
+            has_secret: s.has_secret,
+        })
+    }
+
+    /// Changes the chat configuration. Tile and bubble of the logged-in area cannot both be on.
+    pub async fn set_chat_config(
+        &self,
+        actor: &str,
+        institution: &str,
+        c: &ChatConfig,
+    ) -> Result<ChatConfig, DomainError> {
+        self.require_institution(institution).await?;
+        if c.registered.tile && c.registered.bubble {
+            return Err(DomainError::Invalid(
+                "the chat tile and the chat bubble of the logged-in area cannot both be on".into(),
+            ));
+        }
+        if c.allowed_origins.len() > 50 {
+            return Err(DomainError::Invalid("at most 50 allowed_origins".into()));
+        }
+        for o in &c.allowed_origins {
+            check_origin(o)?;
+        }
+        let forms = assisto_bridge::core::Forms { anonymous: c.anonymous, registered: c.registered };
+        crate::db::embed::set_settings(&self.db, institution, &forms, &c.allowed_origins).await?;
+        audit::record(&self.db, actor, "institution.chat_config", institution, None).await?;
+        self.chat_config(institution).await
+    }
+
+    /// Creates a new signing secret for the logged-in area's tokens (the old one stops
+    /// working) and returns it; it is shown only this once.
+    pub async fn new_embed_secret(&self, actor: &str, institution: &str) -> Result<String, DomainError> {
+        self.require_institution(institution).await?;
+        let secret = crate::registration::random_token();
+        crate::db::embed::set_secret(&self.db, institution, &secret).await?;
+        audit::record(&self.db, actor, "institution.embed_secret", institution, None).await?;
+        Ok(secret)
     }
 
     /// Changes them (1 second to 10 years each).

@@ -5,6 +5,7 @@ mod client_file;
 mod deletion;
 mod delivery;
 mod documents;
+mod embed;
 mod groups;
 mod homeserver_client;
 mod rooms_flow;

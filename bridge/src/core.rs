@@ -1,0 +1,286 @@
+//! What the bridge needs from the core, in the bridge's own terms: institutions and their
+//! chat configuration, sessions of clients, a conversation's messages and state. The
+//! appservice implements [`Core`] on Matrix; nothing here knows Matrix.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// Who wrote a message, seen from the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum From {
+    /// The client.
+    Me,
+    /// A counsellor.
+    Counsellor,
+    /// The service (notices).
+    System,
+}
+
+/// What a message is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Text.
+    Text,
+    /// A phone number, shown as a card with a `tel:` link.
+    Phone,
+    /// A video-chat link, shown as a card.
+    Video,
+}
+
+/// A message of a conversation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// Stable, opaque ID.
+    pub id: String,
+    /// When it was sent (ms since the epoch).
+    pub ts: i64,
+    /// Who sent it.
+    pub from: From,
+    /// The sender's name as the client sees it.
+    pub sender_name: String,
+    /// What it is.
+    pub kind: Kind,
+    /// The text (for cards: the label).
+    pub text: String,
+    /// The link of a phone or video card.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub href: Option<String>,
+    /// The client's own transaction ID (own messages only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub txn_id: Option<String>,
+}
+
+/// A conversation's state as the client sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    /// No counsellor has joined yet.
+    pub waiting: bool,
+    /// The client is blocked.
+    pub blocked: bool,
+    /// The chat has ended.
+    pub ended: bool,
+    /// A counsellor is typing.
+    pub counsellor_typing: bool,
+    /// The newest own message a counsellor has read.
+    pub read_up_to: Option<String>,
+}
+
+/// Where on the institution's site the embed is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Area {
+    /// The public area: anonymous visitors.
+    Anonymous,
+    /// The logged-in area: clients the site vouches for.
+    Registered,
+}
+
+/// How the embed shows the chat.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Form {
+    /// Inline in the page.
+    Tile,
+    /// A floating button opening a panel.
+    Bubble,
+}
+
+/// Tile and bubble of one area, each on or off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormSwitches {
+    /// The chat tile.
+    pub tile: bool,
+    /// The chat bubble.
+    pub bubble: bool,
+}
+
+/// The chat configuration of both areas (Chatkonfigurationen).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Forms {
+    /// Anonymous area.
+    pub anonymous: FormSwitches,
+    /// Logged-in area.
+    pub registered: FormSwitches,
+}
+
+impl Forms {
+    /// Whether `form` is switched on in `area`.
+    pub fn allows(&self, area: Area, form: Form) -> bool {
+        let s = match area {
+            Area::Anonymous => self.anonymous,
+            Area::Registered => self.registered,
+        };
+        match form {
+            Form::Tile => s.tile,
+            Form::Bubble => s.bubble,
+        }
+    }
+}
+
+/// Optional abilities of the embed.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Features {
+    /// File upload.
+    pub files: bool,
+    /// Voice messages.
+    pub voice: bool,
+}
+
+/// Limits the embed checks before asking (the bridge checks them again).
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Limits {
+    /// Largest file.
+    pub max_file_bytes: u64,
+    /// Most files at once.
+    pub max_files: usize,
+    /// Longest text message, in characters.
+    pub max_text_chars: usize,
+}
+
+/// What an embed needs to know about its institution.
+#[derive(Clone, Debug, Serialize)]
+pub struct EmbedConfig {
+    /// The institution's name.
+    pub institution: InstitutionInfo,
+    /// Which forms are switched on.
+    pub forms: Forms,
+    /// Whether a counsellor can answer at all.
+    pub available: bool,
+    /// Optional abilities.
+    pub features: Features,
+    /// Limits.
+    pub limits: Limits,
+}
+
+/// The institution as the embed shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct InstitutionInfo {
+    /// Its name.
+    pub name: String,
+}
+
+/// Who opens a session.
+#[derive(Clone, Debug)]
+pub enum Identity {
+    /// An anonymous visitor.
+    Anonymous,
+    /// A client the institution's site vouches for.
+    Registered {
+        /// The site's stable ID of the client.
+        external_id: String,
+        /// The name to show to counsellors.
+        display_name: String,
+    },
+}
+
+/// The kind of a client's conversation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationKind {
+    /// An anonymous live chat.
+    Live,
+    /// A registered client's chat.
+    ClientChat,
+}
+
+/// A client's session, as the core knows it.
+#[derive(Clone, Debug)]
+pub struct Session {
+    /// A stable ID of the session that reveals nothing (for rate limits).
+    pub id: String,
+    /// The institution.
+    pub institution: String,
+    /// The conversation (opaque).
+    pub conversation: String,
+    /// The conversation's kind.
+    pub kind: ConversationKind,
+    /// The client's name as counsellors see it.
+    pub display_name: String,
+    /// When the session expires (ms).
+    pub expires_at: i64,
+}
+
+/// Why the core refused or failed. The texts are German: the embed shows them.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// The input is invalid.
+    #[error("{0}")]
+    Invalid(String),
+    /// Not found.
+    #[error("{0}")]
+    NotFound(String),
+    /// Not allowed (a form switched off, another institution's …).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The client is blocked.
+    #[error("{0}")]
+    Blocked(String),
+    /// The session is unknown, expired or ended.
+    #[error("Die Sitzung ist abgelaufen.")]
+    Unauthorized,
+    /// Too large.
+    #[error("{0}")]
+    TooLarge(String),
+    /// Something failed behind the scenes; worth trying again.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// The core, as the bridge uses it.
+#[async_trait]
+pub trait Core: Send + Sync + 'static {
+    /// An institution's embed configuration; `NotFound` for an unknown institution.
+    async fn config(&self, institution: &str) -> Result<EmbedConfig, CoreError>;
+
+    /// The secret an institution signs logged-in clients' tokens with, if it has one.
+    async fn embed_secret(&self, institution: &str) -> Result<Option<Vec<u8>>, CoreError>;
+
+    /// Whether an origin may call the embed API from a browser (CORS).
+    async fn origin_allowed(&self, origin: &str) -> bool;
+
+    /// Opens a session (and, where needed, the client and the conversation). Returns the
+    /// session token (only ever shown to the browser once) and the session.
+    async fn open_session(
+        &self,
+        institution: &str,
+        area: Area,
+        form: Form,
+        identity: Identity,
+    ) -> Result<(String, Session), CoreError>;
+
+    /// The session of a token: `Unauthorized` if unknown, expired or ended, `Blocked` if the
+    /// client is blocked.
+    async fn session(&self, token: &str) -> Result<Session, CoreError>;
+
+    /// The conversation's state.
+    async fn state(&self, session: &Session) -> Result<State, CoreError>;
+
+    /// Messages before `before` (newest `limit` when `None`), oldest first, and whether
+    /// there are older ones.
+    async fn history(
+        &self,
+        session: &Session,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Message>, bool), CoreError>;
+
+    /// Messages after `after` (oldest first), for a browser coming back; when `after` is
+    /// unknown or too far back, the newest messages (the browser de-duplicates).
+    async fn since(&self, session: &Session, after: Option<&str>) -> Result<Vec<Message>, CoreError>;
+
+    /// Sends a text as the client; the same `txn_id` never sends twice.
+    async fn send_text(&self, session: &Session, txn_id: &str, text: &str) -> Result<Message, CoreError>;
+
+    /// The client types (or stopped).
+    async fn typing(&self, session: &Session, typing: bool) -> Result<(), CoreError>;
+
+    /// The client has read up to a message.
+    async fn read(&self, session: &Session, up_to: &str) -> Result<(), CoreError>;
+
+    /// The client ends the chat.
+    async fn end(&self, session: &Session) -> Result<(), CoreError>;
+}

@@ -1,0 +1,331 @@
+//! The web embed's API against the real stack: a visitor's session, messages both ways
+//! (the counsellor through the real homeserver), long polling, blocking, the chat
+//! configuration, the logged-in area's signed tokens, CORS and rate limits.
+
+use std::time::Duration;
+
+use assisto_bridge::token::{sign, Claims};
+use assisto_tests::{
+    eventually,
+    matrix::{enc, rid},
+    TestService,
+};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+struct Embed {
+    base: String,
+    session: Option<String>,
+}
+
+impl Embed {
+    fn new(svc: &TestService) -> Self {
+        Embed { base: format!("{}/_assisto/embed/v1", svc.url()), session: None }
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = reqwest::Client::new().request(method, format!("{}{path}", self.base));
+        if let Some(s) = &self.session {
+            req = req.bearer_auth(s);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.expect("request");
+        let s = r.status().as_u16();
+        (s, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn open(svc: &TestService, inst: &str, body: Value) -> (Self, Value) {
+        let mut e = Embed::new(svc);
+        let (s, v) = e.call(Method::POST, &format!("/institutions/{inst}/sessions"), Some(body)).await;
+        assert_eq!(s, 201, "{v}");
+        e.session = Some(v["session"].as_str().expect("session").to_owned());
+        (e, v)
+    }
+
+    async fn send(&self, txn: &str, text: &str) -> (u16, Value) {
+        self.call(Method::POST, "/messages", Some(json!({"txn_id": txn, "text": text}))).await
+    }
+}
+
+/// The conversation room of a session's client (what the counsellor sees in Element).
+async fn room_of(svc: &TestService, display_name: &str) -> String {
+    let db = svc.running().db.clone();
+    eventually("the conversation room", Duration::from_secs(10), || async {
+        sqlx::query_scalar::<_, String>(
+            "SELECT e.room_id FROM embed_conversations e JOIN clients c ON c.user_id = e.client WHERE c.display_name = $1",
+        )
+        .bind(display_name)
+        .fetch_optional(db.pool())
+        .await
+        .ok()
+        .flatten()
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anonymous_visitor_and_a_counsellor_chat_through_the_embed() {
+    let mut svc = TestService::start().await;
+    let inst = svc.institution("Embedhaus").await;
+    let anna = svc.counsellor(&inst, "Anna Embed").await;
+
+    let (s, config) =
+        Embed::new(&svc).call(Method::GET, &format!("/institutions/{}/config", inst.id), None).await;
+    assert_eq!(s, 200, "{config}");
+    assert_eq!(config["forms"]["anonymous"], json!({"tile": false, "bubble": true}));
+    assert_eq!(
+        (config["available"].as_bool(), config["institution"]["name"].as_str()),
+        (Some(true), Some("Embedhaus"))
+    );
+    let (s, _) = Embed::new(&svc).call(Method::GET, "/institutions/gibt-es-nicht/config", None).await;
+    assert_eq!(s, 404);
+
+    // The anonymous tile is off by default: refused. The bubble opens a live chat.
+    let (s, v) = Embed::new(&svc)
+        .call(
+            Method::POST,
+            &format!("/institutions/{}/sessions", inst.id),
+            Some(json!({"area": "anonymous", "form": "tile"})),
+        )
+        .await;
+    assert_eq!((s, v["errcode"].as_str()), (403, Some("M_FORBIDDEN")), "{v}");
+    let (guest, v) = Embed::open(&svc, &inst.id, json!({"area": "anonymous", "form": "bubble"})).await;
+    assert_eq!(v["client"]["display_name"], "Gast 1", "{v}");
+    assert_eq!(v["conversation"]["kind"], "live");
+    assert_eq!(v["state"]["waiting"], true, "nobody has taken the chat yet: {v}");
+
+    // The visitor writes; the same txn_id never sends twice.
+    let (s, first) = guest.send("t1", "Hallo, ich brauche Hilfe 🙏").await;
+    assert_eq!(s, 201, "{first}");
+    let (s, again) = guest.send("t1", "Hallo, ich brauche Hilfe 🙏").await;
+    assert_eq!((s, &again["id"]), (201, &first["id"]), "a repeated txn_id is the same message");
+    for (body, code) in [
+        (json!({"txn_id": "t2", "text": "   "}), 400),
+        (json!({"txn_id": "t/2", "text": "x"}), 400),
+        (json!({"txn_id": "t2", "text": "x".repeat(4001)}), 413),
+        (json!({"txn": "t2"}), 400),
+    ] {
+        let (s, v) = guest.call(Method::POST, "/messages", Some(body.clone())).await;
+        assert_eq!(s, code, "{body}: {v}");
+        assert!(v["errcode"].as_str().is_some_and(|e| e.starts_with("M_")), "{v}");
+    }
+
+    // The counsellor finds the chat in the Live space, joins, and sees the guest's message
+    // from the guest's puppet, shown as "Gast 1".
+    let room = room_of(&svc, "Gast 1").await;
+    let (s, v) =
+        anna.raw(Method::POST, &format!("/_matrix/client/v3/join/{}", enc(&room)), Some(json!({}))).await;
+    assert_eq!(s, 200, "a counsellor of the institution may join the live chat: {v}");
+    let msgs = anna.recent_messages(&rid(&room), 10).await;
+    assert!(msgs.iter().any(|(_, b)| b == "Hallo, ich brauche Hilfe 🙏"), "{msgs:?}");
+    let (_, members) =
+        anna.raw(Method::GET, &format!("/_matrix/client/v3/rooms/{}/joined_members", enc(&room)), None).await;
+    assert!(members.to_string().contains("Gast 1"), "{members}");
+    eventually("the visitor to see that the chat was taken", Duration::from_secs(10), || async {
+        let (_, v) = guest.call(Method::GET, "/session", None).await;
+        (v["state"]["waiting"] == false).then_some(())
+    })
+    .await;
+
+    // The counsellor answers; the visitor's long poll returns it.
+    let after = first["id"].as_str().expect("id").to_owned();
+    let poll = {
+        let e = Embed { base: guest.base.clone(), session: guest.session.clone() };
+        tokio::spawn(async move {
+            e.call(Method::GET, &format!("/events?after={}&timeout=20", enc(&after)), None).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    anna.send_text(&rid(&room), "Hallo, ich bin Anna. Ich bin für dich da.").await;
+    let (s, events) = poll.await.expect("poll");
+    assert_eq!(s, 200, "{events}");
+    let answer = events["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .find(|f| f["type"] == "message" && f["message"]["from"] == "counsellor")
+        .unwrap_or_else(|| panic!("the answer in the poll: {events}"))
+        .clone();
+    assert_eq!(answer["message"]["sender_name"], "Anna Embed");
+    assert_eq!(answer["message"]["text"], "Hallo, ich bin Anna. Ich bin für dich da.");
+
+    // History: both, oldest first; own messages carry the txn_id.
+    let (_, h) = guest.call(Method::GET, "/messages", None).await;
+    let texts: Vec<(&str, &str)> = h["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| (m["from"].as_str().unwrap_or_default(), m["text"].as_str().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        texts,
+        vec![
+            ("me", "Hallo, ich brauche Hilfe 🙏"),
+            ("counsellor", "Hallo, ich bin Anna. Ich bin für dich da.")
+        ],
+        "{h}"
+    );
+    assert_eq!(h["messages"][0]["txn_id"], "t1");
+
+    // A phone number from the counsellor becomes a card.
+    anna.send_text(&rid(&room), "0800 111 0 111").await;
+    let card = eventually("the phone card", Duration::from_secs(10), || async {
+        let (_, h) = guest.call(Method::GET, "/messages", None).await;
+        h["messages"].as_array()?.iter().find(|m| m["kind"] == "phone").cloned()
+    })
+    .await;
+    assert_eq!(card["href"], "tel:08001110111");
+
+    // Blocking refuses the session with a clear message; unblocking lets it in again.
+    let client: String = sqlx::query_scalar("SELECT client FROM embed_conversations WHERE room_id = $1")
+        .bind(&room)
+        .fetch_one(svc.running().db.pool())
+        .await
+        .expect("client");
+    let (s, _) = svc.admin(Method::POST, &format!("/clients/{}/block", enc(&client)), None).await;
+    assert_eq!(s, 200);
+    let (s, v) = guest.call(Method::GET, "/session", None).await;
+    assert_eq!((s, v["blocked"].as_bool()), (403, Some(true)), "{v}");
+    assert!(v["error"].as_str().unwrap_or_default().contains("gesperrt"), "{v}");
+    let (s, _) = guest.send("t3", "Darf ich noch?").await;
+    assert_eq!(s, 403);
+    let (s, _) = svc.admin(Method::POST, &format!("/clients/{}/unblock", enc(&client)), None).await;
+    assert_eq!(s, 200);
+    let (s, _) = guest.send("t4", "Danke!").await;
+    assert_eq!(s, 201);
+
+    // A forged session token gets nothing.
+    let forged = Embed { base: guest.base.clone(), session: Some("gefaelschtes-token".into()) };
+    let (s, v) = forged.call(Method::GET, "/messages", None).await;
+    assert_eq!((s, v["errcode"].as_str()), (401, Some("M_UNKNOWN_TOKEN")), "{v}");
+    let none = Embed { base: guest.base.clone(), session: None };
+    let (s, _) = none.call(Method::GET, "/session", None).await;
+    assert_eq!(s, 401);
+
+    // Ending the chat: the counsellor is told, the session ends.
+    let (s, _) = guest.call(Method::POST, "/end", None).await;
+    assert_eq!(s, 200);
+    let (s, _) = guest.call(Method::GET, "/session", None).await;
+    assert_eq!(s, 401);
+    eventually("the end notice", Duration::from_secs(10), || async {
+        let msgs = anna.recent_messages(&rid(&room), 10).await;
+        msgs.iter().any(|(_, b)| b.contains("hat den Chat beendet")).then_some(())
+    })
+    .await;
+    svc.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_configuration_signed_logins_cors_and_rate_limits() {
+    let mut svc = TestService::start().await;
+    let inst = svc.institution("Konfighaus").await;
+    let _anna = svc.counsellor(&inst, "Anna Konfig").await;
+    let path = format!("/institutions/{}/chat-config", inst.id);
+
+    // Tile and bubble of the logged-in area cannot both be on; bad origins are refused.
+    let both =
+        json!({"anonymous": {"tile": true, "bubble": true}, "registered": {"tile": true, "bubble": true}});
+    let (s, v) = svc.admin(Method::PUT, &path, Some(both)).await;
+    assert_eq!((s, v["errcode"].as_str()), (400, Some("M_INVALID_PARAM")), "{v}");
+    let bad_origin = json!({"anonymous": {"tile": true, "bubble": false}, "registered": {"tile": false, "bubble": true},
+        "allowed_origins": ["https://beratung.example.org/pfad"]});
+    let (s, _) = svc.admin(Method::PUT, &path, Some(bad_origin)).await;
+    assert_eq!(s, 400);
+    let ok = json!({"anonymous": {"tile": true, "bubble": false}, "registered": {"tile": false, "bubble": true},
+        "allowed_origins": ["https://beratung.example.org"]});
+    let (s, v) = svc.admin(Method::PUT, &path, Some(ok)).await;
+    assert_eq!(s, 200, "{v}");
+    // The change reaches the embed at once: the bubble is now off, the tile on.
+    let (_, config) =
+        Embed::new(&svc).call(Method::GET, &format!("/institutions/{}/config", inst.id), None).await;
+    assert_eq!(config["forms"]["anonymous"], json!({"tile": true, "bubble": false}), "{config}");
+    let (s, _) = Embed::new(&svc)
+        .call(
+            Method::POST,
+            &format!("/institutions/{}/sessions", inst.id),
+            Some(json!({"area": "anonymous", "form": "bubble"})),
+        )
+        .await;
+    assert_eq!(s, 403, "a switched-off form opens no chat");
+
+    // CORS: only the configured origin.
+    for (origin, allowed) in [("https://beratung.example.org", true), ("https://evil.example", false)] {
+        let r = reqwest::Client::new()
+            .request(Method::OPTIONS, format!("{}/_assisto/embed/v1/messages", svc.url()))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .send()
+            .await
+            .expect("preflight");
+        let acao =
+            r.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap_or_default().to_owned());
+        assert_eq!(acao.as_deref() == Some(origin), allowed, "{origin}");
+    }
+
+    // The logged-in area: no secret yet → refused; then tokens signed with it.
+    let claims = |sub: &str, exp: i64| Claims {
+        inst: inst.id.clone(),
+        sub: sub.into(),
+        name: "Maria Muster".into(),
+        exp: chrono::Utc::now().timestamp() + exp,
+    };
+    let open = |token: String| {
+        let svc_url = svc.url();
+        let inst = inst.id.clone();
+        async move {
+            let r = reqwest::Client::new()
+                .post(format!("{svc_url}/_assisto/embed/v1/institutions/{inst}/sessions"))
+                .json(&json!({"area": "registered", "form": "bubble", "token": token}))
+                .send()
+                .await
+                .expect("open");
+            let s = r.status().as_u16();
+            (s, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (s, _) = open(sign(b"irgendwas", &claims("u-1", 600))).await;
+    assert_eq!(s, 403, "no secret configured yet");
+    let (s, v) = svc.admin(Method::POST, &format!("/institutions/{}/embed-secret", inst.id), None).await;
+    assert_eq!(s, 200, "{v}");
+    let secret = v["secret"].as_str().expect("secret").to_owned();
+    let (s, first) = open(sign(secret.as_bytes(), &claims("u-1", 600))).await;
+    assert_eq!(s, 201, "{first}");
+    assert_eq!(
+        (first["client"]["display_name"].as_str(), first["conversation"]["kind"].as_str()),
+        (Some("Maria Muster"), Some("client_chat"))
+    );
+    let (s, second) = open(sign(secret.as_bytes(), &claims("u-1", 600))).await;
+    assert_eq!(s, 201, "{second}");
+    let clients: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM client_identities WHERE external_id = 'u-1'")
+        .fetch_one(svc.running().db.pool())
+        .await
+        .expect("count");
+    assert_eq!(clients, 1, "the same site user is the same client");
+    for (token, why) in [
+        (sign(b"falsch", &claims("u-1", 600)), "wrong secret"),
+        (sign(secret.as_bytes(), &claims("u-1", -10)), "expired"),
+        (sign(secret.as_bytes(), &claims("u-1", 3 * 86_400)), "valid too long"),
+        ("v1.abc.def".to_owned(), "garbage"),
+    ] {
+        let (s, v) = open(token).await;
+        assert_eq!((s, v["errcode"].as_str()), (401, Some("M_UNKNOWN_TOKEN")), "{why}: {v}");
+    }
+
+    // Rate limit: at most 30 messages a minute per session.
+    let (e, _) = Embed::open(&svc, &inst.id, json!({"area": "anonymous", "form": "tile"})).await;
+    let mut limited = None;
+    for i in 0..35 {
+        let (s, v) = e.send(&format!("r{i}"), "schnell").await;
+        if s == 429 {
+            limited = Some(v);
+            break;
+        }
+        assert_eq!(s, 201, "{v}");
+    }
+    let v = limited.expect("the 31st message within a minute is refused");
+    assert_eq!(v["errcode"], "M_LIMIT_EXCEEDED");
+    assert!(v["retry_after_ms"].as_u64().is_some_and(|ms| ms > 0), "{v}");
+    svc.stop().await;
+}
