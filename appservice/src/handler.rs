@@ -158,6 +158,17 @@ impl Assisto {
             },
         };
         if let Some(rule) = refused {
+            // Processed late (under load, after a restart), the invite may already have been
+            // followed by a join from before the refusing state began (e.g. a block): the
+            // client keeps the chat it was in.
+            let membership = self
+                .hs
+                .get_state(&ev.room_id, puppet, "m.room.member", puppet)
+                .await
+                .or_else(|e| if e.is_transient() { Err(hs_error(e)) } else { Ok(None) })?;
+            if membership.is_some_and(|m| m["membership"] == "join") {
+                return Ok(());
+            }
             self.hs.leave_room(&ev.room_id, puppet).await.or_else(ignore_refusal)?;
             audit::record(
                 &self.db,
@@ -229,7 +240,10 @@ impl Assisto {
         let role = self.checker.role(target).await.map_err(db_error)?;
         let violated = if room.kind.is_colleague() && role.is_client() {
             Some(Rule::NoClientsInColleagueRooms)
-        } else if matches!(role, Role::Client { blocked: true, .. }) && ev.content["membership"] == "join" {
+        } else if matches!(role, Role::Client { blocked: true, .. })
+            && ev.content["membership"] == "join"
+            && self.joined_while_blocked(target, ev).await?
+        {
             Some(Rule::BlockedClient)
         } else if room.kind == RoomKind::ColleagueGroup && !matches!(role, Role::Bot) {
             let members = members::of_room(&self.db, &ev.room_id).await.map_err(db_error)?;
@@ -263,6 +277,16 @@ impl Assisto {
             .await
             .or_else(ignore_refusal_notice)?;
         Ok(())
+    }
+
+    /// Whether a client's join happened after the block began. Processing can lag behind
+    /// (under load, or after a restart): a join from before the block is not a violation.
+    async fn joined_while_blocked(&self, client: &str, ev: &RoomEvent) -> Result<bool, HandleError> {
+        let since = crate::db::people::client_by_id(&self.db, client)
+            .await
+            .map_err(db_error)?
+            .and_then(|c| c.blocked_since);
+        Ok(since.is_some_and(|since| ev.origin_server_ts.unwrap_or(i64::MAX) >= since))
     }
 
     async fn bot_is_joined(&self, room_id: &str) -> Result<bool, HandleError> {

@@ -21,7 +21,11 @@ const R_GET: &str =
     "SELECT user_id, institution_id, display_name, kind, blocked FROM clients WHERE user_id = $1";
 const R_LIST: &str = "SELECT user_id, institution_id, display_name, kind, blocked FROM clients \
                       WHERE institution_id = $1 ORDER BY created_at, user_id";
-const R_BLOCK: &str = "UPDATE clients SET blocked = $1 WHERE user_id = $2";
+/// `blocked` holds when the block began (ms), 0 when not blocked; blocking again keeps the
+/// first time.
+const R_BLOCK: &str =
+    "UPDATE clients SET blocked = CASE WHEN $1 = 0 THEN 0 WHEN blocked = 0 THEN $1 ELSE blocked END \
+    WHERE user_id = $2";
 
 /// A counsellor.
 #[derive(Debug, Clone, Serialize)]
@@ -47,6 +51,9 @@ pub struct Client {
     pub kind: String,
     /// Whether the client is blocked.
     pub blocked: bool,
+    /// Since when (ms), if blocked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked_since: Option<i64>,
 }
 
 fn counsellor(r: &sqlx::any::AnyRow) -> sqlx::Result<Counsellor> {
@@ -60,6 +67,7 @@ fn client(r: &sqlx::any::AnyRow) -> sqlx::Result<Client> {
         display_name: r.try_get(2)?,
         kind: r.try_get(3)?,
         blocked: r.try_get::<i64, _>(4)? != 0,
+        blocked_since: Some(r.try_get::<i64, _>(4)?).filter(|b| *b != 0),
     })
 }
 
@@ -131,7 +139,11 @@ pub async fn clients(db: &Db, institution: &str) -> sqlx::Result<Vec<Client>> {
 /// Blocks or unblocks a client; `false` if there is no such client.
 pub async fn set_blocked(db: &Db, user_id: &str, blocked: bool) -> sqlx::Result<bool> {
     let _w = db.write_guard().await;
-    let n =
-        sqlx::query(R_BLOCK).bind(i64::from(blocked)).bind(user_id).execute(db.pool()).await?.rows_affected();
+    let n = sqlx::query(R_BLOCK)
+        .bind(if blocked { now_ms() } else { 0 })
+        .bind(user_id)
+        .execute(db.pool())
+        .await?
+        .rows_affected();
     Ok(n == 1)
 }

@@ -314,6 +314,56 @@ async fn a_blocked_client_cannot_send_or_join_and_keeps_the_history() {
     svc.stop().await;
 }
 
+/// Processing can lag behind (load, a restart): the invite and join of a client, processed
+/// only after a later block, are not mistaken for a blocked client joining; the client keeps
+/// the chat and its history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_processed_after_a_later_block_is_left_alone() {
+    let mut svc = TestService::start().await;
+    let inst = svc.institution("Nachzugshaus").await;
+    let anna = svc.counsellor(&inst, "Anna Nachzug").await;
+    let client = svc.client(&inst, "Lotta").await;
+    svc.stop().await;
+    svc.config.processing.paused = true;
+    svc.resume().await;
+    // Recorded but not processed: a chat, the client's join, then the block.
+    let (s, v) = anna.create_room_raw(json!({"invite": [client], "is_direct": true})).await;
+    assert_eq!(s, 200, "{v}");
+    let room = v["room_id"].as_str().expect("room").to_owned();
+    svc.hs_client().join_room(&room, &client).await.expect("the client joins");
+    let (s, _) = svc.admin(Method::POST, &format!("/clients/{}/block", enc(&client)), None).await;
+    assert_eq!(s, 200);
+    // Processing catches up (what was not yet delivered comes after the restart: just as late).
+    svc.stop().await;
+    svc.config.processing.paused = false;
+    svc.resume().await;
+    let db = svc.running().db.clone();
+    // (The client's join is among the room's events; processed rows keep no body.)
+    let backlog = || async {
+        let row: (i64, i64) =
+            sqlx::query_as("SELECT COUNT(*), COUNT(*) - COUNT(processed_at) FROM inbox WHERE room_id = $1")
+                .bind(&room)
+                .fetch_one(db.pool())
+                .await
+                .ok()?;
+        (row.0 >= 6 && row.1 == 0).then_some(())
+    };
+    eventually("the room's events to be processed", Duration::from_secs(30), backlog).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    eventually("the room's events to be processed", Duration::from_secs(30), backlog).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        joined(&anna, &room).await.contains(&client),
+        "the client keeps the chat it joined before the block"
+    );
+    let (_, audit) = svc.admin(Method::GET, "/audit?limit=200", None).await;
+    assert!(
+        !audit.to_string().contains("rule.blocked_client.repaired"),
+        "no repair of a join from before the block: {audit}"
+    );
+    svc.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_a_server_admin_forces_past_the_module_is_repaired() {
     let mut svc = TestService::start().await;
