@@ -25,11 +25,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     db::{audit, embed, institutions, members, now_ms, people, Db},
-    domain::{
-        checks::{CREATE_INSTITUTION, CREATE_KIND},
-        provisioning::Provisioning,
-        Category, DomainError, RoomKind,
-    },
+    domain::{provisioning::Provisioning, Category, DomainError, RoomKind},
     event::RoomEvent,
     homeserver::{HomeserverClient, HsError, TxnId},
 };
@@ -218,11 +214,13 @@ impl EmbedCore {
         let body = json!({
             "preset": "private_chat",
             "name": name,
-            "creation_content": { CREATE_KIND: kind.as_str(), CREATE_INSTITUTION: institution },
             "initial_state": initial_state,
             "invite": [client],
         });
         let room = self.hs.create_room(self.bot(), &body).await.map_err(unavailable)?.room_id;
+        // The rules module keeps the kind out of others' creation content; the service
+        // records its own rooms directly.
+        crate::db::rooms::insert(&self.db, &room, institution, kind, self.bot()).await.map_err(db_err)?;
         self.hs.join_room(&room, client).await.map_err(unavailable)?;
         self.provisioning.place_in_space(institution, cat, &room).await.map_err(domain_err)?;
         crate::db::rooms::set_in_space(&self.db, &room).await.map_err(db_err)?;
@@ -595,6 +593,20 @@ impl Core for EmbedCore {
                 .map_err(db_err)?;
         }
         embed::end_sessions(&self.db, &client, &s.conversation).await.map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn delete_my_data(&self, s: &Session) -> Result<(), CoreError> {
+        let (client, _) = embed::conversation_of_room(&self.db, &s.conversation)
+            .await
+            .map_err(db_err)?
+            .ok_or(CoreError::Unauthorized)?;
+        self.end(s).await?;
+        let p = &self.provisioning;
+        crate::domain::deletion::Deleter::new(self.db.clone(), self.hs.clone(), p.files.clone())
+            .mark_now(&client)
+            .await
+            .map_err(domain_err)?;
         Ok(())
     }
 }

@@ -101,6 +101,9 @@ type ApiResult = Result<Response, ApiError>;
 /// The routes, to be nested under `/_assisto/embed/v1`.
 pub fn router(bridge: Arc<Bridge>) -> Router {
     Router::new()
+        .route("/embed.js", get(script_route))
+        .route("/embed.css", get(style_route))
+        .route("/demo", get(demo_route))
         .route("/institutions/{inst}/config", get(config_route))
         .route("/institutions/{inst}/sessions", post(open_session_route))
         .route("/session", get(session_route))
@@ -108,10 +111,68 @@ pub fn router(bridge: Arc<Bridge>) -> Router {
         .route("/typing", post(typing_route))
         .route("/read", post(read_route))
         .route("/end", post(end_route))
+        .route("/delete-my-data", post(delete_my_data_route))
         .route("/events", get(events_route))
         .route("/ws", get(ws_route))
         .layer(middleware::from_fn_with_state(bridge.clone(), cors))
         .with_state(bridge)
+}
+
+const SCRIPT: &str = include_str!("../embed/embed.js");
+const STYLE: &str = include_str!("../embed/embed.css");
+const DEMO: &str = include_str!("../embed/demo.html");
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            // Revalidated on every page load, so a new version reaches embedded pages at once.
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// # `GET /embed.js`: the embed, included by the institution's page with one script tag.
+async fn script_route() -> Response {
+    asset("text/javascript; charset=utf-8", SCRIPT)
+}
+
+/// # `GET /embed.css`: its styles (loaded by the script).
+async fn style_route() -> Response {
+    asset("text/css; charset=utf-8", STYLE)
+}
+
+#[derive(Deserialize)]
+struct DemoQuery {
+    institution: Option<String>,
+}
+
+/// # `GET /demo?institution=<slug>`: a page with the chat bubble of an institution, to try
+/// the embed (default: `demo`, the institution `make run` creates).
+async fn demo_route(Query(q): Query<DemoQuery>) -> Response {
+    let inst = q.institution.unwrap_or_else(|| "demo".into());
+    let ok = !inst.is_empty()
+        && inst.len() <= 64
+        && inst.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-');
+    if !ok {
+        return ApiError::invalid("institution: a–z, 0–9 und -").into_response();
+    }
+    let page = DEMO.replace(r#"data-institution="demo""#, &format!(r#"data-institution="{inst}""#));
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; connect-src 'self' ws: wss:; media-src 'self' blob:; img-src 'self' data: blob:; base-uri 'none'; form-action 'none'",
+            ),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        page,
+    )
+        .into_response()
 }
 
 /// CORS: only origins an institution configured (or the bridge's own) may call from a
@@ -405,6 +466,13 @@ async fn read_route(State(b): State<Arc<Bridge>>, h: HeaderMap, bytes: axum::bod
 async fn end_route(State(b): State<Arc<Bridge>>, h: HeaderMap) -> ApiResult {
     let s = session_of(&b, &h).await?;
     b.core.end(&s).await?;
+    b.hub.publish(&s.conversation, Frame::StateChanged);
+    Ok(Json(json!({})).into_response())
+}
+
+async fn delete_my_data_route(State(b): State<Arc<Bridge>>, h: HeaderMap) -> ApiResult {
+    let s = session_of(&b, &h).await?;
+    b.core.delete_my_data(&s).await?;
     b.hub.publish(&s.conversation, Frame::StateChanged);
     Ok(Json(json!({})).into_response())
 }

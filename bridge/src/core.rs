@@ -283,4 +283,9 @@ pub trait Core: Send + Sync + 'static {
 
     /// The client ends the chat.
     async fn end(&self, session: &Session) -> Result<(), CoreError>;
+
+    /// The client asks for all its data to be deleted: the chat ends, and everything of the
+    /// client (messages, files, the chat itself) is deleted by the deletion routine at its
+    /// next run.
+    async fn delete_my_data(&self, session: &Session) -> Result<(), CoreError>;
 }

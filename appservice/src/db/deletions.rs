@@ -80,6 +80,19 @@ pub async fn mark(db: &Db, client: &str, institution: &str, by: &str, due_at: i6
     Ok(n == 1)
 }
 
+/// Brings a pending deletion's deadline forward to `due_at` (never later).
+pub async fn bring_forward(db: &Db, client: &str, due_at: i64) -> sqlx::Result<()> {
+    let _w = db.write_guard().await;
+    sqlx::query(
+        "UPDATE deletions SET due_at = $2 WHERE client_user_id = $1 AND due_at > $2 AND finished_at IS NULL",
+    )
+    .bind(client)
+    .bind(due_at)
+    .execute(db.pool())
+    .await
+    .map(|_| ())
+}
+
 /// Takes the mark back, if the routine has not started; `false` otherwise.
 pub async fn unmark(db: &Db, client: &str) -> sqlx::Result<bool> {
     let _w = db.write_guard().await;

@@ -64,6 +64,21 @@ impl Deleter {
             .ok_or_else(|| DomainError::NotFound("deletion vanished".into()))
     }
 
+    /// Marks a client for deletion now, on the client's own request ("delete my data"): the
+    /// routine deletes at its next run, without waiting for the institution's period.
+    pub async fn mark_now(&self, client: &str) -> Result<(), DomainError> {
+        let c = people::client_by_id(&self.db, client)
+            .await?
+            .ok_or_else(|| DomainError::NotFound(format!("no client {client}")))?;
+        let now = now_ms();
+        if deletions::mark(&self.db, client, &c.institution_id, client, now).await? {
+            audit::record(&self.db, client, "client.delete_requested_by_client", client, None).await?;
+        } else {
+            deletions::bring_forward(&self.db, client, now).await?;
+        }
+        Ok(())
+    }
+
     /// Takes a mark back before the routine started.
     pub async fn unmark(&self, actor: &str, client: &str) -> Result<(), DomainError> {
         if deletions::unmark(&self.db, client).await? {

@@ -329,3 +329,43 @@ async fn chat_configuration_signed_logins_cors_and_rate_limits() {
     assert!(v["retry_after_ms"].as_u64().is_some_and(|ms| ms > 0), "{v}");
     svc.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitor_deletes_their_data_and_nothing_of_it_is_left() {
+    let mut svc = TestService::start_with(|c| c.deletion.check_interval_secs = 1).await;
+    let inst = svc.institution("Loeschbubble").await;
+    let anna = svc.counsellor(&inst, "Anna Loeschbubble").await;
+    let (guest, _) = Embed::open(&svc, &inst.id, json!({"area": "anonymous", "form": "bubble"})).await;
+    let (s, _) = guest.send("d1", "Bitte alles löschen").await;
+    assert_eq!(s, 201);
+    let room = room_of(&svc, "Gast 1").await;
+    let (s, _) =
+        anna.raw(Method::POST, &format!("/_matrix/client/v3/join/{}", enc(&room)), Some(json!({}))).await;
+    assert_eq!(s, 200);
+    let client: String = sqlx::query_scalar("SELECT client FROM embed_conversations WHERE room_id = $1")
+        .bind(&room)
+        .fetch_one(svc.running().db.pool())
+        .await
+        .expect("client");
+
+    let (s, v) = guest.call(Method::POST, "/delete-my-data", None).await;
+    assert_eq!(s, 200, "{v}");
+    let (s, _) = guest.call(Method::GET, "/session", None).await;
+    assert_eq!(s, 401, "the session ends at once");
+    // The routine runs at once (no deletion period for the client's own request).
+    eventually("the deletion to finish", Duration::from_secs(90), || async {
+        let (_, done) = svc.admin(Method::GET, "/deletions?state=finished", None).await;
+        done.to_string().contains(&client).then_some(())
+    })
+    .await;
+    let (s, _) =
+        anna.raw(Method::GET, &format!("/_matrix/client/v3/rooms/{}/messages?dir=b", enc(&room)), None).await;
+    assert!(s == 403 || s == 404, "the live chat is gone for the counsellor too: {s}");
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM clients WHERE user_id = $1")
+        .bind(&client)
+        .fetch_one(svc.running().db.pool())
+        .await
+        .expect("count");
+    assert_eq!(n, 0);
+    svc.stop().await;
+}

@@ -6,6 +6,7 @@ mod deletion;
 mod delivery;
 mod documents;
 mod embed;
+mod embed_browser;
 mod groups;
 mod homeserver_client;
 mod rooms_flow;

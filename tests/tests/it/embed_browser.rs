@@ -1,0 +1,195 @@
+//! The web embed in a real browser (headless Chromium), against the real stack: an
+//! anonymous visitor on an institution's page opens the chat bubble and writes; a counsellor
+//! (a real Matrix client of the real homeserver) takes the chat and answers; the visitor
+//! sees the answer live, over WebSocket and over the long-poll fallback, and after a reload.
+//! axe-core finds no WCAG 2.1 A/AA violation on the open chat; screenshots at 320 px and
+//! 1280 px land in `target/test-output/`.
+
+use std::time::Duration;
+
+use assisto_tests::{
+    browser::Browser,
+    matrix::{enc, rid},
+    TestService,
+};
+use reqwest::Method;
+use serde_json::json;
+
+/// The institution's page, on its own origin, with the one script tag.
+async fn institution_page(svc_url: &str, inst: &str) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let origin = format!("http://{}", listener.local_addr().expect("addr"));
+    let html = format!(
+        r#"<!doctype html><html lang="de"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>Beratungsstelle</title></head>
+<body><main><h1>Beratungsstelle</h1><p>Willkommen.</p></main>
+<script src="{svc_url}/_assisto/embed/v1/embed.js" async data-institution="{inst}"
+ data-form="bubble" data-area="anonymous" data-test="1"></script></body></html>"#
+    );
+    let app =
+        axum::Router::new().route("/", axum::routing::get(move || async move { axum::response::Html(html) }));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    origin
+}
+
+async fn count(b: &Browser, css: &str) -> i64 {
+    b.eval("return document.querySelectorAll(arguments[0]).length;", json!([css])).await.as_i64().unwrap_or(0)
+}
+
+async fn has_message(b: &Browser, from: &str, text: &str) -> bool {
+    b.eval(
+        "return [...document.querySelectorAll('.assisto-msg[data-from=\"' + arguments[0] + '\"]')]
+            .some((m) => m.textContent.includes(arguments[1]) && m.getAttribute('data-pending') !== 'true');",
+        json!([from, text]),
+    )
+    .await
+        == json!(true)
+}
+
+async fn wait_message(b: &Browser, from: &str, text: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !has_message(b, from, text).await {
+        assert!(std::time::Instant::now() < deadline, "the message from {from} did not appear: {text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn open_bubble(b: &Browser) {
+    b.wait_until(
+        "the launcher",
+        "return !!document.querySelector('.assisto-launcher');",
+        Duration::from_secs(20),
+    )
+    .await;
+    b.click(&b.find(".assisto-launcher").await).await;
+    b.wait_until(
+        "the composer",
+        "const i = document.querySelector('.assisto-input'); return !!i && !i.disabled && i.offsetParent !== null;",
+        Duration::from_secs(20),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitor_chats_with_a_counsellor_through_the_bubble() {
+    let mut svc = TestService::start().await;
+    let inst = svc.institution("Bubblehaus").await;
+    let anna = svc.counsellor(&inst, "Anna Bubble").await;
+    let page = institution_page(&svc.url(), &inst.id).await;
+    let config = json!({"anonymous": {"tile": false, "bubble": true}, "registered": {"tile": true, "bubble": false},
+        "allowed_origins": [page]});
+    let (s, v) =
+        svc.admin(Method::PUT, &format!("/institutions/{}/chat-config", inst.id), Some(config)).await;
+    assert_eq!(s, 200, "{v}");
+
+    let b = Browser::start().await;
+    b.goto(&page).await;
+    open_bubble(&b).await;
+    b.wait_until(
+        "the WebSocket",
+        "return document.querySelector('.assisto-root').getAttribute('data-transport') === 'ws';",
+        Duration::from_secs(20),
+    )
+    .await;
+    let input = b.find(".assisto-input").await;
+    b.type_text(&input, "Hallo, ich brauche Hilfe 🙏").await;
+    b.click(&b.find(".assisto-send").await).await;
+    wait_message(&b, "me", "Hallo, ich brauche Hilfe 🙏").await;
+    assert!(count(&b, ".assisto-waiting").await > 0, "the visitor is told to wait");
+
+    // The counsellor takes the chat from the Live space and sees the guest's message.
+    let db = svc.running().db.clone();
+    let room: String = sqlx::query_scalar(
+        "SELECT e.room_id FROM embed_conversations e JOIN clients c ON c.user_id = e.client WHERE c.display_name = 'Gast 1'",
+    )
+    .fetch_one(db.pool())
+    .await
+    .expect("the live chat");
+    let (s, v) =
+        anna.raw(Method::POST, &format!("/_matrix/client/v3/join/{}", enc(&room)), Some(json!({}))).await;
+    assert_eq!(s, 200, "{v}");
+    let msgs = anna.recent_messages(&rid(&room), 10).await;
+    let guest = msgs
+        .iter()
+        .find(|(_, body)| body == "Hallo, ich brauche Hilfe 🙏")
+        .map(|(sender, _)| sender.clone())
+        .unwrap_or_else(|| panic!("the counsellor sees the message: {msgs:?}"));
+    let (_, members) =
+        anna.raw(Method::GET, &format!("/_matrix/client/v3/rooms/{}/joined_members", enc(&room)), None).await;
+    assert_eq!(members["joined"][&guest]["display_name"], "Gast 1", "{members}");
+    b.wait_until(
+        "the end of waiting",
+        "return !document.querySelector('.assisto-waiting');",
+        Duration::from_secs(20),
+    )
+    .await;
+
+    // The answer arrives live.
+    anna.send_text(&rid(&room), "Hallo, hier ist Anna. Ich bin für dich da.").await;
+    wait_message(&b, "counsellor", "Hallo, hier ist Anna.").await;
+    assert_eq!(
+        b.eval("return document.querySelector('.assisto-log').getAttribute('aria-live');", json!([])).await,
+        "polite",
+        "new messages are announced"
+    );
+    let violations = b.axe_violations().await;
+    assert!(violations.is_empty(), "axe: WCAG 2.1 A/AA violations on the open chat: {violations:#?}");
+
+    // Phone and desktop.
+    for (width, name) in [(320, "embed-bubble-320"), (1280, "embed-bubble-1280")] {
+        b.set_size(width, 800).await;
+        let fits = b
+            .eval(
+                "return document.documentElement.scrollWidth <= document.documentElement.clientWidth;",
+                json!([]),
+            )
+            .await;
+        assert_eq!(fits, true, "the page scrolls sideways at {width} px");
+        let (path, px) = b.screenshot(name).await;
+        assert!(px >= width / 2, "{} is {px} px wide", path.display());
+    }
+
+    // The long-poll fallback (for proxies that drop WebSockets) delivers too.
+    b.eval("window.assistoEmbed.forcePolling();", json!([])).await;
+    b.wait_until(
+        "long polling",
+        "return document.querySelector('.assisto-root').getAttribute('data-transport') === 'poll';",
+        Duration::from_secs(10),
+    )
+    .await;
+    anna.send_text(&rid(&room), "Über die Ausweichverbindung").await;
+    wait_message(&b, "counsellor", "Über die Ausweichverbindung").await;
+
+    // After a reload: the same chat, with its history, and no message twice.
+    b.goto(&page).await;
+    open_bubble(&b).await;
+    wait_message(&b, "me", "Hallo, ich brauche Hilfe 🙏").await;
+    wait_message(&b, "counsellor", "Über die Ausweichverbindung").await;
+    let ids = b
+        .eval(
+            "const ids = [...document.querySelectorAll('.assisto-msg[data-id]')].map((m) => m.getAttribute('data-id'));
+             return ids.length === new Set(ids).size;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(ids, true, "no message is shown twice");
+
+    // Blocked: the visitor is told so and can no longer write.
+    let client: String = sqlx::query_scalar("SELECT client FROM embed_conversations WHERE room_id = $1")
+        .bind(&room)
+        .fetch_one(db.pool())
+        .await
+        .expect("client");
+    let (s, _) = svc.admin(Method::POST, &format!("/clients/{}/block", enc(&client)), None).await;
+    assert_eq!(s, 200);
+    b.wait_until(
+        "the blocked view",
+        "return !document.querySelector('.assisto-input') || document.querySelector('.assisto-alert')?.textContent.length > 0;",
+        Duration::from_secs(20),
+    )
+    .await;
+    b.quit().await;
+    svc.stop().await;
+}
