@@ -105,7 +105,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     });
     let addr = listener.local_addr()?;
     let (shutdown, mut shutdown_rx) = watch::channel(false);
-    let bridge = assisto_bridge::Bridge::new(embed, hub);
+    let bridge = assisto_bridge::Bridge::new(
+        embed,
+        hub,
+        config.files.max_document_bytes,
+        config.files.max_documents_per_upload,
+    );
     let router = api::router(state).nest_service("/_assisto/embed/v1", assisto_bridge::router(bridge));
     let mut rx = shutdown_rx.clone();
     let server = tokio::spawn(async move {

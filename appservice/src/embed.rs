@@ -13,8 +13,8 @@ use std::{collections::HashMap, sync::Arc, sync::Mutex};
 use assisto_bridge::{
     api::MAX_TEXT_CHARS,
     core::{
-        Area, ConversationKind, Core, CoreError, EmbedConfig, Features, Form, From, Identity,
-        InstitutionInfo, Kind, Limits, Message, Session, State,
+        Area, ConversationKind, Core, CoreError, EmbedConfig, Features, FileInfo, Form, From, Identity,
+        InstitutionInfo, Kind, Limits, Media, Message, Session, State,
     },
     hub::{Frame, Hub},
 };
@@ -116,7 +116,9 @@ impl EmbedCore {
             return None;
         }
         let sender = ev["sender"].as_str()?;
-        let text = ev["content"]["body"].as_str()?.to_owned();
+        let id = ev["event_id"].as_str()?.to_owned();
+        let content = &ev["content"];
+        let text = content["body"].as_str()?.to_owned();
         let (from, sender_name) = if sender == client {
             (From::Me, "Du".to_owned())
         } else if sender == self.bot() {
@@ -125,8 +127,24 @@ impl EmbedCore {
             let name = self.hs.displayname(sender).await.ok().flatten().unwrap_or_else(|| "Beratung".into());
             (From::Counsellor, name)
         };
-        let (kind, href, text) = match from {
-            From::Counsellor => match (phone_href(&text), video_href(&text)) {
+        let msgtype = content["msgtype"].as_str().unwrap_or("m.text");
+        let file = match (msgtype, content["url"].as_str()) {
+            ("m.file" | "m.image" | "m.audio" | "m.video", Some(_)) => Some(FileInfo {
+                name: content["filename"].as_str().unwrap_or(&text).to_owned(),
+                size: content["info"]["size"].as_u64().unwrap_or_default(),
+                mime: content["info"]["mimetype"].as_str().unwrap_or("application/octet-stream").to_owned(),
+                url: format!(
+                    "/_assisto/embed/v1/media/{}",
+                    url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
+                ),
+                duration_ms: (msgtype == "m.audio").then(|| content["info"]["duration"].as_u64()).flatten(),
+            }),
+            _ => None,
+        };
+        let (kind, href, text) = match (&file, from) {
+            (Some(_), _) if msgtype == "m.audio" => (Kind::Voice, None, "Sprachnachricht".to_owned()),
+            (Some(_), _) => (Kind::File, None, text),
+            (None, From::Counsellor) => match (phone_href(&text), video_href(&text)) {
                 (Some(h), _) => (Kind::Phone, Some(h), text.trim().to_owned()),
                 (_, Some(h)) => (Kind::Video, Some(h), "Video-Chat".to_owned()),
                 _ => (Kind::Text, None, text),
@@ -134,7 +152,7 @@ impl EmbedCore {
             _ => (Kind::Text, None, text),
         };
         Some(Message {
-            id: ev["event_id"].as_str()?.to_owned(),
+            id,
             ts: ev["origin_server_ts"].as_i64().unwrap_or_default(),
             from,
             sender_name,
@@ -142,9 +160,61 @@ impl EmbedCore {
             text,
             href,
             txn_id: (from == From::Me)
-                .then(|| ev["content"]["de.assisto.txn_id"].as_str().map(str::to_owned))
+                .then(|| content["de.assisto.txn_id"].as_str().map(str::to_owned))
                 .flatten(),
+            file,
         })
+    }
+
+    /// An event of the session's conversation, read as the client.
+    async fn event(&self, client: &str, room: &str, id: &str) -> Result<Value, CoreError> {
+        let path = ["_matrix", "client", "v3", "rooms", room, "event", id];
+        match self.hs.request::<Value>(Method::GET, &path, &[], Some(client), None).await {
+            Ok(v) => Ok(v),
+            Err(HsError::Matrix { status, .. }) if status.is_client_error() => {
+                Err(CoreError::NotFound("Diese Nachricht gibt es nicht.".into()))
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// Sends a message with a file the client uploaded, as the client.
+    async fn send_media_message(
+        &self,
+        s: &Session,
+        mime: &str,
+        name: &str,
+        bytes: Vec<u8>,
+        content: impl FnOnce(String, u64) -> Value,
+    ) -> Result<Message, CoreError> {
+        let (client, ended) = embed::conversation_of_room(&self.db, &s.conversation)
+            .await
+            .map_err(db_err)?
+            .ok_or(CoreError::Unauthorized)?;
+        if ended {
+            return Err(CoreError::Forbidden("Der Chat ist beendet.".into()));
+        }
+        if self.client_row(&client).await?.blocked {
+            return Err(CoreError::Blocked(BLOCKED.into()));
+        }
+        let size = bytes.len() as u64;
+        let mxc = self.hs.upload_media(&client, mime, name, bytes).await.map_err(unavailable)?;
+        let body = content(mxc, size);
+        let sent = self
+            .hs
+            .send_event(&s.conversation, &client, "m.room.message", &TxnId::random(), &body)
+            .await
+            .map_err(|e| match e {
+                HsError::Matrix { status, .. } if status.as_u16() == 403 => {
+                    CoreError::Forbidden("Die Datei konnte nicht gesendet werden.".into())
+                }
+                e => unavailable(e),
+            })?;
+        let ev = json!({
+            "type": "m.room.message", "event_id": sent.event_id, "sender": client,
+            "origin_server_ts": now_ms(), "content": body,
+        });
+        self.message(&client, &ev).await.ok_or_else(|| unavailable("sent message unreadable"))
     }
 
     /// One page of a room's timeline, newest first, read as the client.
@@ -245,10 +315,15 @@ impl EmbedCore {
                     if m.from == From::Counsellor {
                         self.typing.lock().unwrap_or_else(|p| p.into_inner()).remove(&ev.room_id);
                     }
-                    self.hub.publish(&ev.room_id, Frame::Message(m));
+                    self.hub.publish(&ev.room_id, Frame::Message(Box::new(m)));
                 }
             }
             "m.room.member" => self.hub.publish(&ev.room_id, Frame::StateChanged),
+            "m.room.redaction" => {
+                if let Some(id) = &ev.redacts {
+                    self.hub.publish(&ev.room_id, Frame::Redacted(id.clone()));
+                }
+            }
             _ => {}
         }
     }
@@ -314,7 +389,7 @@ impl Core for EmbedCore {
             institution: InstitutionInfo { name: inst.name },
             forms: settings.forms,
             available,
-            features: Features { files: false, voice: false },
+            features: Features { files: true, voice: true },
             limits: Limits {
                 max_file_bytes: files.max_document_bytes,
                 max_files: files.max_documents_per_upload,
@@ -324,6 +399,9 @@ impl Core for EmbedCore {
     }
 
     async fn embed_secret(&self, institution: &str) -> Result<Option<Vec<u8>>, CoreError> {
+        if institutions::get(&self.db, institution).await.map_err(db_err)?.is_none() {
+            return Err(CoreError::NotFound("Diese Beratungsstelle gibt es nicht.".into()));
+        }
         let s = embed::settings(&self.db, institution).await.map_err(db_err)?;
         Ok(s.secret.map(String::into_bytes))
     }
@@ -541,6 +619,7 @@ impl Core for EmbedCore {
             text: text.to_owned(),
             href: None,
             txn_id: Some(txn_id.to_owned()),
+            file: None,
         })
     }
 
@@ -593,6 +672,97 @@ impl Core for EmbedCore {
                 .map_err(db_err)?;
         }
         embed::end_sessions(&self.db, &client, &s.conversation).await.map_err(db_err)?;
+        Ok(())
+    }
+
+    fn check_file(&self, name: &str, head: &[u8]) -> Result<(), CoreError> {
+        crate::files::document_type(name, head).map(|_| ()).map_err(CoreError::Invalid)
+    }
+
+    async fn send_file(&self, s: &Session, name: &str, bytes: Vec<u8>) -> Result<Message, CoreError> {
+        let head = &bytes[..bytes.len().min(8192)];
+        let mime = crate::files::document_type(name, head).map_err(CoreError::Invalid)?;
+        let msgtype = if mime.starts_with("image/") { "m.image" } else { "m.file" };
+        let plain_mime = mime.split(';').next().unwrap_or(mime).to_owned();
+        let name_owned = name.to_owned();
+        let mime_for_upload = plain_mime.clone();
+        self.send_media_message(s, &mime_for_upload, name, bytes, move |url, size| {
+            json!({
+                "msgtype": msgtype, "body": name_owned, "filename": name_owned, "url": url,
+                "info": { "mimetype": plain_mime, "size": size },
+            })
+        })
+        .await
+    }
+
+    async fn send_voice(
+        &self,
+        s: &Session,
+        mime: &str,
+        duration_ms: u64,
+        bytes: Vec<u8>,
+    ) -> Result<Message, CoreError> {
+        let ok = match mime {
+            "audio/webm" => bytes.starts_with(b"\x1a\x45\xdf\xa3"),
+            "audio/ogg" => bytes.starts_with(b"OggS"),
+            _ => false,
+        };
+        if !ok {
+            return Err(CoreError::Invalid(
+                "Die Aufnahme ist keine Sprachnachricht im angegebenen Format.".into(),
+            ));
+        }
+        let ext = if mime == "audio/ogg" { "ogg" } else { "webm" };
+        let name = format!("Sprachnachricht.{ext}");
+        let mime_owned = mime.to_owned();
+        self.send_media_message(s, mime, &name.clone(), bytes, move |url, size| {
+            json!({
+                "msgtype": "m.audio", "body": "Sprachnachricht", "filename": name, "url": url,
+                "info": { "mimetype": mime_owned, "size": size, "duration": duration_ms },
+                "org.matrix.msc1767.audio": { "duration": duration_ms },
+                "org.matrix.msc3245.voice": {},
+            })
+        })
+        .await
+    }
+
+    async fn media(&self, s: &Session, id: &str) -> Result<Media, CoreError> {
+        let (client, _) = embed::conversation_of_room(&self.db, &s.conversation)
+            .await
+            .map_err(db_err)?
+            .ok_or(CoreError::Unauthorized)?;
+        let ev = self.event(&client, &s.conversation, id).await?;
+        let Some(mxc) = ev["content"]["url"].as_str().filter(|_| ev["type"] == "m.room.message") else {
+            return Err(CoreError::NotFound("Zu dieser Nachricht gehört keine Datei.".into()));
+        };
+        let (content_type, bytes) =
+            self.hs.download_media(&client, mxc).await.map_err(|e| match e.errcode() {
+                Some("M_NOT_FOUND") => CoreError::NotFound("Die Datei ist nicht mehr vorhanden.".into()),
+                _ => unavailable(e),
+            })?;
+        let content = &ev["content"];
+        Ok(Media {
+            content_type: content["info"]["mimetype"].as_str().map(str::to_owned).unwrap_or(content_type),
+            name: content["filename"].as_str().or(content["body"].as_str()).unwrap_or("Datei").to_owned(),
+            bytes: bytes.to_vec(),
+        })
+    }
+
+    async fn delete_message(&self, s: &Session, id: &str) -> Result<(), CoreError> {
+        let (client, _) = embed::conversation_of_room(&self.db, &s.conversation)
+            .await
+            .map_err(db_err)?
+            .ok_or(CoreError::Unauthorized)?;
+        let ev = self.event(&client, &s.conversation, id).await?;
+        if ev["sender"] != client.as_str() {
+            return Err(CoreError::Forbidden("Du kannst nur deine eigenen Nachrichten löschen.".into()));
+        }
+        let txn = TxnId::derived(id, "embed-delete");
+        let path = ["_matrix", "client", "v3", "rooms", &s.conversation, "redact", id, txn.as_str()];
+        self.hs
+            .request::<Value>(Method::PUT, &path, &[], Some(&client), Some(&json!({})))
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 

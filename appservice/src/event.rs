@@ -21,6 +21,9 @@ pub struct RoomEvent {
     pub content: Value,
     /// `origin_server_ts`, if given.
     pub origin_server_ts: Option<i64>,
+    /// For redactions: the event redacted (top level in older room versions, in the
+    /// content from v11 on).
+    pub redacts: Option<String>,
 }
 
 impl RoomEvent {
@@ -56,8 +59,13 @@ impl RoomEvent {
             sender: sender.to_owned(),
             kind: kind.to_owned(),
             state_key,
-            content,
             origin_server_ts: obj.get("origin_server_ts").and_then(Value::as_i64),
+            redacts: obj
+                .get("redacts")
+                .or_else(|| content.get("redacts"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            content,
         })
     }
 

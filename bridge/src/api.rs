@@ -19,7 +19,7 @@ use axum::{
     http::{header, HeaderMap, HeaderValue, Method, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::{get, post},
+    routing::{delete, get, post},
     Json, Router,
 };
 use serde::Deserialize;
@@ -40,14 +40,22 @@ pub struct Bridge {
     core: Arc<dyn Core>,
     hub: Arc<Hub>,
     limits: RateLimiter,
+    max_file_bytes: u64,
+    max_files: usize,
 }
 
 impl Bridge {
-    /// A bridge over `core`, receiving live frames from `hub`.
-    pub fn new(core: Arc<dyn Core>, hub: Arc<Hub>) -> Arc<Self> {
-        Arc::new(Self { core, hub, limits: RateLimiter::default() })
+    /// A bridge over `core`, receiving live frames from `hub`; files at most
+    /// `max_file_bytes`, at most `max_files` per upload.
+    pub fn new(core: Arc<dyn Core>, hub: Arc<Hub>, max_file_bytes: u64, max_files: usize) -> Arc<Self> {
+        Arc::new(Self { core, hub, limits: RateLimiter::default(), max_file_bytes, max_files })
     }
 }
+
+/// Longest voice message.
+pub const MAX_VOICE_MS: u64 = 10 * 60 * 1000;
+/// Largest voice message (10 minutes of Opus at a generous bitrate).
+pub const MAX_VOICE_BYTES: usize = 10 * 1024 * 1024;
 
 /// An error answer: `{"errcode", "error"}` plus extra fields.
 #[derive(Debug)]
@@ -104,10 +112,22 @@ pub fn router(bridge: Arc<Bridge>) -> Router {
         .route("/embed.js", get(script_route))
         .route("/embed.css", get(style_route))
         .route("/demo", get(demo_route))
+        .route("/openapi.yaml", get(openapi_route))
         .route("/institutions/{inst}/config", get(config_route))
         .route("/institutions/{inst}/sessions", post(open_session_route))
         .route("/session", get(session_route))
         .route("/messages", get(history_route).post(send_route))
+        .route("/messages/{id}", delete(delete_message_route))
+        .route(
+            "/files",
+            post(files_route).layer(axum::extract::DefaultBodyLimit::max(
+                usize::try_from(bridge.max_file_bytes.saturating_mul(bridge.max_files as u64))
+                    .unwrap_or(usize::MAX)
+                    .saturating_add(1024 * 1024),
+            )),
+        )
+        .route("/voice", post(voice_route).layer(axum::extract::DefaultBodyLimit::max(MAX_VOICE_BYTES + 1)))
+        .route("/media/{id}", get(media_route))
         .route("/typing", post(typing_route))
         .route("/read", post(read_route))
         .route("/end", post(end_route))
@@ -121,6 +141,12 @@ pub fn router(bridge: Arc<Bridge>) -> Router {
 const SCRIPT: &str = include_str!("../embed/embed.js");
 const STYLE: &str = include_str!("../embed/embed.css");
 const DEMO: &str = include_str!("../embed/demo.html");
+const OPENAPI: &str = include_str!("../../docs/embed-api.yaml");
+
+/// # `GET /openapi.yaml`: this API's description.
+async fn openapi_route() -> Response {
+    asset("application/yaml", OPENAPI)
+}
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
     (
@@ -321,8 +347,30 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PeerIp {
         parts: &mut axum::http::request::Parts,
         _: &S,
     ) -> Result<Self, Self::Rejection> {
-        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(a)| a.ip().to_string());
-        Ok(PeerIp(ip.unwrap_or_default()))
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(a)| a.ip());
+        // Behind a reverse proxy on the same host or network, the proxy's last
+        // `X-Forwarded-For` entry is the visitor's address.
+        let forwarded = || {
+            parts
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.rsplit(',').next())
+                .and_then(|v| v.trim().parse::<std::net::IpAddr>().ok())
+        };
+        let ip = match peer {
+            Some(p) if is_local_network(p) => forwarded().unwrap_or(p).to_string(),
+            Some(p) => p.to_string(),
+            None => String::new(),
+        };
+        Ok(PeerIp(ip))
+    }
+}
+
+fn is_local_network(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.is_loopback() || v4.is_private(),
+        std::net::IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
     }
 }
 
@@ -378,12 +426,18 @@ struct HistoryQuery {
     limit: Option<usize>,
 }
 
+fn query<T>(q: Result<Query<T>, axum::extract::rejection::QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(q)| q)
+        .map_err(|e| ApiError::invalid(format!("Ungültige Angaben in der Adresse: {}", e.body_text())))
+}
+
 async fn history_route(
     State(b): State<Arc<Bridge>>,
     h: HeaderMap,
-    Query(q): Query<HistoryQuery>,
+    q: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult {
     let s = session_of(&b, &h).await?;
+    let q = query(q)?;
     let limit = q.limit.unwrap_or(50).clamp(1, 100);
     let (messages, more) = b.core.history(&s, q.before.as_deref(), limit).await?;
     Ok(Json(json!({ "messages": messages, "more": more })).into_response())
@@ -477,6 +531,160 @@ async fn delete_my_data_route(State(b): State<Arc<Bridge>>, h: HeaderMap) -> Api
     Ok(Json(json!({})).into_response())
 }
 
+/// # `POST /files`: several files at once (`multipart/form-data`, parts named `file`). All
+/// are checked before any is sent.
+async fn files_route(
+    State(b): State<Arc<Bridge>>,
+    h: HeaderMap,
+    mp: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> ApiResult {
+    let s = session_of(&b, &h).await?;
+    let mut mp = mp.map_err(|_| {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "M_INVALID_PARAM",
+            "Dateien werden als multipart/form-data gesendet (Feld „file“).",
+        )
+    })?;
+    let too_big = |name: &str| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "M_TOO_LARGE",
+            format!("„{name}“ ist zu groß (höchstens {} MB je Datei).", b.max_file_bytes / (1024 * 1024)),
+        )
+    };
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    loop {
+        let mut field = match mp.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "M_TOO_LARGE",
+                    "Die Dateien sind zusammen zu groß.",
+                ))
+            }
+            Err(_) => return Err(ApiError::invalid("Die Daten sind unvollständig oder fehlerhaft.")),
+        };
+        if field.name() != Some("file") {
+            return Err(ApiError::invalid("Dateien werden im Feld „file“ gesendet."));
+        }
+        if files.len() == b.max_files {
+            return Err(ApiError::invalid(format!("Höchstens {} Dateien auf einmal.", b.max_files)));
+        }
+        let raw = field.file_name().unwrap_or_default();
+        let name = raw.rsplit(['/', '\\']).next().unwrap_or_default().trim().to_owned();
+        if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+            return Err(ApiError::invalid("Ein Dateiname fehlt oder ist ungültig (höchstens 200 Zeichen)."));
+        }
+        let mut bytes = Vec::new();
+        loop {
+            match field.chunk().await {
+                Ok(Some(c)) => {
+                    if (bytes.len() + c.len()) as u64 > b.max_file_bytes {
+                        return Err(too_big(&name));
+                    }
+                    bytes.extend_from_slice(&c);
+                }
+                Ok(None) => break,
+                Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(too_big(&name)),
+                Err(_) => return Err(ApiError::invalid("Die Daten sind unvollständig oder fehlerhaft.")),
+            }
+        }
+        if bytes.is_empty() {
+            return Err(ApiError::invalid(format!("„{name}“ ist leer.")));
+        }
+        b.core.check_file(&name, &bytes[..bytes.len().min(8192)])?;
+        files.push((name, bytes));
+    }
+    if files.is_empty() {
+        return Err(ApiError::invalid("Es wurde keine Datei ausgewählt."));
+    }
+    let mut messages = Vec::with_capacity(files.len());
+    for (name, bytes) in files {
+        limited(&b, format!("send:{}", s.id), SENDS_PER_MINUTE)?;
+        messages.push(b.core.send_file(&s, &name, bytes).await?);
+    }
+    Ok((StatusCode::CREATED, Json(json!({ "messages": messages }))).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VoiceQuery {
+    duration_ms: u64,
+}
+
+/// # `POST /voice?duration_ms=…`: a recording as the raw body.
+async fn voice_route(
+    State(b): State<Arc<Bridge>>,
+    h: HeaderMap,
+    q: Result<Query<VoiceQuery>, axum::extract::rejection::QueryRejection>,
+    bytes: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult {
+    let s = session_of(&b, &h).await?;
+    let q = query(q)?;
+    let bytes = bytes.map_err(|_| {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "M_TOO_LARGE", "Die Sprachnachricht ist zu lang.")
+    })?;
+    if q.duration_ms == 0 || q.duration_ms > MAX_VOICE_MS {
+        return Err(ApiError::invalid("Eine Sprachnachricht dauert höchstens 10 Minuten."));
+    }
+    let mime = h
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    if mime != "audio/webm" && mime != "audio/ogg" {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "M_INVALID_PARAM",
+            "Sprachnachrichten werden als audio/webm oder audio/ogg gesendet.",
+        ));
+    }
+    if bytes.is_empty() {
+        return Err(ApiError::invalid("Die Sprachnachricht ist leer."));
+    }
+    limited(&b, format!("send:{}", s.id), SENDS_PER_MINUTE)?;
+    let m = b.core.send_voice(&s, &mime, q.duration_ms, bytes.to_vec()).await?;
+    Ok((StatusCode::CREATED, Json(m)).into_response())
+}
+
+/// # `GET /media/{id}`: a file or voice message of the session's conversation.
+async fn media_route(State(b): State<Arc<Bridge>>, h: HeaderMap, Path(id): Path<String>) -> ApiResult {
+    let s = session_of(&b, &h).await?;
+    let m = b.core.media(&s, &id).await?;
+    let ascii: String = m
+        .name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || ".-_ ".contains(c) { c } else { '_' })
+        .collect();
+    let mut res = m.bytes.into_response();
+    let hs = res.headers_mut();
+    let ct = HeaderValue::from_str(&m.content_type)
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    hs.insert(header::CONTENT_TYPE, ct);
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{ascii}\"")) {
+        hs.insert(header::CONTENT_DISPOSITION, v);
+    }
+    hs.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    hs.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("sandbox; default-src 'none'"));
+    hs.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    Ok(res)
+}
+
+/// # `DELETE /messages/{id}`: removes one of the client's own messages.
+async fn delete_message_route(
+    State(b): State<Arc<Bridge>>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let s = session_of(&b, &h).await?;
+    b.core.delete_message(&s, &id).await?;
+    b.hub.publish(&s.conversation, Frame::Redacted(id));
+    Ok(Json(json!({})).into_response())
+}
+
 /// A frame as the browser gets it.
 fn frame_json(f: &Value) -> String {
     f.to_string()
@@ -494,8 +702,13 @@ struct EventsQuery {
 }
 
 /// # `GET /events`: long polling, for where WebSockets do not get through.
-async fn events_route(State(b): State<Arc<Bridge>>, h: HeaderMap, Query(q): Query<EventsQuery>) -> ApiResult {
+async fn events_route(
+    State(b): State<Arc<Bridge>>,
+    h: HeaderMap,
+    q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
     let s = session_of(&b, &h).await?;
+    let q = query(q)?;
     let mut rx = b.hub.subscribe(&s.conversation);
     let mut events: Vec<Value> =
         b.core.since(&s, q.after.as_deref()).await?.iter().map(message_frame).collect();

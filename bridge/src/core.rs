@@ -27,6 +27,37 @@ pub enum Kind {
     Phone,
     /// A video-chat link, shown as a card.
     Video,
+    /// A file (document, image).
+    File,
+    /// A voice message.
+    Voice,
+}
+
+/// The file of a file or voice message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileInfo {
+    /// File name.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// MIME type.
+    pub mime: String,
+    /// Where the browser fetches it (with the session header).
+    pub url: String,
+    /// Length of a voice message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+}
+
+/// A file or voice message's bytes, for the client.
+#[derive(Clone, Debug)]
+pub struct Media {
+    /// MIME type.
+    pub content_type: String,
+    /// File name.
+    pub name: String,
+    /// The bytes.
+    pub bytes: Vec<u8>,
 }
 
 /// A message of a conversation.
@@ -50,6 +81,9 @@ pub struct Message {
     /// The client's own transaction ID (own messages only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub txn_id: Option<String>,
+    /// The file of a file or voice message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<FileInfo>,
 }
 
 /// A conversation's state as the client sees it.
@@ -283,6 +317,28 @@ pub trait Core: Send + Sync + 'static {
 
     /// The client ends the chat.
     async fn end(&self, session: &Session) -> Result<(), CoreError>;
+
+    /// Checks a file the client wants to send (name and first bytes), before anything of
+    /// the upload is sent.
+    fn check_file(&self, name: &str, head: &[u8]) -> Result<(), CoreError>;
+
+    /// Sends a file as the client.
+    async fn send_file(&self, session: &Session, name: &str, bytes: Vec<u8>) -> Result<Message, CoreError>;
+
+    /// Sends a voice message as the client (`audio/webm` or `audio/ogg`).
+    async fn send_voice(
+        &self,
+        session: &Session,
+        mime: &str,
+        duration_ms: u64,
+        bytes: Vec<u8>,
+    ) -> Result<Message, CoreError>;
+
+    /// A file or voice message of the session's conversation.
+    async fn media(&self, session: &Session, id: &str) -> Result<Media, CoreError>;
+
+    /// Removes one of the client's own messages.
+    async fn delete_message(&self, session: &Session, id: &str) -> Result<(), CoreError>;
 
     /// The client asks for all its data to be deleted: the chat ends, and everything of the
     /// client (messages, files, the chat itself) is deleted by the deletion routine at its

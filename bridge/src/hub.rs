@@ -11,7 +11,7 @@ use crate::core::Message;
 #[derive(Clone, Debug)]
 pub enum Frame {
     /// A new message.
-    Message(Message),
+    Message(Box<Message>),
     /// A message was removed.
     Redacted(String),
     /// The state changed (waiting, blocked, ended, typing, read): ask the core for it.

@@ -95,6 +95,9 @@ impl Browser {
             "--disable-sync".into(),
             "--disable-dev-shm-usage".into(),
             "--lang=de-DE".into(),
+            // A fake microphone that needs no permission prompt (voice messages).
+            "--use-fake-ui-for-media-stream".into(),
+            "--use-fake-device-for-media-stream".into(),
             "--window-size=1280,900".into(),
             format!("--user-data-dir={}", profile.path().display()),
         ];

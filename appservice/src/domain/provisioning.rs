@@ -40,8 +40,9 @@ pub struct ChatConfig {
     /// Origins of the institution's site that may embed the chat (`https://host[:port]`).
     #[serde(default)]
     pub allowed_origins: Vec<String>,
-    /// Whether a signing secret for the logged-in area exists (read only).
-    #[serde(default, skip_deserializing)]
+    /// Whether a signing secret for the logged-in area exists (read only: ignored when sent,
+    /// so what `GET` answers can be sent back changed).
+    #[serde(default)]
     pub has_secret: bool,
 }
 

@@ -254,3 +254,86 @@ impl HomeserverClient {
         }
     }
 }
+
+impl HomeserverClient {
+    /// Sends a request with a raw body (or none) as `user_id` and returns the raw answer;
+    /// one attempt (uploads are not repeated behind the caller's back).
+    async fn raw_once(
+        &self,
+        method: Method,
+        path: &[&str],
+        query: &[(&str, &str)],
+        user_id: &str,
+        body: Option<(String, Vec<u8>)>,
+    ) -> Result<reqwest::Response, HsError> {
+        let mut url = self.inner.base.clone();
+        url.path_segments_mut()
+            .map_err(|_| HsError::Transport("homeserver URL cannot be a base".into()))?
+            .pop_if_empty()
+            .extend(path);
+        {
+            let mut q = url.query_pairs_mut();
+            for (k, v) in query {
+                q.append_pair(k, v);
+            }
+            q.append_pair("user_id", user_id);
+        }
+        let mut req = self.inner.http.request(method, url).bearer_auth(&self.inner.as_token);
+        if let Some((content_type, bytes)) = body {
+            req = req.header(reqwest::header::CONTENT_TYPE, content_type).body(bytes);
+        }
+        let resp = req.send().await.map_err(|e| {
+            HsError::Transport(if e.is_timeout() { "timeout".into() } else { "connection error".into() })
+        })?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status();
+        let json: Value = resp.json().await.unwrap_or(Value::Null);
+        Err(HsError::Matrix {
+            status,
+            errcode: json["errcode"].as_str().unwrap_or("M_UNKNOWN").to_owned(),
+            error: json["error"].as_str().unwrap_or_default().to_owned(),
+        })
+    }
+
+    /// Uploads bytes to the media repository as `user_id`; returns the `mxc://` URI.
+    pub async fn upload_media(
+        &self,
+        user_id: &str,
+        content_type: &str,
+        filename: &str,
+        bytes: Vec<u8>,
+    ) -> Result<String, HsError> {
+        let path = ["_matrix", "media", "v3", "upload"];
+        let resp = self
+            .raw_once(
+                Method::POST,
+                &path,
+                &[("filename", filename)],
+                user_id,
+                Some((content_type.into(), bytes)),
+            )
+            .await?;
+        let v: Value = resp.json().await.map_err(|e| HsError::Decode(e.to_string()))?;
+        v["content_uri"].as_str().map(str::to_owned).ok_or_else(|| HsError::Decode("no content_uri".into()))
+    }
+
+    /// Downloads media (authenticated media API) as `user_id`: content type and bytes.
+    pub async fn download_media(&self, user_id: &str, mxc: &str) -> Result<(String, bytes::Bytes), HsError> {
+        let (server, id) = mxc
+            .strip_prefix("mxc://")
+            .and_then(|r| r.split_once('/'))
+            .ok_or_else(|| HsError::Decode("not an mxc URI".into()))?;
+        let path = ["_matrix", "client", "v1", "media", "download", server, id];
+        let resp = self.raw_once(Method::GET, &path, &[], user_id, None).await?;
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/octet-stream")
+            .to_owned();
+        let bytes = resp.bytes().await.map_err(|e| HsError::Transport(e.to_string()))?;
+        Ok((content_type, bytes))
+    }
+}

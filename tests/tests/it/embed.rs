@@ -369,3 +369,155 @@ async fn a_visitor_deletes_their_data_and_nothing_of_it_is_left() {
     assert_eq!(n, 0);
     svc.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_and_voice_messages_go_both_ways_and_stay_in_their_conversation() {
+    let mut svc = TestService::start_with(|c| c.files.max_document_bytes = 64 * 1024).await;
+    let inst = svc.institution("Dateihaus").await;
+    let anna = svc.counsellor(&inst, "Anna Datei").await;
+    let (guest, _) = Embed::open(&svc, &inst.id, json!({"area": "anonymous", "form": "bubble"})).await;
+    let (other, _) = Embed::open(&svc, &inst.id, json!({"area": "anonymous", "form": "bubble"})).await;
+    let room = room_of(&svc, "Gast 1").await;
+    let (s, _) =
+        anna.raw(Method::POST, &format!("/_matrix/client/v3/join/{}", enc(&room)), Some(json!({}))).await;
+    assert_eq!(s, 200);
+    let upload = |files: Vec<(&'static str, Vec<u8>)>| {
+        let base = guest.base.clone();
+        let token = guest.session.clone().expect("session");
+        async move {
+            let mut form = reqwest::multipart::Form::new();
+            for (name, bytes) in files {
+                form = form.part("file", reqwest::multipart::Part::bytes(bytes).file_name(name));
+            }
+            let r = reqwest::Client::new()
+                .post(format!("{base}/files"))
+                .bearer_auth(token)
+                .multipart(form)
+                .send()
+                .await
+                .expect("upload");
+            let s = r.status().as_u16();
+            (s, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+
+    // Several files at once; the counsellor gets them as Matrix files from "Gast 1".
+    let pdf = b"%PDF-1.4\n% Zeugnis\n%%EOF\n".to_vec();
+    let png = b"\x89PNG\r\n\x1a\n0000".to_vec();
+    let (s, v) = upload(vec![("Zeugnis.pdf", pdf.clone()), ("Bild.png", png)]).await;
+    assert_eq!(s, 201, "{v}");
+    let sent = v["messages"].as_array().expect("messages").clone();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(
+        (sent[0]["kind"].as_str(), sent[0]["file"]["name"].as_str()),
+        (Some("file"), Some("Zeugnis.pdf"))
+    );
+    let msgs = anna.recent_messages(&rid(&room), 10).await;
+    assert!(
+        msgs.iter().any(|(_, b)| b == "Zeugnis.pdf") && msgs.iter().any(|(_, b)| b == "Bild.png"),
+        "{msgs:?}"
+    );
+    // The client downloads it back through the bridge; another visitor cannot.
+    let id = sent[0]["id"].as_str().expect("id");
+    let r = reqwest::Client::new()
+        .get(format!("{}/media/{}", guest.base, enc(id)))
+        .bearer_auth(guest.session.as_deref().expect("s"))
+        .send()
+        .await
+        .expect("media");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(r.bytes().await.expect("bytes").to_vec(), pdf);
+    let (s, _) = other.call(Method::GET, &format!("/media/{}", enc(id)), None).await;
+    assert_eq!(s, 404, "media of another conversation");
+
+    // Refused: a type not accepted, a name that does not fit the content, too large.
+    let (s, v) = upload(vec![("tool.exe", b"MZ\x90\x00".to_vec())]).await;
+    assert_eq!(s, 400, "{v}");
+    let (s, _) = upload(vec![("ok.pdf", pdf.clone()), ("falsch.pdf", b"<html>".to_vec())]).await;
+    assert_eq!(s, 400, "nothing of the upload is sent");
+    let (s, v) = upload(vec![("gross.pdf", vec![b'%'; 64 * 1024 + 1])]).await;
+    assert_eq!((s, v["errcode"].as_str()), (413, Some("M_TOO_LARGE")), "{v}");
+    let (_, h) = guest.call(Method::GET, "/messages", None).await;
+    assert_eq!(h["messages"].as_array().expect("m").iter().filter(|m| m["kind"] == "file").count(), 2);
+
+    // A voice message: Element gets a voice message (MSC3245) with its duration.
+    let webm = [b"\x1a\x45\xdf\xa3".as_slice(), &[0u8; 64]].concat();
+    let r = reqwest::Client::new()
+        .post(format!("{}/voice?duration_ms=3200", guest.base))
+        .bearer_auth(guest.session.as_deref().expect("s"))
+        .header("content-type", "audio/webm;codecs=opus")
+        .body(webm)
+        .send()
+        .await
+        .expect("voice");
+    assert_eq!(r.status(), 201);
+    let voice: Value = r.json().await.expect("json");
+    assert_eq!((voice["kind"].as_str(), voice["file"]["duration_ms"].as_u64()), (Some("voice"), Some(3200)));
+    let ev = anna
+        .raw_get(&format!(
+            "/_matrix/client/v3/rooms/{}/event/{}",
+            enc(&room),
+            enc(voice["id"].as_str().expect("id"))
+        ))
+        .await;
+    assert_eq!(ev["content"]["msgtype"], "m.audio", "{ev}");
+    assert!(ev["content"].get("org.matrix.msc3245.voice").is_some(), "{ev}");
+    let r = reqwest::Client::new()
+        .post(format!("{}/voice?duration_ms=1000", guest.base))
+        .bearer_auth(guest.session.as_deref().expect("s"))
+        .header("content-type", "audio/webm")
+        .body("kein Audio")
+        .send()
+        .await
+        .expect("voice");
+    assert_eq!(r.status(), 400, "not a recording");
+
+    // A counsellor's file reaches the client, who can fetch it.
+    let up: Value = reqwest::Client::new()
+        .post(format!("{}/_matrix/media/v3/upload?filename=Info.pdf", assisto_tests::synapse::synapse().url))
+        .bearer_auth(anna.client.access_token().expect("token"))
+        .header("content-type", "application/pdf")
+        .body(b"%PDF-1.4 Info".to_vec())
+        .send()
+        .await
+        .expect("upload")
+        .json()
+        .await
+        .expect("json");
+    let (s, _) = anna
+        .raw(
+            Method::PUT,
+            &format!("/_matrix/client/v3/rooms/{}/send/m.room.message/info1", enc(&room)),
+            Some(json!({"msgtype": "m.file", "body": "Info.pdf", "url": up["content_uri"], "info": {"mimetype": "application/pdf", "size": 13}})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let info = eventually("the counsellor's file", Duration::from_secs(10), || async {
+        let (_, h) = guest.call(Method::GET, "/messages", None).await;
+        h["messages"]
+            .as_array()?
+            .iter()
+            .find(|m| m["file"]["name"] == "Info.pdf" && m["from"] == "counsellor")
+            .cloned()
+    })
+    .await;
+    let r = reqwest::Client::new()
+        .get(format!("{}/media/{}", guest.base, enc(info["id"].as_str().expect("id"))))
+        .bearer_auth(guest.session.as_deref().expect("s"))
+        .send()
+        .await
+        .expect("media");
+    assert_eq!(r.bytes().await.expect("bytes").as_ref(), b"%PDF-1.4 Info");
+
+    // Deleting: own messages yes (the counsellor sees them redacted), others' no.
+    let (s, _) = guest.call(Method::DELETE, &format!("/messages/{}", enc(id)), None).await;
+    assert_eq!(s, 200);
+    let ev = anna.raw_get(&format!("/_matrix/client/v3/rooms/{}/event/{}", enc(&room), enc(id))).await;
+    assert!(ev["content"].as_object().is_some_and(|c| c.is_empty()), "redacted: {ev}");
+    let (s, _) = guest
+        .call(Method::DELETE, &format!("/messages/{}", enc(info["id"].as_str().expect("id"))), None)
+        .await;
+    assert_eq!(s, 403);
+    svc.stop().await;
+}

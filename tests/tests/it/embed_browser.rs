@@ -1,5 +1,6 @@
 //! The web embed in a real browser (headless Chromium), against the real stack: an
-//! anonymous visitor on an institution's page opens the chat bubble and writes; a counsellor
+//! anonymous visitor on an institution's page opens the chat bubble and writes, sends files
+//! and a voice message; a counsellor
 //! (a real Matrix client of the real homeserver) takes the chat and answers; the visitor
 //! sees the answer live, over WebSocket and over the long-poll fallback, and after a reload.
 //! axe-core finds no WCAG 2.1 A/AA violation on the open chat; screenshots at 320 px and
@@ -134,6 +135,65 @@ async fn a_visitor_chats_with_a_counsellor_through_the_bubble() {
         "polite",
         "new messages are announced"
     );
+
+    // Several files at once, through the attach button's file picker.
+    let dir = tempfile::tempdir().expect("dir");
+    let pdf = dir.path().join("Hilfeplan.pdf");
+    let png = dir.path().join("Foto.png");
+    std::fs::write(&pdf, b"%PDF-1.4\n% Hilfeplan\n%%EOF\n").expect("pdf");
+    std::fs::write(&png, b"\x89PNG\r\n\x1a\n0000").expect("png");
+    b.type_text(&b.find(".assisto-file-input").await, &format!("{}\n{}", pdf.display(), png.display())).await;
+    b.wait_until(
+        "the two files",
+        "return document.querySelectorAll('.assisto-msg[data-kind=\"file\"][data-from=\"me\"][data-id]').length === 2;",
+        Duration::from_secs(20),
+    )
+    .await;
+    let msgs = anna.recent_messages(&rid(&room), 20).await;
+    assert!(msgs.iter().any(|(s, body)| *s == guest && body == "Hilfeplan.pdf"), "{msgs:?}");
+    assert!(msgs.iter().any(|(s, body)| *s == guest && body == "Foto.png"), "{msgs:?}");
+
+    // A voice message, recorded in the browser (Chromium's fake microphone).
+    b.click(&b.find(".assisto-record").await).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    b.click(&b.find(".assisto-record").await).await;
+    b.wait_until(
+        "the recording to be ready",
+        "const s = document.querySelector('.assisto-rec-send'); return !!s && !s.hidden && s.offsetParent !== null;",
+        Duration::from_secs(10),
+    )
+    .await;
+    b.click(&b.find(".assisto-rec-send").await).await;
+    b.wait_until(
+        "the voice message",
+        "return !!document.querySelector('.assisto-msg[data-kind=\"voice\"][data-from=\"me\"][data-id]');",
+        Duration::from_secs(20),
+    )
+    .await;
+    let voice_id = b
+        .eval(
+            "return document.querySelector('.assisto-msg[data-kind=\"voice\"][data-from=\"me\"]').getAttribute('data-id');",
+            json!([]),
+        )
+        .await;
+    let ev = anna
+        .raw_get(&format!(
+            "/_matrix/client/v3/rooms/{}/event/{}",
+            enc(&room),
+            enc(voice_id.as_str().expect("voice id"))
+        ))
+        .await;
+    assert_eq!(
+        (ev["sender"].as_str(), ev["content"]["msgtype"].as_str()),
+        (Some(guest.as_str()), Some("m.audio")),
+        "{ev}"
+    );
+    assert!(
+        ev["content"].get("org.matrix.msc3245.voice").is_some(),
+        "a voice message in Element's terms: {ev}"
+    );
+    assert!(ev["content"]["info"]["duration"].as_u64().is_some_and(|d| d >= 1000), "{ev}");
+
     let violations = b.axe_violations().await;
     assert!(violations.is_empty(), "axe: WCAG 2.1 A/AA violations on the open chat: {violations:#?}");
 
