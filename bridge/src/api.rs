@@ -126,7 +126,7 @@ pub fn router(bridge: Arc<Bridge>) -> Router {
                     .saturating_add(1024 * 1024),
             )),
         )
-        .route("/voice", post(voice_route).layer(axum::extract::DefaultBodyLimit::max(MAX_VOICE_BYTES + 1)))
+        .route("/voice", post(voice_route).layer(axum::extract::DefaultBodyLimit::max(MAX_VOICE_BYTES)))
         .route("/media/{id}", get(media_route))
         .route("/typing", post(typing_route))
         .route("/read", post(read_route))
@@ -601,9 +601,12 @@ async fn files_route(
     if files.is_empty() {
         return Err(ApiError::invalid("Es wurde keine Datei ausgewählt."));
     }
+    // Counted before any is sent, so the rate limit never cuts an upload in half.
+    for _ in &files {
+        limited(&b, format!("send:{}", s.id), SENDS_PER_MINUTE)?;
+    }
     let mut messages = Vec::with_capacity(files.len());
     for (name, bytes) in files {
-        limited(&b, format!("send:{}", s.id), SENDS_PER_MINUTE)?;
         messages.push(b.core.send_file(&s, &name, bytes).await?);
     }
     Ok((StatusCode::CREATED, Json(json!({ "messages": messages }))).into_response())
