@@ -115,6 +115,10 @@ $(.venv/bin/python scripts/demo_setup.py print-credentials --state "$DEV/demo.js
   "Willkommen" has both counsellors and the bot. Try: !assisto hilfe
   The README's walkthrough shows the rest (client chat, groups, the 9th colleague).
 
+  Web embed (a client's view): http://localhost:$AS_PORT/_assisto/embed/v1/demo
+             open the chat bubble and write; the chat appears in Element in the
+             "Live" space as "Gast 1" — join it there to answer.
+
   Admin API: http://localhost:$AS_PORT/_assisto/admin/v1/openapi.yaml
              (token: ADMIN_API_TOKEN in .dev/secrets.env)
   CLI:       ASSISTO_CONFIG=.dev/assisto.yaml target/release/assisto institution show demo

@@ -642,6 +642,11 @@ impl Core for EmbedCore {
             .await
             .map_err(db_err)?
             .ok_or(CoreError::Unauthorized)?;
+        // Synapse takes receipts for events it does not know: check it is this chat's.
+        self.event(&client, &s.conversation, up_to).await.map_err(|e| match e {
+            CoreError::NotFound(_) => CoreError::Invalid("up_to ist keine Nachricht dieses Chats.".into()),
+            e => e,
+        })?;
         let path = ["_matrix", "client", "v3", "rooms", &s.conversation, "receipt", "m.read", up_to];
         match self.hs.request::<Value>(Method::POST, &path, &[], Some(&client), Some(&json!({}))).await {
             Ok(_) => Ok(()),

@@ -521,3 +521,154 @@ async fn files_and_voice_messages_go_both_ways_and_stay_in_their_conversation() 
     assert_eq!(s, 403);
     svc.stop().await;
 }
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A WebSocket of the embed, authenticated; returns the socket and the `ready` frame.
+async fn socket(svc: &TestService, session: &str, after: Option<&str>) -> (Socket, Value) {
+    use futures::SinkExt;
+    let url = format!("{}/_assisto/embed/v1/ws", svc.url().replace("http://", "ws://"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
+    let auth = json!({"type": "auth", "session": session, "after": after}).to_string();
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(auth.into())).await.expect("auth");
+    let ready = next_frame(&mut ws).await.expect("ready");
+    assert_eq!(ready["type"], "ready", "{ready}");
+    (ws, ready)
+}
+
+/// The next JSON frame (pings skipped), or `None` after 10 s or when closed.
+async fn next_frame(ws: &mut Socket) -> Option<Value> {
+    use futures::StreamExt;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await.ok()??.ok()? {
+            tokio_tungstenite::tungstenite::Message::Text(t) => return serde_json::from_str(&t).ok(),
+            tokio_tungstenite::tungstenite::Message::Close(f) => {
+                return Some(json!({"type": "closed", "code": f.map(|f| u16::from(f.code))}))
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Frames until one matches, at most 10 s each.
+async fn frame_where(ws: &mut Socket, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    loop {
+        let f = next_frame(ws).await.unwrap_or_else(|| panic!("no frame: {what}"));
+        if pred(&f) {
+            return f;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_websocket_reconnects_without_loss_and_carries_typing_and_read_state() {
+    let mut svc = TestService::start().await;
+    let inst = svc.institution("Sockethaus").await;
+    let anna = svc.counsellor(&inst, "Anna Socket").await;
+    let (guest, _) = Embed::open(&svc, &inst.id, json!({"area": "anonymous", "form": "bubble"})).await;
+    let session = guest.session.clone().expect("session");
+    let room = room_of(&svc, "Gast 1").await;
+    let (s, _) =
+        anna.raw(Method::POST, &format!("/_matrix/client/v3/join/{}", enc(&room)), Some(json!({}))).await;
+    assert_eq!(s, 200);
+
+    // Live: the counsellor's message arrives on the socket.
+    let (mut ws, ready) = socket(&svc, &session, None).await;
+    assert_eq!(ready["state"]["blocked"], false);
+    let first = anna.send_text(&rid(&room), "Erste Nachricht").await;
+    let f = frame_where(&mut ws, "the first message", |f| {
+        f["type"] == "message" && f["message"]["from"] == "counsellor"
+    })
+    .await;
+    assert_eq!(
+        (f["message"]["id"].as_str(), f["message"]["text"].as_str()),
+        (Some(first.as_str()), Some("Erste Nachricht"))
+    );
+
+    // The counsellor types: the client sees that (not what).
+    let (s, _) = anna
+        .raw(
+            Method::PUT,
+            &format!("/_matrix/client/v3/rooms/{}/typing/{}", enc(&room), enc(&anna.user_id)),
+            Some(json!({"typing": true, "timeout": 10000})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    frame_where(&mut ws, "counsellor typing", |f| {
+        f["type"] == "state" && f["state"]["counsellor_typing"] == true
+    })
+    .await;
+
+    // The counsellor reads the client's message: read state.
+    let (_, mine) = guest.send("r1", "Gelesen?").await;
+    let mine_id = mine["id"].as_str().expect("id").to_owned();
+    let (s, _) = anna
+        .raw(
+            Method::POST,
+            &format!("/_matrix/client/v3/rooms/{}/receipt/m.read/{}", enc(&room), enc(&mine_id)),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    frame_where(&mut ws, "the read receipt", |f| {
+        f["type"] == "state" && f["state"]["read_up_to"] == mine_id.as_str()
+    })
+    .await;
+
+    // The client types and reads: the counsellor's client sees both on the homeserver.
+    let (s, _) = guest.call(Method::POST, "/typing", Some(json!({"typing": true}))).await;
+    assert_eq!(s, 200);
+    let (s, _) = guest.call(Method::POST, "/read", Some(json!({"up_to": first}))).await;
+    assert_eq!(s, 200);
+    eventually("the guest's receipt", Duration::from_secs(10), || async {
+        let (_, v) = anna
+            .raw(Method::GET, "/_matrix/client/v3/sync?timeout=0&filter=%7B%22room%22%3A%7B%22timeline%22%3A%7B%22limit%22%3A1%7D%7D%7D", None)
+            .await;
+        let eph = v["rooms"]["join"][&room]["ephemeral"]["events"].to_string();
+        (eph.contains("m.receipt") && eph.contains(&first)).then_some(())
+    })
+    .await;
+    let (s, v) = guest.call(Method::POST, "/read", Some(json!({"up_to": "$gibt-es-nicht"}))).await;
+    assert_eq!(s, 400, "{v}");
+
+    // Disconnected: three messages meanwhile; back with the newest ID it has, the browser
+    // gets exactly those, in order, and nothing twice.
+    drop(ws);
+    let mut missed = Vec::new();
+    for i in 1..=3 {
+        missed.push(anna.send_text(&rid(&room), &format!("Verpasst {i}")).await);
+    }
+    let (mut ws, _) = socket(&svc, &session, Some(&mine_id)).await;
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        let f = frame_where(&mut ws, "the missed messages", |f| f["type"] == "message").await;
+        got.push(f["message"]["id"].as_str().expect("id").to_owned());
+    }
+    assert_eq!(got, missed, "exactly the missed messages, in order");
+    let live = anna.send_text(&rid(&room), "Wieder live").await;
+    let f = frame_where(&mut ws, "the live message", |f| f["type"] == "message").await;
+    assert_eq!(f["message"]["id"].as_str(), Some(live.as_str()), "no repeats before the live message");
+
+    // A forged session is closed with 4001; a block closes with 4003.
+    let url = format!("{}/_assisto/embed/v1/ws", svc.url().replace("http://", "ws://"));
+    let (mut bad, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
+    {
+        use futures::SinkExt;
+        let auth = json!({"type": "auth", "session": "gefaelscht", "after": null}).to_string();
+        bad.send(tokio_tungstenite::tungstenite::Message::Text(auth.into())).await.expect("auth");
+    }
+    assert_eq!(next_frame(&mut bad).await.expect("close")["code"], 4001);
+    let client: String = sqlx::query_scalar("SELECT client FROM embed_conversations WHERE room_id = $1")
+        .bind(&room)
+        .fetch_one(svc.running().db.pool())
+        .await
+        .expect("client");
+    let (s, _) = svc.admin(Method::POST, &format!("/clients/{}/block", enc(&client)), None).await;
+    assert_eq!(s, 200);
+    let f =
+        frame_where(&mut ws, "the block", |f| f["type"] == "closed" || f["state"]["blocked"] == true).await;
+    if f["type"] != "closed" {
+        assert_eq!(frame_where(&mut ws, "the close", |f| f["type"] == "closed").await["code"], 4003);
+    }
+    svc.stop().await;
+}
