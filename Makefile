@@ -1,6 +1,6 @@
 # The two set-up commands of the README. Everything they need is installed by the
 # project's own scripts (scripts/), from PyPI, crates.io and Debian's packages.
-.PHONY: run test bench lint
+.PHONY: run test bench bench-embed lint
 
 ## Start Synapse + assisto locally on embedded defaults (SQLite), with demo data.
 run:
@@ -13,6 +13,10 @@ test:
 ## Benchmarks (not part of `make test`); results go to docs/benchmarks.md.
 bench:
 	bash scripts/bench.sh
+
+## The web embed's benchmark (connections held, memory per connection, added latency).
+bench-embed:
+	bash scripts/bench-embed.sh
 
 ## Formatting and lints.
 lint:

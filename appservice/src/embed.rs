@@ -581,7 +581,9 @@ impl Core for EmbedCore {
     }
 
     async fn since(&self, s: &Session, after: Option<&str>) -> Result<Vec<Message>, CoreError> {
-        let (latest, _) = self.history(s, None, 100).await?;
+        // A browser with nothing yet gets the newest 50; one coming back, what it missed
+        // among the newest 100.
+        let (latest, _) = self.history(s, None, if after.is_some() { 100 } else { 50 }).await?;
         Ok(match after.and_then(|a| latest.iter().position(|m| m.id == a)) {
             Some(i) => latest[i + 1..].to_vec(),
             None if after.is_some() => latest,

@@ -761,7 +761,12 @@ async fn ws_route(State(b): State<Arc<Bridge>>, h: HeaderMap, ws: WebSocketUpgra
             .into_response();
         }
     }
-    ws.max_message_size(64 * 1024).on_upgrade(move |socket| serve_socket(b, socket))
+    // Small buffers: thousands of mostly idle connections (frames are small; the buffers
+    // grow for a large one).
+    ws.max_message_size(64 * 1024)
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| serve_socket(b, socket))
 }
 
 #[derive(Deserialize)]

@@ -207,6 +207,11 @@ impl TestService {
                 c.appservice.module_token.clone().unwrap_or_default(),
             ),
             ("ASSISTO_HOMESERVER__ADMIN_TOKEN".into(), c.homeserver.admin_token.clone().unwrap_or_default()),
+            (
+                "ASSISTO_APPSERVICE__ADMIN_API_TOKEN".into(),
+                c.appservice.admin_api_token.clone().unwrap_or_default(),
+            ),
+            ("ASSISTO_FILES__MAX_DOCUMENT_BYTES".into(), c.files.max_document_bytes.to_string()),
         ]
     }
 
@@ -330,11 +335,14 @@ impl TestService {
 /// The `assisto` binary built next to the test binary.
 pub fn assisto_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    // target/debug/deps/it-… → target/debug/assisto
-    let dir = exe.parent().and_then(|p| p.parent()).expect("target dir");
-    let bin = dir.join("assisto");
-    assert!(bin.exists(), "{} not found: run `cargo build -p assisto-appservice` first", bin.display());
-    bin
+    // A test: target/debug/deps/it-… → target/debug/assisto; a binary of this crate (the
+    // benchmarks): target/release/embed-bench → target/release/assisto.
+    let own_dir = exe.parent().expect("target dir");
+    let candidates =
+        [own_dir.join("assisto"), own_dir.parent().map(|d| d.join("assisto")).unwrap_or_default()];
+    candidates.into_iter().find(|b| b.is_file()).unwrap_or_else(|| {
+        panic!("assisto not found beside {}: run `cargo build -p assisto-appservice` first", exe.display())
+    })
 }
 
 /// Talks to a service as the homeserver would.
