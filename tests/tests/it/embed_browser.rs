@@ -253,3 +253,136 @@ async fn a_visitor_chats_with_a_counsellor_through_the_bubble() {
     b.quit().await;
     svc.stop().await;
 }
+
+/// A page of an institution with one embed script tag (`attrs` are its data attributes)
+/// and, for tiles, a container.
+async fn page_with(svc_url: &str, attrs: &str) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let origin = format!("http://{}", listener.local_addr().expect("addr"));
+    let html = format!(
+        r#"<!doctype html><html lang="de"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>Mein Bereich</title></head>
+<body><main><h1>Mein Bereich</h1><div id="chat"></div></main>
+<script src="{svc_url}/_assisto/embed/v1/embed.js" async {attrs}></script></body></html>"#
+    );
+    let app =
+        axum::Router::new().route("/", axum::routing::get(move || async move { axum::response::Html(html) }));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    origin
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_logged_in_tile_in_english_switched_off_forms_and_nobody_available() {
+    let mut svc = TestService::start().await;
+    let inst = svc.institution("Kachelhaus").await;
+    let _anna = svc.counsellor(&inst, "Anna Kachel").await;
+    let (s, v) = svc.admin(Method::POST, &format!("/institutions/{}/embed-secret", inst.id), None).await;
+    assert_eq!(s, 200, "{v}");
+    let secret = v["secret"].as_str().expect("secret").to_owned();
+    let token = assisto_bridge::token::sign(
+        secret.as_bytes(),
+        &assisto_bridge::token::Claims {
+            inst: inst.id.clone(),
+            sub: "site-user-7".into(),
+            name: "Maria Muster".into(),
+            exp: chrono::Utc::now().timestamp() + 3600,
+        },
+    );
+    let tile = page_with(
+        &svc.url(),
+        &format!(
+            r##"data-institution="{}" data-form="tile" data-area="registered" data-target="#chat" data-lang="en" data-token="{token}""##,
+            inst.id
+        ),
+    )
+    .await;
+    let bubble_off = page_with(
+        &svc.url(),
+        &format!(
+            r#"data-institution="{}" data-form="bubble" data-area="registered" data-token="{token}""#,
+            inst.id
+        ),
+    )
+    .await;
+    let config = json!({"anonymous": {"tile": false, "bubble": true}, "registered": {"tile": true, "bubble": false},
+        "allowed_origins": [tile, bubble_off]});
+    let (s, v) =
+        svc.admin(Method::PUT, &format!("/institutions/{}/chat-config", inst.id), Some(config)).await;
+    assert_eq!(s, 200, "{v}");
+
+    let b = Browser::start().await;
+    // The logged-in tile, in English, inline in the page.
+    b.goto(&tile).await;
+    b.wait_until(
+        "the tile's composer",
+        "const i = document.querySelector('#chat .assisto-input'); return !!i && !i.disabled && i.offsetParent !== null;",
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(
+        b.eval("return document.querySelector('.assisto-root').getAttribute('lang');", json!([])).await,
+        "en"
+    );
+    assert_eq!(
+        b.eval("return document.querySelector('.assisto-send').textContent.trim();", json!([])).await,
+        "Send"
+    );
+    b.type_text(&b.find(".assisto-input").await, "Hello from the logged-in area").await;
+    b.click(&b.find(".assisto-send").await).await;
+    wait_message(&b, "me", "Hello from the logged-in area").await;
+    let violations = b.axe_violations().await;
+    assert!(violations.is_empty(), "axe on the tile: {violations:#?}");
+    let (path, _) = b.screenshot("embed-tile-en-1280").await;
+    assert!(path.exists());
+    // The site's user is one client, shown to counsellors by the site's name.
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM clients WHERE display_name = 'Maria Muster' AND kind = 'registered'",
+    )
+    .fetch_one(svc.running().db.pool())
+    .await
+    .expect("count");
+    assert_eq!(n, 1);
+
+    // A form that is switched off shows nothing at all.
+    b.goto(&bubble_off).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(count(&b, ".assisto-root, .assisto-launcher").await, 0, "nothing where the form is off");
+
+    // Without any counsellor the bubble says so instead of offering a dead chat.
+    let empty = svc.institution("Leerhaus").await;
+    let nobody = page_with(
+        &svc.url(),
+        &format!(r#"data-institution="{}" data-form="bubble" data-area="anonymous""#, empty.id),
+    )
+    .await;
+    let config = json!({"anonymous": {"tile": false, "bubble": true}, "registered": {"tile": true, "bubble": false},
+        "allowed_origins": [nobody]});
+    let (s, _) =
+        svc.admin(Method::PUT, &format!("/institutions/{}/chat-config", empty.id), Some(config)).await;
+    assert_eq!(s, 200);
+    b.goto(&nobody).await;
+    b.wait_until(
+        "the launcher",
+        "return !!document.querySelector('.assisto-launcher');",
+        Duration::from_secs(20),
+    )
+    .await;
+    b.click(&b.find(".assisto-launcher").await).await;
+    b.wait_until(
+        "the notice",
+        "const u = document.querySelector('.assisto-unavailable'); return !!u && u.textContent.includes('keine Beraterin');",
+        Duration::from_secs(10),
+    )
+    .await;
+    let visible_inputs = b
+        .eval(
+            "return [...document.querySelectorAll('.assisto-input')].filter((i) => i.offsetParent !== null).length;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(visible_inputs, 0, "no composer when nobody can answer");
+    b.quit().await;
+    svc.stop().await;
+}
