@@ -16,23 +16,13 @@ use assisto_tests::{
 use reqwest::Method;
 use serde_json::json;
 
-/// The institution's page, on its own origin, with the one script tag.
+/// The institution's page, on its own origin, with the chat bubble of the anonymous area.
 async fn institution_page(svc_url: &str, inst: &str) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let origin = format!("http://{}", listener.local_addr().expect("addr"));
-    let html = format!(
-        r#"<!doctype html><html lang="de"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>Beratungsstelle</title></head>
-<body><main><h1>Beratungsstelle</h1><p>Willkommen.</p></main>
-<script src="{svc_url}/_assisto/embed/v1/embed.js" async data-institution="{inst}"
- data-form="bubble" data-area="anonymous" data-test="1"></script></body></html>"#
-    );
-    let app =
-        axum::Router::new().route("/", axum::routing::get(move || async move { axum::response::Html(html) }));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    origin
+    page_with(
+        svc_url,
+        &format!(r#"data-institution="{inst}" data-form="bubble" data-area="anonymous" data-test="1""#),
+    )
+    .await
 }
 
 async fn count(b: &Browser, css: &str) -> i64 {
