@@ -410,6 +410,12 @@ impl Core for EmbedCore {
         embed::origin_allowed(&self.db, origin).await.unwrap_or(false)
     }
 
+    async fn origin_allowed_for(&self, institution: &str, origin: &str) -> bool {
+        embed::settings(&self.db, institution)
+            .await
+            .is_ok_and(|s| s.allowed_origins.iter().any(|o| o == origin))
+    }
+
     async fn open_session(
         &self,
         institution: &str,

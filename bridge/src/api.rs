@@ -301,10 +301,26 @@ fn bearer(h: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// A browser on another site than the bridge's may act only for an institution that lists
+/// that site's origin.
+async fn check_origin(b: &Bridge, h: &HeaderMap, institution: &str) -> Result<(), ApiError> {
+    let Some(origin) = h.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return Ok(()) };
+    let host = h.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if same_origin(origin, host) || b.core.origin_allowed_for(institution, origin).await {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "M_FORBIDDEN",
+        "Diese Website darf den Chat dieser Beratungsstelle nicht einbinden.",
+    ))
+}
+
 async fn session_of(b: &Bridge, h: &HeaderMap) -> Result<Session, ApiError> {
     let token = bearer(h)
         .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "M_MISSING_TOKEN", "Es fehlt die Sitzung."))?;
     let s = b.core.session(token).await?;
+    check_origin(b, h, &s.institution).await?;
     limited(b, format!("calls:{}", s.id), CALLS_PER_MINUTE)?;
     Ok(s)
 }
@@ -384,9 +400,11 @@ fn unix_now() -> i64 {
 async fn open_session_route(
     State(b): State<Arc<Bridge>>,
     PeerIp(ip): PeerIp,
+    h: HeaderMap,
     Path(inst): Path<String>,
     bytes: axum::body::Bytes,
 ) -> ApiResult {
+    check_origin(&b, &h, &inst).await?;
     limited(&b, format!("sessions:{ip}"), SESSIONS_PER_MINUTE)?;
     let req: OpenSession = body(&bytes)?;
     let identity = match (req.area, req.token) {
@@ -763,10 +781,13 @@ async fn ws_route(State(b): State<Arc<Bridge>>, h: HeaderMap, ws: WebSocketUpgra
     }
     // Small buffers: thousands of mostly idle connections (frames are small; the buffers
     // grow for a large one).
+    let origin = h.get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let host = h.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let site = origin.filter(|o| !same_origin(o, host));
     ws.max_message_size(64 * 1024)
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
-        .on_upgrade(move |socket| serve_socket(b, socket))
+        .on_upgrade(move |socket| serve_socket(b, socket, site))
 }
 
 #[derive(Deserialize)]
@@ -785,7 +806,8 @@ async fn send_json(socket: &mut WebSocket, v: &Value) -> bool {
     socket.send(WsMessage::Text(frame_json(v).into())).await.is_ok()
 }
 
-async fn serve_socket(b: Arc<Bridge>, mut socket: WebSocket) {
+/// `site`: the browser's origin when it is not the bridge's own.
+async fn serve_socket(b: Arc<Bridge>, mut socket: WebSocket, site: Option<String>) {
     // The first frame authenticates (a token in the URL would end up in access logs).
     let first = tokio::time::timeout(Duration::from_secs(10), socket.recv()).await;
     let Ok(Some(Ok(WsMessage::Text(text)))) = first else {
@@ -799,6 +821,11 @@ async fn serve_socket(b: Arc<Bridge>, mut socket: WebSocket) {
         Err(CoreError::Blocked(_)) => return close(socket, 4003, "blocked").await,
         Err(_) => return close(socket, 4001, "invalid session").await,
     };
+    if let Some(origin) = &site {
+        if !b.core.origin_allowed_for(&s.institution, origin).await {
+            return close(socket, 4001, "origin not allowed for this institution").await;
+        }
+    }
     // Subscribe before catching up, so nothing falls between the two.
     let mut rx = b.hub.subscribe(&s.conversation);
     let Ok(state) = b.core.state(&s).await else { return close(socket, 1011, "try again").await };

@@ -273,8 +273,12 @@ pub trait Core: Send + Sync + 'static {
     /// The secret an institution signs logged-in clients' tokens with, if it has one.
     async fn embed_secret(&self, institution: &str) -> Result<Option<Vec<u8>>, CoreError>;
 
-    /// Whether an origin may call the embed API from a browser (CORS).
+    /// Whether an origin may call the embed API from a browser (CORS preflight: any
+    /// institution's origin).
     async fn origin_allowed(&self, origin: &str) -> bool;
+
+    /// Whether an origin is one of this institution's (sessions are bound to it).
+    async fn origin_allowed_for(&self, institution: &str, origin: &str) -> bool;
 
     /// Opens a session (and, where needed, the client and the conversation). Returns the
     /// session token (only ever shown to the browser once) and the session.

@@ -264,6 +264,19 @@ async fn chat_configuration_signed_logins_cors_and_rate_limits() {
         assert_eq!(acao.as_deref() == Some(origin), allowed, "{origin}");
     }
 
+    // Sessions are bound to the institution's sites: another site's page gets nothing.
+    for (origin, code) in [("https://evil.example", 403), ("https://beratung.example.org", 201)] {
+        let r = reqwest::Client::new()
+            .post(format!("{}/_assisto/embed/v1/institutions/{}/sessions", svc.url(), inst.id))
+            .header("origin", origin)
+            .header("x-forwarded-for", "10.9.9.9") // (another visitor: the per-address limit)
+            .json(&json!({"area": "anonymous", "form": "tile"}))
+            .send()
+            .await
+            .expect("open");
+        assert_eq!(r.status().as_u16(), code, "{origin}");
+    }
+
     // The logged-in area: no secret yet → refused; then tokens signed with it.
     let claims = |sub: &str, exp: i64| Claims {
         inst: inst.id.clone(),
