@@ -43,7 +43,24 @@ pub struct EmbedCore {
     typing: Mutex<HashMap<String, bool>>,
     /// The newest event a counsellor has read, per room.
     read: Mutex<HashMap<String, String>>,
+    /// The newest messages of watched conversations, so that browsers (re)connecting do
+    /// not each ask the homeserver (10,000 connections after a restart would).
+    recent: Mutex<HashMap<String, Recent>>,
+    /// One history load per conversation at a time.
+    loads: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
+
+/// A conversation's newest messages as the client sees them, kept current by `on_event`
+/// while the conversation is watched; `generation` counts its message events, so a load
+/// that raced with one is not kept.
+#[derive(Default)]
+struct Recent {
+    generation: u64,
+    messages: Option<Vec<Message>>,
+}
+
+/// How many of the newest messages are kept per watched conversation.
+const RECENT: usize = 100;
 
 fn unavailable(e: impl std::fmt::Display) -> CoreError {
     tracing::warn!(error = %e, "embed: the core failed");
@@ -103,6 +120,8 @@ impl EmbedCore {
             hub,
             typing: Mutex::default(),
             read: Mutex::default(),
+            recent: Mutex::default(),
+            loads: Mutex::default(),
         })
     }
 
@@ -299,7 +318,17 @@ impl EmbedCore {
 
     /// Forwards a room event to the browsers watching its conversation.
     pub async fn on_event(&self, ev: &RoomEvent) {
-        if !self.hub.watched(&ev.room_id) {
+        let watched = self.hub.watched(&ev.room_id);
+        if matches!(ev.kind.as_str(), "m.room.message" | "m.room.redaction") {
+            let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(r) = recent.get_mut(&ev.room_id) {
+                r.generation += 1;
+                if !watched {
+                    recent.remove(&ev.room_id); // nobody keeps it current any more
+                }
+            }
+        }
+        if !watched {
             return;
         }
         match ev.kind.as_str() {
@@ -315,12 +344,34 @@ impl EmbedCore {
                     if m.from == From::Counsellor {
                         self.typing.lock().unwrap_or_else(|p| p.into_inner()).remove(&ev.room_id);
                     }
+                    if let Some(list) = self
+                        .recent
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get_mut(&ev.room_id)
+                        .and_then(|r| r.messages.as_mut())
+                    {
+                        if !list.iter().any(|x| x.id == m.id) {
+                            list.push(m.clone());
+                            let over = list.len().saturating_sub(RECENT);
+                            list.drain(..over);
+                        }
+                    }
                     self.hub.publish(&ev.room_id, Frame::Message(Box::new(m)));
                 }
             }
             "m.room.member" => self.hub.publish(&ev.room_id, Frame::StateChanged),
             "m.room.redaction" => {
                 if let Some(id) = &ev.redacts {
+                    if let Some(list) = self
+                        .recent
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get_mut(&ev.room_id)
+                        .and_then(|r| r.messages.as_mut())
+                    {
+                        list.retain(|m| &m.id != id);
+                    }
                     self.hub.publish(&ev.room_id, Frame::Redacted(id.clone()));
                 }
             }
@@ -588,8 +639,46 @@ impl Core for EmbedCore {
 
     async fn since(&self, s: &Session, after: Option<&str>) -> Result<Vec<Message>, CoreError> {
         // A browser with nothing yet gets the newest 50; one coming back, what it missed
-        // among the newest 100.
-        let (latest, _) = self.history(s, None, if after.is_some() { 100 } else { 50 }).await?;
+        // among the newest 100 (kept in memory while the conversation is watched).
+        let room = &s.conversation;
+        let cached = |this: &Self| {
+            let recent = this.recent.lock().unwrap_or_else(|p| p.into_inner());
+            recent.get(room).and_then(|r| r.messages.clone())
+        };
+        let latest = match cached(self) {
+            Some(list) => list,
+            None => {
+                // One load per conversation at a time: the others wait for it and use it.
+                let gate = {
+                    let mut loads = self.loads.lock().unwrap_or_else(|p| p.into_inner());
+                    loads.retain(|_, g| Arc::strong_count(g) > 1);
+                    loads.entry(room.clone()).or_default().clone()
+                };
+                let _turn = gate.lock().await;
+                match cached(self) {
+                    Some(list) => list,
+                    None => {
+                        let generation = {
+                            let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+                            if recent.len() > 1000 {
+                                recent.retain(|r, _| self.hub.watched(r));
+                            }
+                            recent.entry(room.clone()).or_default().generation
+                        };
+                        let (list, _) = self.history(s, None, RECENT).await?;
+                        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+                        // Kept only if no message event was processed meanwhile (it could be
+                        // missing from the load), and while the conversation is watched.
+                        if let Some(entry) = recent.get_mut(room) {
+                            if entry.generation == generation && self.hub.watched(room) {
+                                entry.messages = Some(list.clone());
+                            }
+                        }
+                        list
+                    }
+                }
+            }
+        };
         Ok(match after.and_then(|a| latest.iter().position(|m| m.id == a)) {
             Some(i) => latest[i + 1..].to_vec(),
             None if after.is_some() => latest,

@@ -280,11 +280,27 @@ impl Browser {
         v.as_array().cloned().unwrap_or_default()
     }
 
-    /// Ends the session and ChromeDriver.
+    /// Ends the session and ChromeDriver (what is left is ended on drop).
     pub async fn quit(mut self) {
         let url = format!("{}/session/{}", self.base, self.session);
         let _ = self.http.delete(url).send().await;
         let _ = self.driver.kill().await;
+    }
+}
+
+impl Drop for Browser {
+    /// A test that fails before `quit` must not leave Chromium running: its processes are
+    /// found by this session's own profile directory and ended.
+    fn drop(&mut self) {
+        let marker = self._profile.path().display().to_string();
+        let Ok(entries) = std::fs::read_dir("/proc") else { return };
+        for e in entries.flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+            let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains(&marker) {
+                let _ = std::process::Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            }
+        }
     }
 }
 

@@ -662,6 +662,23 @@ async fn the_websocket_reconnects_without_loss_and_carries_typing_and_read_state
     let f = frame_where(&mut ws, "the live message", |f| f["type"] == "message").await;
     assert_eq!(f["message"]["id"].as_str(), Some(live.as_str()), "no repeats before the live message");
 
+    // The same while another tab keeps the conversation watched (the service then answers
+    // from the messages it keeps in memory instead of asking the homeserver).
+    let (_other_tab, _) = socket(&svc, &session, Some(&live)).await;
+    drop(ws);
+    let mut missed = Vec::new();
+    for i in 4..=5 {
+        missed.push(anna.send_text(&rid(&room), &format!("Verpasst {i}")).await);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (mut ws, _) = socket(&svc, &session, Some(&live)).await;
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        let f = frame_where(&mut ws, "the missed messages", |f| f["type"] == "message").await;
+        got.push(f["message"]["id"].as_str().expect("id").to_owned());
+    }
+    assert_eq!(got, missed, "exactly the missed messages, in order, from memory");
+
     // A forged session is closed with 4001; a block closes with 4003.
     let url = format!("{}/_assisto/embed/v1/ws", svc.url().replace("http://", "ws://"));
     let (mut bad, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
