@@ -142,6 +142,29 @@ async fn a_visitor_chats_with_a_counsellor_through_the_bubble() {
     let msgs = anna.recent_messages(&rid(&room), 20).await;
     assert!(msgs.iter().any(|(s, body)| *s == guest && body == "Hilfeplan.pdf"), "{msgs:?}");
     assert!(msgs.iter().any(|(s, body)| *s == guest && body == "Foto.png"), "{msgs:?}");
+    // The counsellor's client fetches the file itself from the homeserver's media API.
+    let (_, timeline) = anna
+        .raw(Method::GET, &format!("/_matrix/client/v3/rooms/{}/messages?dir=b&limit=20", enc(&room)), None)
+        .await;
+    let event = timeline["chunk"]
+        .as_array()
+        .expect("chunk")
+        .iter()
+        .find(|e| e["content"]["body"] == "Hilfeplan.pdf")
+        .cloned()
+        .expect("the file event");
+    assert_eq!(
+        (event["sender"].as_str(), event["content"]["msgtype"].as_str()),
+        (Some(guest.as_str()), Some("m.file"))
+    );
+    let mxc = event["content"]["url"].as_str().expect("mxc").trim_start_matches("mxc://").to_owned();
+    let media = reqwest::Client::new()
+        .get(format!("{}/_matrix/client/v1/media/download/{mxc}", assisto_tests::synapse::synapse().url))
+        .bearer_auth(anna.client.access_token().expect("token"))
+        .send()
+        .await
+        .expect("download");
+    assert_eq!(media.bytes().await.expect("bytes").as_ref(), b"%PDF-1.4\n% Hilfeplan\n%%EOF\n");
 
     // A voice message, recorded in the browser (Chromium's fake microphone).
     b.click(&b.find(".assisto-record").await).await;
