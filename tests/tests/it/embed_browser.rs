@@ -399,3 +399,89 @@ async fn the_logged_in_tile_in_english_switched_off_forms_and_nobody_available()
     b.quit().await;
     svc.stop().await;
 }
+
+/// Whether the focused element has a class.
+async fn focused(b: &Browser, class: &str) -> bool {
+    b.eval(
+        "return !!document.activeElement && document.activeElement.classList.contains(arguments[0]);",
+        json!([class]),
+    )
+    .await
+        == json!(true)
+}
+
+/// Keyboard only: Tab to the bubble, Enter opens it, focus moves into the chat, Enter sends,
+/// Escape closes it and gives the focus back to the bubble.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bubble_works_by_keyboard_alone() {
+    const TAB: &str = "\u{E004}";
+    const ENTER: &str = "\u{E007}";
+    const ESCAPE: &str = "\u{E00C}";
+    let mut svc = TestService::start().await;
+    let inst = svc.institution("Tastaturhaus").await;
+    let _anna = svc.counsellor(&inst, "Anna Tastatur").await;
+    let page = institution_page(&svc.url(), &inst.id).await;
+    let config = json!({"anonymous": {"tile": false, "bubble": true}, "registered": {"tile": true, "bubble": false},
+        "allowed_origins": [page]});
+    let (s, _) =
+        svc.admin(Method::PUT, &format!("/institutions/{}/chat-config", inst.id), Some(config)).await;
+    assert_eq!(s, 200);
+
+    let b = Browser::start().await;
+    b.goto(&page).await;
+    b.wait_until(
+        "the launcher",
+        "return !!document.querySelector('.assisto-launcher');",
+        Duration::from_secs(20),
+    )
+    .await;
+    for _ in 0..10 {
+        if focused(&b, "assisto-launcher").await {
+            break;
+        }
+        b.keys(TAB).await;
+    }
+    assert!(focused(&b, "assisto-launcher").await, "the bubble is reachable with Tab");
+    b.keys(ENTER).await;
+    b.wait_until(
+        "the panel",
+        "return document.querySelector('.assisto-launcher').getAttribute('aria-expanded') === 'true';",
+        Duration::from_secs(10),
+    )
+    .await;
+    b.wait_until(
+        "the composer",
+        "const i = document.querySelector('.assisto-input'); return !!i && !i.disabled && i.offsetParent !== null;",
+        Duration::from_secs(20),
+    )
+    .await;
+    assert!(
+        b.eval(
+            "return document.querySelector('.assisto-panel').contains(document.activeElement);",
+            json!([])
+        )
+        .await
+            == json!(true),
+        "the focus moves into the chat"
+    );
+    for _ in 0..20 {
+        if focused(&b, "assisto-input").await {
+            break;
+        }
+        b.keys(TAB).await;
+    }
+    assert!(focused(&b, "assisto-input").await, "the message field is reachable with Tab");
+    b.keys("Per Tastatur geschrieben").await;
+    b.keys(ENTER).await;
+    wait_message(&b, "me", "Per Tastatur geschrieben").await;
+    b.keys(ESCAPE).await;
+    b.wait_until(
+        "the bubble to close",
+        "return document.querySelector('.assisto-launcher').getAttribute('aria-expanded') === 'false' \
+         && document.activeElement === document.querySelector('.assisto-launcher');",
+        Duration::from_secs(10),
+    )
+    .await;
+    b.quit().await;
+    svc.stop().await;
+}
