@@ -206,10 +206,7 @@ impl EmbedCore {
         bytes: Vec<u8>,
         content: impl FnOnce(String, u64) -> Value,
     ) -> Result<Message, CoreError> {
-        let (client, ended) = embed::conversation_of_room(&self.db, &s.conversation)
-            .await
-            .map_err(db_err)?
-            .ok_or(CoreError::Unauthorized)?;
+        let (client, ended) = self.conversation(s).await?;
         if ended {
             return Err(CoreError::Forbidden("Der Chat ist beendet.".into()));
         }
@@ -273,6 +270,14 @@ impl EmbedCore {
             Err(e) if matches!(e.errcode(), Some("M_NOT_FOUND") | Some("M_FORBIDDEN")) => Ok(None),
             Err(e) => Err(unavailable(e)),
         }
+    }
+
+    /// The session's client and whether its conversation has ended.
+    async fn conversation(&self, s: &Session) -> Result<(String, bool), CoreError> {
+        embed::conversation_of_room(&self.db, &s.conversation)
+            .await
+            .map_err(db_err)?
+            .ok_or(CoreError::Unauthorized)
     }
 
     async fn client_row(&self, client: &str) -> Result<people::Client, CoreError> {
@@ -602,10 +607,7 @@ impl Core for EmbedCore {
         before: Option<&str>,
         limit: usize,
     ) -> Result<(Vec<Message>, bool), CoreError> {
-        let (client, _) = embed::conversation_of_room(&self.db, &s.conversation)
-            .await
-            .map_err(db_err)?
-            .ok_or(CoreError::Unauthorized)?;
+        let (client, _) = self.conversation(s).await?;
         let mut from = match before {
             Some(id) => match self.token_before(&client, &s.conversation, id).await? {
                 Some(t) => Some(t),
@@ -687,10 +689,7 @@ impl Core for EmbedCore {
     }
 
     async fn send_text(&self, s: &Session, txn_id: &str, text: &str) -> Result<Message, CoreError> {
-        let (client, ended) = embed::conversation_of_room(&self.db, &s.conversation)
-            .await
-            .map_err(db_err)?
-            .ok_or(CoreError::Unauthorized)?;
+        let (client, ended) = self.conversation(s).await?;
         if ended {
             return Err(CoreError::Forbidden("Der Chat ist beendet.".into()));
         }
@@ -721,10 +720,7 @@ impl Core for EmbedCore {
     }
 
     async fn typing(&self, s: &Session, typing: bool) -> Result<(), CoreError> {
-        let (client, _) = embed::conversation_of_room(&self.db, &s.conversation)
-            .await
-            .map_err(db_err)?
-            .ok_or(CoreError::Unauthorized)?;
+        let (client, _) = self.conversation(s).await?;
         let path = ["_matrix", "client", "v3", "rooms", &s.conversation, "typing", &client];
         let body = json!({ "typing": typing, "timeout": 10_000 });
         self.hs
@@ -735,10 +731,7 @@ impl Core for EmbedCore {
     }
 
     async fn read(&self, s: &Session, up_to: &str) -> Result<(), CoreError> {
-        let (client, _) = embed::conversation_of_room(&self.db, &s.conversation)
-            .await
-            .map_err(db_err)?
-            .ok_or(CoreError::Unauthorized)?;
+        let (client, _) = self.conversation(s).await?;
         // Synapse takes receipts for events it does not know: check it is this chat's.
         self.event(&client, &s.conversation, up_to).await.map_err(|e| match e {
             CoreError::NotFound(_) => CoreError::Invalid("up_to ist keine Nachricht dieses Chats.".into()),
@@ -755,10 +748,7 @@ impl Core for EmbedCore {
     }
 
     async fn end(&self, s: &Session) -> Result<(), CoreError> {
-        let (client, ended) = embed::conversation_of_room(&self.db, &s.conversation)
-            .await
-            .map_err(db_err)?
-            .ok_or(CoreError::Unauthorized)?;
+        let (client, ended) = self.conversation(s).await?;
         if !ended {
             let notice = "Die ratsuchende Person hat den Chat beendet.";
             let txn = TxnId::derived(&format!("{}/{client}", s.conversation), "embed-end");
@@ -829,10 +819,7 @@ impl Core for EmbedCore {
     }
 
     async fn media(&self, s: &Session, id: &str) -> Result<Media, CoreError> {
-        let (client, _) = embed::conversation_of_room(&self.db, &s.conversation)
-            .await
-            .map_err(db_err)?
-            .ok_or(CoreError::Unauthorized)?;
+        let (client, _) = self.conversation(s).await?;
         let ev = self.event(&client, &s.conversation, id).await?;
         let Some(mxc) = ev["content"]["url"].as_str().filter(|_| ev["type"] == "m.room.message") else {
             return Err(CoreError::NotFound("Zu dieser Nachricht gehört keine Datei.".into()));
@@ -851,10 +838,7 @@ impl Core for EmbedCore {
     }
 
     async fn delete_message(&self, s: &Session, id: &str) -> Result<(), CoreError> {
-        let (client, _) = embed::conversation_of_room(&self.db, &s.conversation)
-            .await
-            .map_err(db_err)?
-            .ok_or(CoreError::Unauthorized)?;
+        let (client, _) = self.conversation(s).await?;
         let ev = self.event(&client, &s.conversation, id).await?;
         if ev["sender"] != client.as_str() {
             return Err(CoreError::Forbidden("Du kannst nur deine eigenen Nachrichten löschen.".into()));
@@ -869,10 +853,7 @@ impl Core for EmbedCore {
     }
 
     async fn delete_my_data(&self, s: &Session) -> Result<(), CoreError> {
-        let (client, _) = embed::conversation_of_room(&self.db, &s.conversation)
-            .await
-            .map_err(db_err)?
-            .ok_or(CoreError::Unauthorized)?;
+        let (client, _) = self.conversation(s).await?;
         self.end(s).await?;
         let p = &self.provisioning;
         crate::domain::deletion::Deleter::new(self.db.clone(), self.hs.clone(), p.files.clone())
