@@ -251,16 +251,27 @@ fn content_disposition(name: &str) -> String {
     format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
 }
 
+/// The counsellor allowed to see this client's file, the client, and one of its documents.
+async fn document_for(
+    s: &AppState,
+    h: &HeaderMap,
+    client: &str,
+    id: i64,
+) -> Result<(String, crate::db::people::Client, client_file::Document), MatrixError> {
+    let (user, c) = counsellor_for(s, h, client).await?;
+    let doc = client_file::document_by_id(&s.db, &c.user_id, id)
+        .await?
+        .ok_or_else(|| MatrixError::not_found("Dieses Dokument gibt es nicht."))?;
+    Ok((user, c, doc))
+}
+
 /// # `GET …/documents/{id}`: the file itself, as a download.
 pub(super) async fn download_route(
     State(s): State<Arc<AppState>>,
     h: HeaderMap,
     Path((client, id)): Path<(String, i64)>,
 ) -> ApiResult {
-    let (user, c) = counsellor_for(&s, &h, &client).await?;
-    let doc = client_file::document_by_id(&s.db, &c.user_id, id)
-        .await?
-        .ok_or_else(|| MatrixError::not_found("Dieses Dokument gibt es nicht."))?;
+    let (user, c, doc) = document_for(&s, &h, &client, id).await?;
     let file = match s.provisioning.files.open_file(&doc.storage_key).await {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -294,10 +305,7 @@ pub(super) async fn delete_route(
     h: HeaderMap,
     Path((client, id)): Path<(String, i64)>,
 ) -> ApiResult {
-    let (user, c) = counsellor_for(&s, &h, &client).await?;
-    let doc = client_file::document_by_id(&s.db, &c.user_id, id)
-        .await?
-        .ok_or_else(|| MatrixError::not_found("Dieses Dokument gibt es nicht."))?;
+    let (user, c, doc) = document_for(&s, &h, &client, id).await?;
     s.provisioning.files.remove(&doc.storage_key).await.map_err(|e| storage_error(&e))?;
     client_file::delete_document(&s.db, &c.user_id, id).await?;
     audit::record(&s.db, &user, "client_file.document_delete", &c.user_id, Some(&id.to_string())).await?;
