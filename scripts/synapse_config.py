@@ -88,6 +88,13 @@ def main() -> int:
         "presence": {"enabled": False},
         # Counsellors find clients of their institution in the user directory.
         "user_directory": {"enabled": True, "search_all_users": False},
+        # Nobody looks up a client's display name by user ID unless they share a room
+        # (issue: /profile revealed puppets' names to any user).
+        "require_auth_for_profile_requests": True,
+        "limit_profile_requests_to_users_who_share_rooms": True,
+        # Managed rooms stay unencrypted (server-side rules, search, export, deletion);
+        # the rules module refuses m.room.encryption in them.
+        "encryption_enabled_by_default_for_room_type": "off",
         "federation_domain_whitelist": [],
         "allow_public_rooms_over_federation": False,
     }
