@@ -24,6 +24,8 @@ pub struct RoomEvent {
     /// For redactions: the event redacted (top level in older room versions, in the
     /// content from v11 on).
     pub redacts: Option<String>,
+    /// For state events: the content it replaced (`unsigned.prev_content`), if given.
+    pub prev_content: Option<Value>,
 }
 
 impl RoomEvent {
@@ -65,6 +67,11 @@ impl RoomEvent {
                 .or_else(|| content.get("redacts"))
                 .and_then(Value::as_str)
                 .map(str::to_owned),
+            prev_content: obj
+                .get("unsigned")
+                .and_then(|u| u.get("prev_content"))
+                .filter(|c| c.is_object())
+                .cloned(),
             content,
         })
     }

@@ -13,7 +13,7 @@ use crate::{
     domain::{
         checks::{Checker, RoomState, CREATE_INSTITUTION, CREATE_KIND},
         provisioning::Provisioning,
-        rules::{self, Role, Rule, Verdict, COLLEAGUE_GROUP_MAX},
+        rules::{self, Role, Rule, Verdict, COLLEAGUE_CHAT_MAX, COLLEAGUE_GROUP_MAX},
         RoomKind,
     },
     event::RoomEvent,
@@ -80,7 +80,7 @@ impl Assisto {
             self.place_in_space(&ev.room_id).await?;
             self.ensure_client_file_widget(&ev.room_id).await?;
         }
-        if target != self.bot_user_id && matches!(membership, "join" | "invite") {
+        if target != self.bot_user_id && matches!(membership, "join" | "invite" | "knock") {
             self.second_line_of_defence(ev, target).await?;
         }
         if membership == "invite" && target != self.bot_user_id {
@@ -234,49 +234,221 @@ impl Assisto {
     }
 
     /// Repairs what should have been prevented (e.g. a server admin bypassing the module):
-    /// a client in a colleague room, a 9th colleague, a blocked client joining.
+    /// a member who may not be in the room — a client in a colleague room, a blocked client
+    /// joining, someone from outside the institution, one member too many.
     async fn second_line_of_defence(&self, ev: &RoomEvent, target: &str) -> Result<(), HandleError> {
         let Some(room) = rooms::get(&self.db, &ev.room_id).await.map_err(db_error)? else { return Ok(()) };
+        let Some(rule) = self.membership_violation(&room, ev, target).await? else { return Ok(()) };
+        // Processed late, the member may be gone already: nothing left to repair.
+        let now = self
+            .hs
+            .get_state(&ev.room_id, &self.bot_user_id, "m.room.member", target)
+            .await
+            .or_else(|e| if e.is_transient() { Err(hs_error(e)) } else { Ok(None) })?;
+        if !now
+            .as_ref()
+            .and_then(|m| m["membership"].as_str())
+            .is_some_and(|m| matches!(m, "join" | "invite" | "knock"))
+        {
+            return Ok(());
+        }
+        tracing::warn!(room_id = %ev.room_id, rule = rule.as_str(), "rule broken; removing the member");
+        let outcome = self.hs.kick(&ev.room_id, &self.bot_user_id, target, rule.message_de()).await;
+        self.repaired(ev, rule, Some(target), outcome).await
+    }
+
+    /// The rule a member breaks by being (or becoming) a member of a managed room, if any.
+    async fn membership_violation(
+        &self,
+        room: &rooms::ManagedRoom,
+        ev: &RoomEvent,
+        target: &str,
+    ) -> Result<Option<Rule>, HandleError> {
         let role = self.checker.role(target).await.map_err(db_error)?;
-        let violated = if room.kind.is_colleague() && role.is_client() {
-            Some(Rule::NoClientsInColleagueRooms)
-        } else if matches!(role, Role::Client { blocked: true, .. })
+        if role == Role::Bot {
+            return Ok(None);
+        }
+        if room.kind.is_colleague() && role.is_client() {
+            return Ok(Some(Rule::NoClientsInColleagueRooms));
+        }
+        if matches!(role, Role::Client { blocked: true, .. })
             && ev.content["membership"] == "join"
             && self.joined_while_blocked(target, ev).await?
         {
-            Some(Rule::BlockedClient)
-        } else if room.kind == RoomKind::ColleagueGroup && !matches!(role, Role::Bot) {
-            let members = members::of_room(&self.db, &ev.room_id).await.map_err(db_error)?;
-            let counted = members
-                .iter()
-                .filter(|(u, m)| *u != self.bot_user_id && (m == "join" || m == "invite"))
-                .count();
-            (counted > COLLEAGUE_GROUP_MAX).then_some(Rule::ColleagueCap)
-        } else {
-            None
-        };
-        let Some(rule) = violated else { return Ok(()) };
-        tracing::warn!(room_id = %ev.room_id, rule = rule.as_str(), "rule broken; removing the member");
-        match self.hs.kick(&ev.room_id, &self.bot_user_id, target, rule.message_de()).await {
+            return Ok(Some(Rule::BlockedClient));
+        }
+        match &role {
+            Role::Remote => return Ok(Some(Rule::LocalOnly)),
+            Role::OtherLocal => return Ok(Some(Rule::OwnInstitutionOnly)),
+            Role::Counsellor { institution } if *institution != room.institution_id => {
+                return Ok(Some(Rule::OwnInstitutionOnly))
+            }
+            Role::Client { institution, .. } if *institution != room.institution_id => {
+                return Ok(Some(Rule::InstitutionBoundary))
+            }
+            _ => {}
+        }
+        let members = members::of_room(&self.db, &ev.room_id).await.map_err(db_error)?;
+        let counted: Vec<&String> = members
+            .iter()
+            .filter(|(u, m)| *u != self.bot_user_id && matches!(m.as_str(), "join" | "invite" | "knock"))
+            .map(|(u, _)| u)
+            .collect();
+        let clients = counted.iter().filter(|u| self.checker.is_puppet(u)).count();
+        Ok(match room.kind {
+            RoomKind::ColleagueGroup if counted.len() > COLLEAGUE_GROUP_MAX => Some(Rule::ColleagueCap),
+            RoomKind::ColleagueChat if counted.len() > COLLEAGUE_CHAT_MAX => Some(Rule::ColleagueChatForTwo),
+            RoomKind::ClientChat if role.is_client() && clients > 1 => Some(Rule::OneClientPerClientChat),
+            _ => None,
+        })
+    }
+
+    /// Records how a repair went: "repaired" only when it worked; a failed repair is counted
+    /// in `/metrics` and retried (the event stays in processing until it works or becomes a
+    /// dead letter).
+    async fn repaired(
+        &self,
+        ev: &RoomEvent,
+        rule: Rule,
+        subject: Option<&str>,
+        outcome: Result<(), HsError>,
+    ) -> Result<(), HandleError> {
+        let repairs = &self.hs.metrics().repairs;
+        match outcome {
             Ok(()) => {}
             Err(e) if e.is_transient() => return Err(hs_error(e)),
-            Err(e) => tracing::warn!(errcode = ?e.errcode(), "could not remove the member"),
+            Err(e) => {
+                repairs.with_label_values(&["failed"]).inc();
+                tracing::warn!(room_id = %ev.room_id, rule = rule.as_str(), errcode = ?e.errcode(), "repair failed");
+                audit::record(
+                    &self.db,
+                    "assisto",
+                    &format!("rule.{}.repair_failed", rule.as_str()),
+                    &ev.room_id,
+                    subject,
+                )
+                .await
+                .map_err(db_error)?;
+                return Err(HandleError::Transient(format!("repair of {} failed: {e}", rule.as_str())));
+            }
         }
-        audit::record(
-            &self.db,
-            "assisto",
-            &format!("rule.{}.repaired", rule.as_str()),
-            &ev.room_id,
-            Some(target),
-        )
-        .await
-        .map_err(db_error)?;
+        repairs.with_label_values(&["repaired"]).inc();
+        audit::record(&self.db, "assisto", &format!("rule.{}.repaired", rule.as_str()), &ev.room_id, subject)
+            .await
+            .map_err(db_error)?;
         let txn = TxnId::derived(&ev.event_id, "rule-repaired");
         self.hs
             .send_notice(&ev.room_id, &self.bot_user_id, &txn, rule.message_de())
             .await
             .or_else(ignore_refusal_notice)?;
         Ok(())
+    }
+
+    /// Repairs a state change in a managed room that the allow-list refuses (a server admin
+    /// forced it): the previous content comes back, or the one the service prescribes.
+    async fn on_state(&self, ev: &RoomEvent) -> Result<(), HandleError> {
+        if ev.sender == self.bot_user_id {
+            return Ok(());
+        }
+        let Some(room) = rooms::get(&self.db, &ev.room_id).await.map_err(db_error)? else { return Ok(()) };
+        let state_key = ev.state_key.as_deref().unwrap_or_default();
+        if ev.kind == "m.room.tombstone" {
+            return self.follow_upgrade(&room, ev).await;
+        }
+        let sender = self.checker.role(&ev.sender).await.map_err(db_error)?;
+        let facts = self.checker.facts(&ev.room_id, &RoomState::default()).await.map_err(db_error)?;
+        let is_puppet = |u: &str| self.checker.is_puppet(u);
+        let change = rules::StateChange {
+            room_id: &ev.room_id,
+            event_type: &ev.kind,
+            state_key,
+            content: &ev.content,
+            replacement_predecessor: None,
+            replacement_exists: true,
+        };
+        let Verdict::Deny(rule) =
+            rules::may_set_state(&sender, &facts, &change, &self.bot_user_id, &is_puppet)
+        else {
+            return Ok(());
+        };
+        let Some(content) = rules::restored_state(
+            &ev.kind,
+            ev.prev_content.as_ref(),
+            &ev.content,
+            &self.bot_user_id,
+            &is_puppet,
+        ) else {
+            // End-to-end encryption cannot be switched off again: said in the room, counted.
+            self.hs.metrics().repairs.with_label_values(&["impossible"]).inc();
+            tracing::warn!(room_id = %ev.room_id, kind = %ev.kind, "forced state cannot be repaired");
+            audit::record(
+                &self.db,
+                "assisto",
+                &format!("rule.{}.repair_impossible", rule.as_str()),
+                &ev.room_id,
+                Some(&ev.kind),
+            )
+            .await
+            .map_err(db_error)?;
+            let txn = TxnId::derived(&ev.event_id, "rule-unrepairable");
+            self.hs
+                .send_notice(&ev.room_id, &self.bot_user_id, &txn, rules::UNREPAIRABLE_DE)
+                .await
+                .or_else(ignore_refusal_notice)?;
+            return Ok(());
+        };
+        let _ = room;
+        let outcome = self
+            .hs
+            .set_state(&ev.room_id, &self.bot_user_id, &ev.kind, state_key, &content)
+            .await
+            .map(|_| ());
+        self.repaired(ev, rule, Some(&ev.kind), outcome).await
+    }
+
+    /// A managed room was upgraded (`m.room.tombstone`, allowed only for a real upgrade): the
+    /// bot follows into the new room, which inherits the kind, the members are invited, and
+    /// the space lists the new room instead of the old one.
+    async fn follow_upgrade(&self, room: &rooms::ManagedRoom, ev: &RoomEvent) -> Result<(), HandleError> {
+        let Some(new_room) = ev.content.get("replacement_room").and_then(Value::as_str) else {
+            return Ok(());
+        };
+        // The new room must really replace this one (read as the upgrading counsellor).
+        let create = self.hs.get_state(new_room, &ev.sender, "m.room.create", "").await.or_else(|e| {
+            if e.is_transient() {
+                Err(hs_error(e))
+            } else {
+                Ok(None)
+            }
+        })?;
+        if create.as_ref().and_then(|c| c.pointer("/predecessor/room_id")).and_then(Value::as_str)
+            != Some(&ev.room_id)
+        {
+            tracing::warn!(room_id = %ev.room_id, "tombstone without a real replacement; not followed");
+            return Ok(());
+        }
+        rooms::insert(&self.db, new_room, &room.institution_id, room.kind, &ev.sender)
+            .await
+            .map_err(db_error)?;
+        // The upgrading counsellor invites the bot (the service may act for counsellors).
+        self.hs.invite(new_room, &ev.sender, &self.bot_user_id).await.or_else(ignore_refusal)?;
+        self.hs.join_room(new_room, &self.bot_user_id).await.map_err(hs_error)?;
+        for (user, membership) in members::of_room(&self.db, &ev.room_id).await.map_err(db_error)? {
+            if user == self.bot_user_id
+                || user == ev.sender
+                || !matches!(membership.as_str(), "join" | "invite")
+            {
+                continue;
+            }
+            self.hs.invite(new_room, &self.bot_user_id, &user).await.or_else(ignore_refusal)?;
+        }
+        self.provisioning
+            .remove_from_space(&room.institution_id, room.kind.category(), &ev.room_id)
+            .await
+            .map_err(|e| HandleError::Transient(e.to_string()))?;
+        audit::record(&self.db, &ev.sender, "room.upgrade_followed", new_room, Some(&ev.room_id))
+            .await
+            .map_err(db_error)
     }
 
     /// Whether a client's join happened after the block began. Processing can lag behind
@@ -313,6 +485,7 @@ impl EventHandler for Assisto {
             "m.room.member" => self.on_member(ev).await,
             "m.room.create" => self.on_create(ev).await,
             "m.room.message" => self.on_message(ev).await,
+            _ if ev.is_state() => self.on_state(ev).await,
             _ => Ok(()),
         }?;
         if let Some(embed) = &self.embed {

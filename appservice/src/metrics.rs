@@ -26,6 +26,9 @@ pub struct Metrics {
     pub inbox_depth: IntGauge,
     /// Attempts to process an event that failed and will be retried.
     pub processing_retries: IntCounter,
+    /// Repairs of what was forced past the rules module, by outcome (`repaired`, `failed`,
+    /// `impossible`).
+    pub repairs: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -50,6 +53,11 @@ impl Metrics {
         let events_processed =
             counter_vec("events_processed_total", "Events finished, by outcome", "outcome");
         let dead_letters = counter_vec("dead_letters_total", "Dead letters, by stage", "stage");
+        let repairs = counter_vec(
+            "rule_repairs_total",
+            "Repairs of what was forced past the rules module, by outcome",
+            "outcome",
+        );
         let homeserver_retries = counter_vec(
             "homeserver_retries_total",
             "Requests to the homeserver that were retried, by reason",
@@ -89,6 +97,7 @@ impl Metrics {
             homeserver_retries,
             inbox_depth,
             processing_retries,
+            repairs,
         }
     }
 

@@ -14,8 +14,19 @@ Configured in homeserver.yaml:
               users: "@.*:example.org"             # whose actions this service decides
               puppets: "@(rs|guest)_.+:example.org" # its clients and guests
 
-Callbacks: user_may_create_room + on_create_room (classification, the bot joins every
-counsellor's room), user_may_invite, user_may_join_room, check_event_for_spam.
+Callbacks:
+- on_create_room: the service classifies the room and decides its shape (preset, initial
+  state, invites, the bot first); invites inside `initial_state` count as invites.
+- user_may_create_room: room upgrades.
+- check_event_allowed: every state event, membership included (invite, join, knock, leave,
+  ban), in the rooms the service manages and every membership of its puppets, from every
+  path (the client-server API, room creation, upgrades, the admin API) — before Synapse
+  applies it. Server admins are let through, as Synapse lets them through its spam checks;
+  the service repairs what they force.
+- check_event_for_spam: messages of puppets and in managed rooms.
+- user_may_publish_room, user_may_create_room_alias: no directory entries or aliases for
+  managed rooms.
+- check_registration_for_spam, check_login_for_spam: nobody registers or logs in as a puppet.
 
 When the service cannot be reached, actions that touch its clients or the rooms it manages
 are refused (safe side); everything else goes ahead.
@@ -63,11 +74,14 @@ class AssistoRules:
         self._backends = [_Backend(b) for b in config["backends"]]
         api.register_spam_checker_callbacks(
             user_may_create_room=self.user_may_create_room,
-            user_may_invite=self.user_may_invite,
-            user_may_join_room=self.user_may_join_room,
             check_event_for_spam=self.check_event_for_spam,
+            user_may_publish_room=self.user_may_publish_room,
+            user_may_create_room_alias=self.user_may_create_room_alias,
         )
-        api.register_third_party_rules_callbacks(on_create_room=self.on_create_room)
+        api.register_third_party_rules_callbacks(
+            on_create_room=self.on_create_room,
+            check_event_allowed=self.check_event_allowed,
+        )
         api.register_spam_checker_callbacks(
             check_registration_for_spam=self.check_registration_for_spam,
             check_login_for_spam=self.check_login_for_spam,
@@ -129,18 +143,31 @@ class AssistoRules:
 
     async def _room_state(self, room_id: str) -> dict:
         state = await self._api.get_room_state(room_id, [("m.room.create", None), ("m.room.member", None)])
+        return self._summary(state)
+
+    @staticmethod
+    def _summary(state) -> dict:
+        """The room's creation content, creator and members from a state map."""
         create = state.get(("m.room.create", ""))
-        members = {"join": [], "invite": []}
+        members = {"join": [], "invite": [], "knock": []}
         for (etype, key), ev in state.items():
             if etype == "m.room.member":
                 m = ev.content.get("membership")
                 if m in members:
                     members[m].append(key)
         return {
-            "create": dict(create.content) if create else {},
+            "create": _plain(create.content) if create else {},
             "creator": create.sender if create else None,
             "members": members,
         }
+
+    def _maybe_managed(self, backend: _Backend, state: dict) -> bool:
+        """Whether the service may manage the room: classified at creation, an upgrade (the
+        service knows whether the old room is its own), or the bot is in it."""
+        create = state["create"]
+        members = state["members"]
+        return (CREATE_KIND in create or CREATE_INSTITUTION in create or "predecessor" in create
+                or backend.bot in members["join"] or backend.bot in members["invite"])
 
     # -- callbacks --------------------------------------------------------------------
 
@@ -167,31 +194,37 @@ class AssistoRules:
         creation.pop(CREATE_INSTITUTION, None)
         request["creation_content"] = creation
         invites = list(request.get("invite") or [])
-        backend = self._backend_for(user_id, *invites)
+        initial_state = [dict(e) for e in (request.get("initial_state") or []) if isinstance(e, dict)]
+        # Invites inside initial_state are invites too.
+        state_invites = [e.get("state_key") for e in initial_state if e.get("type") == "m.room.member"]
+        backend = self._backend_for(user_id, *invites, *[u for u in state_invites if isinstance(u, str)])
         if backend is None:
             return
-        question = {"action": "create", "user": user_id,
-                    "request": {"invite": invites, "is_direct": bool(request.get("is_direct"))}}
+        question = {"action": "create", "user": user_id, "request": {
+            "invite": invites,
+            "is_direct": bool(request.get("is_direct")),
+            "preset": request.get("preset"),
+            "visibility": request.get("visibility"),
+            "room_alias_name": request.get("room_alias_name"),
+            "invite_3pid": list(request.get("invite_3pid") or []),
+            "initial_state": initial_state,
+            "power_level_content_override": request.get("power_level_content_override"),
+            "creation_content": _plain(creation),
+        }}
         try:
             answer = await self._ask(backend, question)
         except _Unavailable:
-            if any(backend.puppets.fullmatch(u) for u in invites) or backend.owns(user_id):
-                raise SynapseError(403, self._UNAVAILABLE[1]["error"], Codes.FORBIDDEN)
-            return
+            raise SynapseError(403, self._UNAVAILABLE[1]["error"], Codes.FORBIDDEN,
+                               additional_fields={"de.assisto.rule": "unavailable"})
         if not answer["allow"]:
             raise SynapseError(403, answer.get("error", "Nicht erlaubt."), Codes.FORBIDDEN,
                                additional_fields={"de.assisto.rule": answer.get("rule")})
         creation.update(answer.get("creation_content") or {})
-        if answer.get("preset"):
-            request["preset"] = answer["preset"]
-        for extra in answer.get("add_invites") or []:
-            if extra not in invites and extra != user_id:
-                invites.append(extra)
-        request["invite"] = invites
+        for key in ("preset", "visibility", "initial_state", "invite"):
+            if key in answer:
+                request[key] = answer[key]
         grants = answer.get("power_levels_users") or {}
-        # With trusted_private_chat every invitee (the bot too) becomes a room creator in
-        # current room versions, with all power; a grant would then be refused.
-        if grants and request.get("preset") != "trusted_private_chat":
+        if grants:
             override = dict(request.get("power_level_content_override") or {})
             users = dict(override.get("users") or {})
             users.update(grants)
@@ -214,31 +247,86 @@ class AssistoRules:
             return (Codes.FORBIDDEN, {"error": "Für dieses Konto ist keine Anmeldung möglich."})
         return NOT_SPAM
 
-    async def user_may_invite(self, inviter: str, invitee: str, room_id: str) -> Any:
-        state = await self._room_state(room_id)
-        backend = self._backend_for(inviter, invitee, members=state["members"]["join"])
+    async def check_event_allowed(self, event, state_events) -> tuple:
+        if not event.is_state() or event.type == "m.room.create":
+            return True, None
+        sender = event.sender
+        if not self._api.is_mine(sender) or any(sender == b.bot for b in self._backends):
+            return True, None
+        state = self._summary(state_events)
+        member = event.type == "m.room.member"
+        target = event.state_key if member else None
+        backend = self._backend_for(sender, target, members=state["members"]["join"])
         if backend is None:
-            return NOT_SPAM
+            return True, None
+        touches_puppet = member and self._is_puppet(target)
+        if not (touches_puppet or self._maybe_managed(backend, state)):
+            return True, None
+        if await self._api.is_user_admin(sender):
+            # As with Synapse's spam checks, server admins go ahead; the service repairs.
+            return True, None
+        if member:
+            question = {"action": "member", "user": sender, "target": target,
+                        "membership": event.content.get("membership"),
+                        "room_id": event.room_id, "room": state}
+        else:
+            question = {"action": "state", "user": sender, "room_id": event.room_id,
+                        "event_type": event.type, "state_key": event.state_key,
+                        "content": _plain(event.content), "room": state}
+            if event.type == "m.room.tombstone":
+                exists, predecessor = await self._replacement(event.content.get("replacement_room"))
+                question["replacement_exists"] = exists
+                question["replacement_predecessor"] = predecessor
         try:
-            answer = await self._ask(backend, {"action": "invite", "user": inviter, "target": invitee,
-                                               "room_id": room_id, "room": state})
+            answer = await self._ask(backend, question)
         except _Unavailable:
-            return self._UNAVAILABLE if self._managed(backend, invitee, state) else NOT_SPAM
-        return NOT_SPAM if answer["allow"] else self._refusal(answer)
+            raise SynapseError(403, self._UNAVAILABLE[1]["error"], Codes.FORBIDDEN,
+                               additional_fields={"de.assisto.rule": "unavailable"})
+        if answer["allow"]:
+            return True, None
+        raise SynapseError(403, answer.get("error", "Nicht erlaubt."), Codes.FORBIDDEN,
+                           additional_fields={"de.assisto.rule": answer.get("rule")})
 
-    async def user_may_join_room(self, user_id: str, room_id: str, is_invited: bool) -> Any:
+    async def _replacement(self, room_id) -> tuple:
+        """Whether the replacement room exists yet (an upgrade sends the tombstone before
+        it creates the new room), and which room its creation names as its predecessor."""
+        if not isinstance(room_id, str):
+            return True, None
+        try:
+            state = await self._api.get_room_state(room_id, [("m.room.create", None)])
+        except Exception:
+            state = {}
+        create = state.get(("m.room.create", ""))
+        if create is None:
+            return False, None
+        predecessor = create.content.get("predecessor")
+        return True, predecessor.get("room_id") if isinstance(predecessor, dict) else None
+
+    async def user_may_publish_room(self, user_id: str, room_id: str) -> Any:
         state = await self._room_state(room_id)
         backend = self._backend_for(user_id, members=state["members"]["join"])
+        if backend is None or not self._maybe_managed(backend, state):
+            return NOT_SPAM
+        try:
+            answer = await self._ask(backend, {"action": "publish", "user": user_id, "room_id": room_id,
+                                               "room": state})
+        except _Unavailable:
+            return self._UNAVAILABLE
+        return NOT_SPAM if answer["allow"] else self._refusal(answer)
+
+    async def user_may_create_room_alias(self, user_id: str, room_alias) -> Any:
+        backend = self._backend_for(user_id)
         if backend is None:
             return NOT_SPAM
         try:
-            answer = await self._ask(backend, {"action": "join", "user": user_id, "room_id": room_id, "room": state})
+            answer = await self._ask(backend, {"action": "alias", "user": user_id})
         except _Unavailable:
-            return self._UNAVAILABLE if self._managed(backend, user_id, state) else NOT_SPAM
+            return self._UNAVAILABLE
         return NOT_SPAM if answer["allow"] else self._refusal(answer)
 
     async def check_event_for_spam(self, event) -> Any:
-        if event.type == "m.room.member" or not self._api.is_mine(event.sender):
+        # State, membership included, is decided in check_event_allowed.
+        if event.is_state() or not self._api.is_mine(event.sender):
             return NOT_SPAM
         sender = event.sender
         puppet = any(b.puppets.fullmatch(sender) for b in self._backends)
@@ -252,8 +340,6 @@ class AssistoRules:
             return NOT_SPAM
         question = {"action": "send", "user": sender, "room_id": event.room_id,
                     "event_type": event.type, "room": state}
-        if event.is_state():
-            question["state_key"] = event.state_key
         body = event.content.get("body")
         # Whether it addresses the bot (no content is sent): counsellors may still give
         # commands in a read-only group, e.g. to reopen it.
@@ -264,7 +350,12 @@ class AssistoRules:
             return self._UNAVAILABLE if puppet else NOT_SPAM
         return NOT_SPAM if answer["allow"] else self._refusal(answer)
 
-    @staticmethod
-    def _managed(backend: _Backend, user_id: str, state: dict) -> bool:
-        return (bool(backend.puppets.fullmatch(user_id)) or backend.bot in state["members"]["join"]
-                or backend.bot in state["members"]["invite"] or CREATE_KIND in state["create"])
+
+
+def _plain(value):
+    """A JSON-serialisable copy of event content (Synapse may hand out frozen dicts)."""
+    if isinstance(value, dict) or hasattr(value, "items"):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

@@ -32,6 +32,9 @@ pub struct Members {
     /// Invited.
     #[serde(default)]
     pub invite: Vec<String>,
+    /// Knocking.
+    #[serde(default)]
+    pub knock: Vec<String>,
 }
 
 /// The room's state as the module reads it.
@@ -60,6 +63,27 @@ pub struct CreateRequest {
     /// Set for a room upgrade: the old room.
     #[serde(default)]
     pub upgrade_of: Option<String>,
+    /// `preset`.
+    #[serde(default)]
+    pub preset: Option<String>,
+    /// `visibility`.
+    #[serde(default)]
+    pub visibility: Option<String>,
+    /// `room_alias_name`.
+    #[serde(default)]
+    pub room_alias_name: Option<String>,
+    /// `invite_3pid`.
+    #[serde(default)]
+    pub invite_3pid: Vec<Value>,
+    /// `initial_state`.
+    #[serde(default)]
+    pub initial_state: Vec<Value>,
+    /// `power_level_content_override`.
+    #[serde(default)]
+    pub power_level_content_override: Option<Value>,
+    /// `creation_content` (without the service's own keys).
+    #[serde(default)]
+    pub creation_content: Value,
 }
 
 /// One question from the module.
@@ -95,6 +119,61 @@ pub enum CheckRequest {
         /// Its state.
         #[serde(default)]
         room: RoomState,
+    },
+    /// `user` changes `target`'s membership: asked for every membership event in managed
+    /// rooms and of puppets, from whatever path (invite, join, knock, leave, kick, ban).
+    Member {
+        /// Sender.
+        user: String,
+        /// Whose membership.
+        target: String,
+        /// The new membership.
+        #[serde(default)]
+        membership: Option<String>,
+        /// Room.
+        room_id: String,
+        /// Its state before the change.
+        #[serde(default)]
+        room: RoomState,
+    },
+    /// `user` changes other state of a room.
+    State {
+        /// Sender.
+        user: String,
+        /// Room.
+        room_id: String,
+        /// Event type.
+        event_type: String,
+        /// State key.
+        #[serde(default)]
+        state_key: String,
+        /// Content.
+        #[serde(default)]
+        content: Value,
+        /// For tombstones: the predecessor the replacement room names.
+        #[serde(default)]
+        replacement_predecessor: Option<String>,
+        /// For tombstones: whether the replacement room exists yet.
+        #[serde(default = "yes")]
+        replacement_exists: bool,
+        /// Its state before the change.
+        #[serde(default)]
+        room: RoomState,
+    },
+    /// `user` publishes a room in (or removes it from) the room directory.
+    Publish {
+        /// Who.
+        user: String,
+        /// Room.
+        room_id: String,
+        /// Its state.
+        #[serde(default)]
+        room: RoomState,
+    },
+    /// `user` creates a room alias.
+    Alias {
+        /// Who.
+        user: String,
     },
     /// `user` sends an event.
     Send {
@@ -133,15 +212,23 @@ pub struct CheckResponse {
     /// For creations: keys to set in the `m.room.create` content.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub creation_content: Option<Value>,
-    /// For creations: users to invite in addition (the bot).
+    /// For creations: the users to invite, the bot first (replaces the request's list; the
+    /// invites from `initial_state` are in it).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub add_invites: Option<Vec<String>>,
+    pub invite: Option<Vec<String>>,
+    /// For creations: the initial state to create the room with (replaces the request's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub initial_state: Option<Vec<Value>>,
+    /// For creations: `private` (managed rooms are never in the room directory).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub visibility: Option<&'static str>,
     /// For creations: power levels to grant (the bot's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub power_levels_users: Option<Value>,
-    /// For creations: the preset to use instead of the requested one. Rooms with clients
-    /// use `private_chat`, so that clients never get a counsellor's power (Element asks for
-    /// `trusted_private_chat` for direct chats).
+    /// For creations: the preset to use instead of the requested one: `private_chat` for
+    /// every managed room, so that invitees never get a creator's or an admin's power
+    /// (Element asks for `trusted_private_chat` for direct chats, which in room version 12
+    /// makes every invitee a creator whom nobody can remove).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preset: Option<&'static str>,
 }
@@ -154,7 +241,9 @@ impl CheckResponse {
             error: None,
             rule: None,
             creation_content: None,
-            add_invites: None,
+            invite: None,
+            initial_state: None,
+            visibility: None,
             power_levels_users: None,
             preset: None,
         }
@@ -176,6 +265,10 @@ impl CheckResponse {
             Verdict::Deny(r) => Self::deny(r),
         }
     }
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Decides the module's questions.
@@ -256,6 +349,7 @@ impl Checker {
             .join
             .iter()
             .chain(&state.members.invite)
+            .chain(&state.members.knock)
             .filter(|m| **m != self.bot)
             .cloned()
             .collect();
@@ -283,7 +377,18 @@ impl Checker {
             members,
             appointment_open,
             clients_in_room,
+            creator: state.creator.clone().or_else(|| managed.as_ref().map(|m| m.creator.clone())),
         })
+    }
+
+    /// Whether `user_id` is one of the service's puppets (a client or guest ID).
+    pub fn is_puppet(&self, user_id: &str) -> bool {
+        user_id.starts_with(&self.client_prefix) || user_id.starts_with(&self.guest_prefix)
+    }
+
+    /// The bot's user ID.
+    pub fn bot(&self) -> &str {
+        &self.bot
     }
 
     /// Answers one question. Refusals are written to the audit log (IDs only).
@@ -291,32 +396,54 @@ impl Checker {
         let (resp, actor, subject) = match req {
             CheckRequest::Create { user, request } => (self.check_create(user, request).await?, user, user),
             CheckRequest::Invite { user, target, room_id, room } => {
-                let inviter = self.role(user).await?;
-                let invitee = self.role(target).await?;
-                let mut facts = self.facts(room_id, room).await?;
-                let verdict = rules::may_invite(&inviter, &invitee, target, &facts);
-                if verdict.allowed() && facts.kind.is_none() && matches!(inviter, Role::Counsellor { .. }) {
-                    // The first invite into an unclassified room decides what it is.
-                    if let (Some(kind), Some(inst)) = (
-                        rules::classify_first_invite(&invitee, facts.clients_in_room),
-                        facts.institution.clone(),
-                    ) {
-                        let creator = room.creator.clone().unwrap_or_else(|| user.clone());
-                        rooms::insert(&self.db, room_id, &inst, kind, &creator).await?;
-                        facts.kind = Some(kind);
-                        let again = rules::may_invite(&inviter, &invitee, target, &facts);
-                        (CheckResponse::from_verdict(again), user, room_id)
-                    } else {
-                        (CheckResponse::from_verdict(verdict), user, room_id)
-                    }
-                } else {
-                    (CheckResponse::from_verdict(verdict), user, room_id)
-                }
+                (self.check_invite(user, target, room_id, room).await?, user, room_id)
             }
             CheckRequest::Join { user, room_id, room } => {
                 let role = self.role(user).await?;
                 let facts = self.facts(room_id, room).await?;
                 (CheckResponse::from_verdict(rules::may_join(&role, user, &facts)), user, room_id)
+            }
+            CheckRequest::Member { user, target, membership, room_id, room } => {
+                (self.check_member(user, target, membership.as_deref(), room_id, room).await?, user, room_id)
+            }
+            CheckRequest::State {
+                user,
+                room_id,
+                event_type,
+                state_key,
+                content,
+                replacement_predecessor,
+                replacement_exists,
+                room,
+            } => {
+                let role = self.role(user).await?;
+                let facts = self.facts(room_id, room).await?;
+                let change = rules::StateChange {
+                    room_id,
+                    event_type,
+                    state_key,
+                    content,
+                    replacement_predecessor: replacement_predecessor.as_deref(),
+                    replacement_exists: *replacement_exists,
+                };
+                let verdict = rules::may_set_state(&role, &facts, &change, &self.bot, &|u| self.is_puppet(u));
+                (CheckResponse::from_verdict(verdict), user, room_id)
+            }
+            CheckRequest::Publish { user, room_id, room } => {
+                let facts = self.facts(room_id, room).await?;
+                let verdict =
+                    if facts.is_managed() { Verdict::Deny(Rule::ProtectedSetting) } else { Verdict::Allow };
+                (CheckResponse::from_verdict(verdict), user, room_id)
+            }
+            CheckRequest::Alias { user } => {
+                // Managed rooms have no aliases; counsellors and clients need none.
+                let verdict = match self.role(user).await? {
+                    Role::Counsellor { .. } | Role::Client { .. } | Role::UnknownPuppet => {
+                        Verdict::Deny(Rule::ProtectedSetting)
+                    }
+                    _ => Verdict::Allow,
+                };
+                (CheckResponse::from_verdict(verdict), user, user)
             }
             CheckRequest::Send { user, room_id, event_type, state_key, room, is_command } => {
                 if state_key.is_some() || event_type == "m.room.redaction" {
@@ -345,29 +472,125 @@ impl Checker {
         Ok(resp)
     }
 
-    async fn check_create(&self, user: &str, req: &CreateRequest) -> sqlx::Result<CheckResponse> {
-        if req.upgrade_of.is_some() {
-            // An upgraded room inherits its predecessor's kind on its first check.
-            return Ok(CheckResponse::allow());
+    async fn check_invite(
+        &self,
+        user: &str,
+        target: &str,
+        room_id: &str,
+        room: &RoomState,
+    ) -> sqlx::Result<CheckResponse> {
+        let inviter = self.role(user).await?;
+        let invitee = self.role(target).await?;
+        let mut facts = self.facts(room_id, room).await?;
+        let verdict = rules::may_invite(&inviter, &invitee, target, &facts);
+        if !(verdict.allowed() && facts.kind.is_none() && matches!(inviter, Role::Counsellor { .. })) {
+            return Ok(CheckResponse::from_verdict(verdict));
         }
+        // The first invite into an unclassified room decides what it is.
+        let (Some(kind), Some(inst)) =
+            (rules::classify_first_invite(&invitee, facts.clients_in_room), facts.institution.clone())
+        else {
+            return Ok(CheckResponse::from_verdict(verdict));
+        };
+        let again = {
+            facts.kind = Some(kind);
+            rules::may_invite(&inviter, &invitee, target, &facts)
+        };
+        if again.allowed() {
+            let creator = room.creator.clone().unwrap_or_else(|| user.to_owned());
+            rooms::insert(&self.db, room_id, &inst, kind, &creator).await?;
+        }
+        Ok(CheckResponse::from_verdict(again))
+    }
+
+    async fn check_member(
+        &self,
+        user: &str,
+        target: &str,
+        membership: Option<&str>,
+        room_id: &str,
+        room: &RoomState,
+    ) -> sqlx::Result<CheckResponse> {
+        let verdict = match membership {
+            Some("invite") => return self.check_invite(user, target, room_id, room).await,
+            Some("join") if room.members.join.iter().any(|m| m == target) => {
+                // Already a member: a profile change.
+                Verdict::Allow
+            }
+            Some("join") | Some("knock") => {
+                let role = self.role(target).await?;
+                let facts = self.facts(room_id, room).await?;
+                if user != target {
+                    Verdict::Deny(Rule::ClientsDoNotAct)
+                } else if membership == Some("join") {
+                    rules::may_join(&role, target, &facts)
+                } else {
+                    rules::may_knock(&role, target, &facts)
+                }
+            }
+            Some("leave") | Some("ban") if target == self.bot && user != self.bot => {
+                let facts = self.facts(room_id, room).await?;
+                if facts.is_managed() {
+                    Verdict::Deny(Rule::BotStays)
+                } else {
+                    Verdict::Allow
+                }
+            }
+            Some("leave") | Some("ban") => Verdict::Allow,
+            _ => Verdict::Deny(Rule::ProtectedSetting),
+        };
+        Ok(CheckResponse::from_verdict(verdict))
+    }
+
+    async fn check_create(&self, user: &str, req: &CreateRequest) -> sqlx::Result<CheckResponse> {
         let creator = self.role(user).await?;
-        let mut invitees = Vec::with_capacity(req.invite.len());
-        for u in &req.invite {
-            invitees.push((u.clone(), self.role(u).await?));
+        if let Some(old) = &req.upgrade_of {
+            return self.check_upgrade(&creator, old).await;
         }
         if creator == Role::Bot {
             // The service's own rooms (e.g. the web embed's conversations) follow its rules.
             return Ok(CheckResponse::allow());
         }
+        let mut invite_ids = req.invite.clone();
         let Role::Counsellor { institution } = &creator else {
             // Not a counsellor: an ordinary room, but it may not reach clients.
-            if invitees.iter().any(|(_, r)| r.is_client()) {
-                let rule =
-                    if creator.is_client() { Rule::ClientsDoNotAct } else { Rule::InstitutionBoundary };
-                return Ok(CheckResponse::deny(rule));
+            for e in &req.initial_state {
+                if e["type"] == "m.room.member" {
+                    invite_ids.extend(e["state_key"].as_str().map(str::to_owned));
+                }
+            }
+            for u in &invite_ids {
+                if self.role(u).await?.is_client() {
+                    let rule =
+                        if creator.is_client() { Rule::ClientsDoNotAct } else { Rule::InstitutionBoundary };
+                    return Ok(CheckResponse::deny(rule));
+                }
             }
             return Ok(CheckResponse::allow());
         };
+        let creation = rules::Creation {
+            preset: req.preset.as_deref(),
+            visibility: req.visibility.as_deref(),
+            alias: req.room_alias_name.as_deref().is_some_and(|a| !a.is_empty()),
+            third_party_invites: req.invite_3pid.len(),
+            initial_state: &req.initial_state,
+            power_override: req.power_level_content_override.as_ref(),
+            creation_content: &req.creation_content,
+        };
+        let shape = match rules::shape_creation(&creation, &self.bot, &|u| self.is_puppet(u)) {
+            Ok(shape) => shape,
+            Err(rule) => return Ok(CheckResponse::deny(rule)),
+        };
+        for u in shape.state_invites {
+            if !invite_ids.contains(&u) {
+                invite_ids.push(u);
+            }
+        }
+        invite_ids.retain(|u| u != user && *u != self.bot);
+        let mut invitees = Vec::with_capacity(invite_ids.len());
+        for u in &invite_ids {
+            invitees.push((u.clone(), self.role(u).await?));
+        }
         let roles: Vec<Role> = invitees.iter().map(|(_, r)| r.clone()).collect();
         let kind = rules::classify(&roles, req.is_direct);
         // Every invite must pass the rules of the room it will be.
@@ -378,6 +601,7 @@ impl Checker {
             members: vec![user.to_owned()],
             appointment_open: true,
             clients_in_room: 0,
+            creator: Some(user.to_owned()),
         };
         for (id, role) in &invitees {
             if let Verdict::Deny(rule) = rules::may_invite(&creator, role, id, &facts) {
@@ -392,12 +616,37 @@ impl Checker {
         if let Some(k) = kind {
             creation_content[CREATE_KIND] = json!(k.as_str());
         }
+        // The bot first: should a later invite fail, the room is never without it.
+        let invite = std::iter::once(self.bot.clone()).chain(invite_ids).collect();
         Ok(CheckResponse {
             creation_content: Some(creation_content),
-            add_invites: Some(vec![self.bot.clone()]),
-            power_levels_users: Some(json!({ self.bot.clone(): 100 })),
-            preset: (facts.clients_in_room > 0).then_some("private_chat"),
+            invite: Some(invite),
+            initial_state: Some(shape.initial_state),
+            visibility: Some("private"),
+            power_levels_users: Some(json!({ self.bot.clone(): rules::BOT_POWER })),
+            preset: Some("private_chat"),
             ..CheckResponse::allow()
         })
+    }
+
+    /// Room upgrades: a managed room is upgraded only by a counsellor of its institution,
+    /// and not at all if the service made it (the web embed's conversations are bound to
+    /// their room). The new room inherits the kind; the service brings the bot and the
+    /// members over.
+    async fn check_upgrade(&self, upgrader: &Role, old: &str) -> sqlx::Result<CheckResponse> {
+        let Some(prev) = rooms::get(&self.db, old).await? else {
+            let owned = institutions::room_owner(&self.db, old).await?.is_some();
+            return Ok(if owned {
+                CheckResponse::deny(Rule::ProtectedSetting)
+            } else {
+                CheckResponse::allow()
+            });
+        };
+        let verdict = match upgrader {
+            _ if prev.creator == self.bot => Verdict::Deny(Rule::ProtectedSetting),
+            Role::Counsellor { institution } if *institution == prev.institution_id => Verdict::Allow,
+            _ => Verdict::Deny(Rule::OwnInstitutionOnly),
+        };
+        Ok(CheckResponse::from_verdict(verdict))
     }
 }

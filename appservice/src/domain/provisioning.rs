@@ -212,7 +212,7 @@ impl Provisioning {
         match password {
             Some(p) => self.hs.admin_upsert_user(&user_id, Some(p), &display_name).await?,
             None => {
-                if self.hs.displayname(&user_id).await?.is_none() {
+                if self.hs.own_displayname(&user_id).await?.is_none() {
                     return Err(DomainError::NotFound(format!(
                         "{user_id} does not exist; give a password to create the account"
                     )));
@@ -295,6 +295,21 @@ impl Provisioning {
         self.hs.set_state(&space, &self.bot, SPACE_CHILD, room_id, &via).await?;
         let parent = json!({ "via": [self.config.homeserver.server_name], "canonical": true });
         self.hs.set_state(room_id, &self.bot, SPACE_PARENT, &space, &parent).await?;
+        Ok(())
+    }
+}
+
+impl Provisioning {
+    /// Takes `room_id` out of the institution's space for `cat` (an upgraded room's
+    /// predecessor): an empty `m.space.child` removes the link.
+    pub async fn remove_from_space(
+        &self,
+        institution: &str,
+        cat: Category,
+        room_id: &str,
+    ) -> Result<(), DomainError> {
+        let Some(space) = institutions::room(&self.db, institution, cat).await? else { return Ok(()) };
+        self.hs.set_state(&space, &self.bot, SPACE_CHILD, room_id, &json!({})).await?;
         Ok(())
     }
 }

@@ -212,8 +212,26 @@ impl HomeserverClient {
 
     /// A user's display name, or `None` if the user does not exist.
     pub async fn displayname(&self, user_id: &str) -> Result<Option<String>, HsError> {
+        self.displayname_as(user_id, None).await
+    }
+
+    /// A user's display name as the user reads it (masquerading as them): profile look-ups
+    /// are limited to users who share a room, and a user may always read their own. `None`
+    /// if the user does not exist.
+    pub async fn own_displayname(&self, user_id: &str) -> Result<Option<String>, HsError> {
+        match self.displayname_as(user_id, Some(user_id)).await {
+            Err(HsError::Matrix { errcode, error, .. })
+                if errcode == "M_FORBIDDEN" && error.contains("not registered") =>
+            {
+                Ok(None)
+            }
+            other => other,
+        }
+    }
+
+    async fn displayname_as(&self, user_id: &str, as_user: Option<&str>) -> Result<Option<String>, HsError> {
         let path = [CS[0], CS[1], CS[2], "profile", user_id];
-        match self.request::<Value>(Method::GET, &path, &[], None, None).await {
+        match self.request::<Value>(Method::GET, &path, &[], as_user, None).await {
             Ok(v) => Ok(Some(v["displayname"].as_str().unwrap_or_default().to_owned())),
             Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(None),
             Err(e) => Err(e),

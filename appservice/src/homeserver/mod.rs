@@ -126,6 +126,11 @@ impl HomeserverClient {
         })
     }
 
+    /// The service's metrics (shared with the rest of the service).
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
     /// Replaces the retry policy (tests use short delays).
     pub fn with_retry(self, retry: RetryPolicy) -> Self {
         let i = &self.inner;

@@ -1,6 +1,7 @@
 //! Integration tests against a real Synapse. One binary; a module per area.
 
 mod appservice_api;
+mod attacks;
 mod client_file;
 mod deletion;
 mod delivery;
