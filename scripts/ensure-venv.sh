@@ -4,10 +4,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SYNAPSE_SPEC='matrix-synapse==1.163.*'
 link_module() {
-  # Makes the project's Synapse module (synapse_module/) importable in the venv.
+  # Makes the project's Synapse modules (synapse_module/, synapse_erasure/) importable in
+  # the venv.
   local site
   site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-  echo "$PWD/synapse_module" >"$site/assisto_synapse.pth"
+  printf '%s\n' "$PWD/synapse_module" "$PWD/synapse_erasure" >"$site/assisto_synapse.pth"
 }
 if .venv/bin/python -c 'import synapse, sys; sys.exit(0 if synapse.__version__.startswith("1.163.") else 1)' 2>/dev/null; then
   link_module

@@ -51,9 +51,14 @@ def main() -> int:
         yaml.safe_dump({
             "version": 1,
             "formatters": {"precise": {"format": "%(asctime)s %(name)s %(levelname)s %(message)s"}},
+            # Request URIs are logged without their query strings: the media upload's
+            # `filename` (a client's or counsellor's file name) would be in the log otherwise.
+            "filters": {"no_query_strings": {"()": "assisto_erasure.StripQueryStrings"}},
             "handlers": {"file": {"class": "logging.FileHandler", "formatter": "precise",
+                                  "filters": ["no_query_strings"],
                                   "filename": os.path.join(d, "homeserver.log")}},
-            "loggers": {"synapse.storage.SQL": {"level": "WARNING"}},
+            # Access lines also in tests (the deletion test searches the log for names).
+            "loggers": {"synapse.storage.SQL": {"level": "WARNING"}, "synapse.access": {"level": "INFO"}},
             "root": {"level": level, "handlers": ["file"]},
             "disable_existing_loggers": False,
         }, f)
@@ -97,6 +102,11 @@ def main() -> int:
         "encryption_enabled_by_default_for_room_type": "off",
         "federation_domain_whitelist": [],
         "allow_public_rooms_over_federation": False,
+        # Redacted events lose their content in the database at the censoring job's next
+        # run (every 5 minutes) instead of after 7 days. The deletion routine does not wait
+        # for it (the erasure module prunes a deleted client's events at once); this is for
+        # every other redaction (a message deleted by its sender).
+        "redaction_retention_period": 0,
     }
     if args.profile == "test":
         # Tests drive many users quickly; the limits under test are our own, not Synapse's.
@@ -108,9 +118,11 @@ def main() -> int:
         cfg["rc_joins"] = {"local": GENEROUS, "remote": GENEROUS}
         cfg["rc_invites"] = {"per_room": GENEROUS, "per_user": GENEROUS, "per_issuer": GENEROUS}
         cfg["rc_registration"] = GENEROUS
-    if args.module:
-        import json
-        cfg["modules"] = [json.loads(m) for m in args.module]
+    import json
+    # The erasure module (synapse_erasure/): what the deletion routine must erase in
+    # Synapse's database and no admin API reaches (see docs/operations.md, 4c).
+    cfg["modules"] = [{"module": "assisto_erasure.AssistoErasure", "config": {}}]
+    cfg["modules"] += [json.loads(m) for m in args.module]
 
     path = os.path.join(d, "homeserver.yaml")
     with open(path, "w") as f:

@@ -202,7 +202,6 @@ impl EmbedCore {
         &self,
         s: &Session,
         mime: &str,
-        name: &str,
         bytes: Vec<u8>,
         content: impl FnOnce(String, u64) -> Value,
     ) -> Result<Message, CoreError> {
@@ -214,7 +213,7 @@ impl EmbedCore {
             return Err(CoreError::Blocked(BLOCKED.into()));
         }
         let size = bytes.len() as u64;
-        let mxc = self.hs.upload_media(&client, mime, name, bytes).await.map_err(unavailable)?;
+        let mxc = self.hs.upload_media(&client, mime, bytes).await.map_err(unavailable)?;
         let body = content(mxc, size);
         let sent = self
             .hs
@@ -778,7 +777,7 @@ impl Core for EmbedCore {
         let plain_mime = mime.split(';').next().unwrap_or(mime).to_owned();
         let name_owned = name.to_owned();
         let mime_for_upload = plain_mime.clone();
-        self.send_media_message(s, &mime_for_upload, name, bytes, move |url, size| {
+        self.send_media_message(s, &mime_for_upload, bytes, move |url, size| {
             json!({
                 "msgtype": msgtype, "body": name_owned, "filename": name_owned, "url": url,
                 "info": { "mimetype": plain_mime, "size": size },
@@ -807,7 +806,7 @@ impl Core for EmbedCore {
         let ext = if mime == "audio/ogg" { "ogg" } else { "webm" };
         let name = format!("Sprachnachricht.{ext}");
         let mime_owned = mime.to_owned();
-        self.send_media_message(s, mime, &name.clone(), bytes, move |url, size| {
+        self.send_media_message(s, mime, bytes, move |url, size| {
             json!({
                 "msgtype": "m.audio", "body": "Sprachnachricht", "filename": name, "url": url,
                 "info": { "mimetype": mime_owned, "size": size, "duration": duration_ms },

@@ -12,6 +12,7 @@
 pub mod browser;
 pub mod matrix;
 pub mod synapse;
+pub mod traces;
 
 use std::{future::Future, path::PathBuf, time::Duration};
 
@@ -27,15 +28,45 @@ pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Installs a log subscriber once (`RUST_LOG` controls it; quiet by default).
+/// Installs a log subscriber once: to the test's output as `RUST_LOG` says (quiet by
+/// default), and everything at `info` and above into a buffer the tests can search
+/// ([`captured_log`]), as a service's log file would hold it.
 pub fn init_logging() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
+    use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt, EnvFilter, Layer};
+    let shown = tracing_subscriber::fmt::layer()
         .with_test_writer()
-        .try_init();
+        .with_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")));
+    let captured = tracing_subscriber::fmt::layer()
+        .with_ansi(false)
+        .with_writer(|| LogCapture)
+        .with_filter(EnvFilter::new("info"));
+    let _ = tracing_subscriber::registry().with(shown).with(captured).try_init();
+}
+
+static CAPTURED_LOG: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+/// What the in-process services of this test run logged at `info` and above (the newest
+/// 32 MiB).
+pub fn captured_log() -> String {
+    String::from_utf8_lossy(&CAPTURED_LOG.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+}
+
+struct LogCapture;
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut log = CAPTURED_LOG.lock().unwrap_or_else(|p| p.into_inner());
+        if log.len() + buf.len() > 32 << 20 {
+            let half = log.len() / 2;
+            log.drain(..half);
+        }
+        log.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Polls `check` until it returns `Some`, or fails after `timeout`.

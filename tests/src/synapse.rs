@@ -70,6 +70,16 @@ fn python() -> PathBuf {
         .unwrap_or_else(|| crate::workspace_root().join(".venv/bin/python"))
 }
 
+/// `PYTHONPATH` for Synapse: the erasure module (`synapse_erasure/`) of this workspace first,
+/// so that Synapse finds it even in a venv whose `.pth` files predate it.
+fn python_path() -> std::ffi::OsString {
+    let mut paths = vec![crate::workspace_root().join("synapse_erasure")];
+    if let Some(p) = std::env::var_os("PYTHONPATH") {
+        paths.extend(std::env::split_paths(&p));
+    }
+    std::env::join_paths(paths).expect("PYTHONPATH")
+}
+
 fn start() -> Synapse {
     let python = python();
     assert!(python.exists(), "{} not found: run `make test` (it creates the venv)", python.display());
@@ -106,7 +116,14 @@ fn start() -> Synapse {
 
     let script = crate::workspace_root().join("scripts/synapse_config.py");
     let mut gen = Command::new(&python);
-    gen.arg(&script).arg("--dir").arg(&dir).arg("--port").arg(port.to_string()).arg("--profile").arg("test");
+    gen.env("PYTHONPATH", python_path())
+        .arg(&script)
+        .arg("--dir")
+        .arg(&dir)
+        .arg("--port")
+        .arg(port.to_string())
+        .arg("--profile")
+        .arg("test");
     for s in &slots {
         gen.arg("--registration").arg(&s.registration_path);
     }
@@ -145,6 +162,7 @@ pub fn foreign_synapse() -> &'static Synapse {
         let port = free_port();
         let script = crate::workspace_root().join("scripts/synapse_config.py");
         let out = Command::new(&python)
+            .env("PYTHONPATH", python_path())
             .arg(&script)
             .args(["--dir", &dir.display().to_string(), "--port", &port.to_string()])
             .args(["--profile", "test", "--server-name", "fremd.test"])
@@ -173,6 +191,7 @@ fn launch(python: &std::path::Path, dir: &std::path::Path, port: u16) -> (String
     // waited for here.
     #[allow(clippy::zombie_processes)]
     Command::new("sh")
+        .env("PYTHONPATH", python_path())
         .arg("-c")
         .arg(guard)
         .arg("synapse-guard")

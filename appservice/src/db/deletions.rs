@@ -3,7 +3,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{now_ms, Db};
+use super::{now_ms, state, Db};
 
 const MARK: &str =
     "INSERT INTO deletions (client_user_id, institution_id, requested_by, requested_at, due_at) \
@@ -160,8 +160,50 @@ pub async fn set_periods(db: &Db, institution: &str, deletion: i64, live: i64) -
     Ok(n.rows_affected() == 1)
 }
 
+fn media_key(client: &str) -> String {
+    format!("deletion_media:{client}")
+}
+
+/// The media (`mxc://` URIs) found in the client's own rooms before they were purged, to be
+/// deleted by a later step.
+pub async fn room_media(db: &Db, client: &str) -> sqlx::Result<Vec<String>> {
+    let v = state::get(db.pool(), &media_key(client)).await?;
+    Ok(v.and_then(|v| serde_json::from_str(&v).ok()).unwrap_or_default())
+}
+
+/// Adds media found in one of the client's rooms (kept until the client's rows go).
+pub async fn add_room_media(db: &Db, client: &str, mxcs: &[String]) -> sqlx::Result<()> {
+    let mut all = room_media(db, client).await?;
+    for m in mxcs {
+        if !all.contains(m) {
+            all.push(m.clone());
+        }
+    }
+    let _w = db.write_guard().await;
+    state::put(db.pool(), &media_key(client), &serde_json::Value::from(all).to_string()).await
+}
+
+/// Tables the deletion routine deletes from (for `VACUUM` on PostgreSQL).
+pub const TABLES: [&str; 13] = [
+    "client_notes",
+    "client_monitorings",
+    "client_documents",
+    "embed_sessions",
+    "client_identities",
+    "embed_conversations",
+    "clients",
+    "room_members",
+    "deactivated_participants",
+    "inbox",
+    "dead_letters",
+    "service_state",
+    "managed_rooms",
+];
+
 /// Removes the client's rows from the project's own tables (in one transaction): the client,
-/// memberships, participant marks, and inbox rows and dead letters of the purged rooms.
+/// its client file, embed sessions and the site's ID, memberships, participant marks, inbox
+/// rows and dead letters of the purged rooms, dead letters that name the client anywhere,
+/// and the routine's own notes (the media list).
 pub async fn remove_client_rows(db: &Db, client: &str, purged_rooms: &[String]) -> sqlx::Result<()> {
     let _w = db.write_guard().await;
     let mut tx = db.pool().begin().await?;
@@ -175,6 +217,7 @@ pub async fn remove_client_rows(db: &Db, client: &str, purged_rooms: &[String]) 
         "DELETE FROM clients WHERE user_id = $1",
         "DELETE FROM room_members WHERE user_id = $1",
         "DELETE FROM deactivated_participants WHERE user_id = $1",
+        "DELETE FROM dead_letters WHERE body LIKE '%' || $1 || '%'",
     ] {
         sqlx::query(sql).bind(client).execute(&mut *tx).await?;
     }
@@ -187,5 +230,9 @@ pub async fn remove_client_rows(db: &Db, client: &str, purged_rooms: &[String]) 
             sqlx::query(sql).bind(room).execute(&mut *tx).await?;
         }
     }
+    sqlx::query("DELETE FROM service_state WHERE name = $1")
+        .bind(media_key(client))
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await
 }

@@ -76,8 +76,11 @@ impl Db {
                     .test_before_acquire(false)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
-                            conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000;")
-                                .await?;
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                                 PRAGMA busy_timeout = 10000; PRAGMA secure_delete = ON;",
+                            )
+                            .await?;
                             Ok(())
                         })
                     })
@@ -100,10 +103,14 @@ impl Db {
                 Box::pin(async move {
                     if kind == DbKind::Sqlite {
                         // WAL for readers beside the writer; FULL so that an acknowledged
-                        // transaction survives a power loss, not only a process crash.
+                        // transaction survives a power loss, not only a process crash;
+                        // secure_delete so that deleted content is overwritten with zeros,
+                        // not left readable in free pages (the deletion routine relies on
+                        // it, with a truncating checkpoint for the WAL).
                         conn.execute(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
+                             PRAGMA secure_delete = ON;",
                         )
                         .await?;
                     }
@@ -148,6 +155,35 @@ impl Db {
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+    }
+
+    /// After deleting personal data: makes sure no copy of it stays readable in the
+    /// database's files. SQLite (with `secure_delete` on every connection, deleted content
+    /// is already zeroed in the database file): a `TRUNCATE` checkpoint moves every page of
+    /// the WAL into the database and empties the WAL, whose older frames still hold the
+    /// deleted rows. PostgreSQL: `VACUUM` of `tables` removes the dead row versions, so
+    /// that the space is reused (it is not zeroed; WAL segments, archives and backups are
+    /// the operator's part, see docs/operations.md).
+    pub async fn erase_freed(&self, tables: &[&str]) -> Result<(), sqlx::Error> {
+        match self.kind {
+            DbKind::Sqlite => {
+                // A checkpoint waits for readers (busy_timeout); a reader that stays
+                // longer makes it report busy, and it is tried again.
+                for attempt in 0..20 {
+                    let row = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&self.pool).await?;
+                    let busy: i64 = sqlx::Row::try_get(&row, 0)?;
+                    if busy == 0 {
+                        return Ok(());
+                    }
+                    tokio::time::sleep(Duration::from_millis(100 * (attempt + 1))).await;
+                }
+                Err(sqlx::Error::Protocol("the WAL checkpoint stayed busy".into()))
+            }
+            DbKind::Postgres => {
+                // Not in a transaction (VACUUM refuses one); the simple query protocol.
+                self.pool.execute(format!("VACUUM {}", tables.join(", ")).as_str()).await.map(|_| ())
+            }
+        }
     }
 
     /// Closes the pool.

@@ -3,12 +3,22 @@
 //! Synapse's `erase` alone does not remove messages or media, so per client, in this order:
 //! 1. redact the client's events in every room (Synapse admin API, a background job that is
 //!    polled — its ID is stored, so a restart polls the same job);
-//! 2. delete the client's own rooms (client chats, live chats) with purge;
-//! 3. delete the client's media, page by page until none is left;
-//! 4. deactivate the puppet with erase;
-//! 5. remove the client's documents from the file store (checking that its directory is
+//! 2. delete the client's own rooms (client chats, live chats) with purge — first noting
+//!    every media item their events refer to (the counsellors' files too), so that a
+//!    restart still knows them;
+//! 3. delete the client's media, page by page until none is left, and the noted media;
+//! 4. deactivate the puppet with erase (Synapse then takes it out of every room);
+//! 5. once it is out of every room, erase what Synapse keeps in the rooms that stay and no
+//!    admin API reaches (the erasure module `synapse_erasure/`: the name in every
+//!    membership row, the search index of the client's messages, the unredacted JSON);
+//! 6. remove the client's documents from the file store (checking that its directory is
 //!    gone), then the client's rows from the project's own tables;
-//! 6. write an audit entry without personal data.
+//! 7. make the deleted rows unreadable in the database files (SQLite: `secure_delete` and a
+//!    truncating WAL checkpoint; PostgreSQL: `VACUUM`), and write an audit entry without
+//!    personal data.
+//!
+//! What counsellors wrote in group chats stays (it is theirs); the client's own messages
+//! there are redacted and erased.
 //!
 //! Each completed step is recorded, so the routine resumes after a crash at any point, and
 //! every step is safe to repeat. It runs only once the institution's deadline has passed.
@@ -26,8 +36,11 @@ use crate::{
 };
 
 /// The steps, in order; each name is stored when the step is complete.
-pub const STEPS: [&str; 7] =
-    ["pending", "redacted", "rooms_purged", "media_deleted", "deactivated", "rows_removed", "done"];
+pub const STEPS: [&str; 8] =
+    ["pending", "redacted", "rooms_purged", "media_deleted", "deactivated", "erased", "rows_removed", "done"];
+
+/// The erasure module's endpoint in Synapse (`synapse_erasure/assisto_erasure.py`).
+const ERASE_PATH: [&str; 5] = ["_synapse", "client", "assisto", "v1", "erase"];
 
 /// Runs deletions.
 #[derive(Clone)]
@@ -129,7 +142,8 @@ impl Deleter {
                 "redacted" => self.purge_rooms(client).await?,
                 "rooms_purged" => self.delete_media(client).await?,
                 "media_deleted" => self.deactivate(client).await?,
-                "deactivated" => {
+                "deactivated" => self.erase_in_synapse(client).await?,
+                "erased" => {
                     // Files first: should this stop half-way, the rows still say whose
                     // directory to remove when the step is repeated.
                     self.files.remove_client(client).await.map_err(|e| {
@@ -140,6 +154,7 @@ impl Deleter {
                     Progress::Done
                 }
                 "rows_removed" => {
+                    self.db.erase_freed(&deletions::TABLES).await?;
                     // The puppet's ID is random; no name or content goes into the log.
                     audit::record(&self.db, "assisto", "client.deleted", client, None).await?;
                     deletions::finish(&self.db, client).await?;
@@ -223,6 +238,16 @@ impl Deleter {
                 Err(e) if e.errcode() == Some("M_NOT_FOUND") => {}
                 Err(e) => return Err(e.into()),
                 Ok(_) => {
+                    // Everything the room's events refer to goes with it (the counsellors'
+                    // files too), noted before the purge makes the events unreadable.
+                    let path = ["_synapse", "admin", "v1", "room", &room, "media"];
+                    let media: Value = self.hs.admin_request(Method::GET, &path, None).await?;
+                    let mxcs: Vec<String> = ["local", "remote"]
+                        .iter()
+                        .flat_map(|k| media[k].as_array().cloned().unwrap_or_default())
+                        .filter_map(|m| m.as_str().map(str::to_owned))
+                        .collect();
+                    deletions::add_room_media(&self.db, client, &mxcs).await?;
                     let body = json!({ "purge": true, "block": false, "force_purge": true });
                     let v: Value = self
                         .hs
@@ -259,7 +284,22 @@ impl Deleter {
     }
 
     async fn delete_media(&self, client: &str) -> Result<Progress, DomainError> {
-        // Page until none is left (each call deletes up to `limit`).
+        // The media of the purged rooms, whoever uploaded it.
+        for mxc in deletions::room_media(&self.db, client).await? {
+            let Some((server, id)) = mxc.strip_prefix("mxc://").and_then(|r| r.split_once('/')) else {
+                continue;
+            };
+            if server != self.hs.server_name() {
+                continue; // another homeserver's media: not ours to delete (no federation)
+            }
+            let path = ["_synapse", "admin", "v1", "media", server, id];
+            match self.hs.admin_request::<Value>(Method::DELETE, &path, None).await {
+                Ok(_) => {}
+                Err(e) if e.errcode() == Some("M_NOT_FOUND") => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // The client's own uploads: page until none is left (each call deletes up to `limit`).
         for _ in 0..1000 {
             let path = ["_synapse", "admin", "v1", "users", client, "media"];
             let listed: Value = match self.hs.admin_request(Method::GET, &path, None).await {
@@ -273,6 +313,43 @@ impl Deleter {
             let _: Value = self.hs.admin_request(Method::DELETE, &path, None).await?;
         }
         Ok(Progress::Waiting)
+    }
+
+    /// Waits until Synapse has taken the deactivated puppet out of every room (a background
+    /// job of its own), then has the erasure module erase what stays of the client in the
+    /// remaining rooms.
+    async fn erase_in_synapse(&self, client: &str) -> Result<Progress, DomainError> {
+        let path = ["_synapse", "admin", "v1", "users", client, "joined_rooms"];
+        let mut parted = false;
+        for _ in 0..120 {
+            match self.hs.admin_request::<Value>(Method::GET, &path, None).await {
+                Ok(v) if v["total"].as_u64() == Some(0) => {
+                    parted = true;
+                    break;
+                }
+                Ok(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+                Err(e) if e.errcode() == Some("M_NOT_FOUND") => {
+                    parted = true;
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if !parted {
+            return Ok(Progress::Waiting);
+        }
+        let body = json!({ "user_id": client });
+        match self.hs.admin_request::<Value>(Method::POST, &ERASE_PATH, Some(&body)).await {
+            Ok(_) => Ok(Progress::Done),
+            Err(e) if matches!(e.errcode(), Some("M_UNRECOGNIZED") | Some("M_NOT_FOUND")) => {
+                Err(DomainError::Invalid(
+                    "Synapse has no erasure module (assisto_erasure.AssistoErasure, see docs/operations.md); \
+                     the client's names and messages would stay in Synapse's database"
+                        .into(),
+                ))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn deactivate(&self, client: &str) -> Result<Progress, DomainError> {

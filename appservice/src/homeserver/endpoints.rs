@@ -316,23 +316,19 @@ impl HomeserverClient {
     }
 
     /// Uploads bytes to the media repository as `user_id`; returns the `mxc://` URI.
+    ///
+    /// Without a `filename`: the file's name (often personal) goes only into the event
+    /// that carries the file, never into the request URI (which homeservers and proxies
+    /// log) or the media repository's record.
     pub async fn upload_media(
         &self,
         user_id: &str,
         content_type: &str,
-        filename: &str,
         bytes: Vec<u8>,
     ) -> Result<String, HsError> {
         let path = ["_matrix", "media", "v3", "upload"];
-        let resp = self
-            .raw_once(
-                Method::POST,
-                &path,
-                &[("filename", filename)],
-                user_id,
-                Some((content_type.into(), bytes)),
-            )
-            .await?;
+        let resp =
+            self.raw_once(Method::POST, &path, &[], user_id, Some((content_type.into(), bytes))).await?;
         let v: Value = resp.json().await.map_err(|e| HsError::Decode(e.to_string()))?;
         v["content_uri"].as_str().map(str::to_owned).ok_or_else(|| HsError::Decode("no content_uri".into()))
     }

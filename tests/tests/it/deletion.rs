@@ -3,10 +3,11 @@
 use std::time::Duration;
 
 use assisto_appservice::{db::Db, domain::deletion::Deleter, homeserver::TxnId};
+use assisto_bridge::token::{sign, Claims};
 use assisto_tests::{
-    eventually,
+    captured_log, eventually,
     matrix::{admin_token, enc, joined, TestUser},
-    synapse, TestService,
+    synapse, traces, TestService,
 };
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -16,12 +17,24 @@ struct Scene {
     client: String,
     chat: String,
     group: String,
-    media_id: String,
+    /// The client's upload (through the embed) and the counsellor's upload into the chat.
+    media_ids: Vec<String>,
+    /// The marker text, the client's name and the site's ID: none of them may be found
+    /// anywhere after the routine.
+    needles: Vec<String>,
 }
 
-/// An institution with a short deletion period, a client with a chat (text and an image)
-/// and a group message.
+fn tag(prefix: &str) -> String {
+    format!("{prefix}{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+/// An institution with a short deletion period and a client the institution's site logged
+/// in (the site's ID), whose name and a marker text are everywhere: the client chat (text,
+/// the client's file, a counsellor's file), a group message, and the client file (master
+/// data, note, monitoring, document).
 async fn scene(svc: &TestService, period_secs: i64) -> Scene {
+    let (marker, name_tag, site_tag) = (tag("Mk"), tag("Nm"), tag("Si"));
+    let name = format!("Paula {name_tag}");
     let inst = svc.institution("Loeschhaus").await;
     let (s, v) = svc
         .admin(
@@ -32,35 +45,94 @@ async fn scene(svc: &TestService, period_secs: i64) -> Scene {
         .await;
     assert_eq!(s, 200, "{v}");
     let anna = svc.counsellor(&inst, "Anna Loesch").await;
-    let client = svc.client(&inst, "Paula").await;
     let other = svc.client(&inst, "Otto").await;
     let hs = svc.hs_client();
+    let http = reqwest::Client::new();
+    let embed = format!("{}/_assisto/embed/v1", svc.url());
 
-    let (s, v) = anna.create_room_raw(json!({"invite": [client], "is_direct": true})).await;
+    // The client logs in on the institution's site: a signed token with the site's ID.
+    let (s, v) = svc.admin(Method::POST, &format!("/institutions/{}/embed-secret", inst.id), None).await;
     assert_eq!(s, 200, "{v}");
-    let chat = v["room_id"].as_str().expect("room").to_owned();
+    let claims = Claims {
+        inst: inst.id.clone(),
+        sub: format!("kunde-{site_tag}"),
+        name: name.clone(),
+        exp: chrono::Utc::now().timestamp() + 600,
+    };
+    let token = sign(v["secret"].as_str().expect("secret").as_bytes(), &claims);
+    let r = http
+        .post(format!("{embed}/institutions/{}/sessions", inst.id))
+        .json(&json!({"area": "registered", "form": "tile", "token": token}))
+        .send()
+        .await
+        .expect("open a session");
+    assert_eq!(r.status(), 201);
+    let session: Value = r.json().await.expect("session json");
+    let session = session["session"].as_str().expect("session").to_owned();
+    let db = svc.running().db.clone();
+    let client: String = sqlx::query_scalar("SELECT client FROM client_identities WHERE external_id = $1")
+        .bind(&claims.sub)
+        .fetch_one(db.pool())
+        .await
+        .expect("the site's client");
+    let chat: String = eventually("the client chat", Duration::from_secs(20), || async {
+        sqlx::query_scalar("SELECT room_id FROM embed_conversations WHERE client = $1")
+            .bind(&client)
+            .fetch_optional(db.pool())
+            .await
+            .ok()
+            .flatten()
+    })
+    .await;
+    let (s, v) =
+        anna.raw(Method::POST, &format!("/_matrix/client/v3/join/{}", enc(&chat)), Some(json!({}))).await;
+    assert_eq!(s, 200, "{v}");
     let (s, v) = anna.create_room_raw(json!({"name": "Gruppe", "invite": [client, other]})).await;
     assert_eq!(s, 200, "{v}");
     let group = v["room_id"].as_str().expect("room").to_owned();
-    for room in [&chat, &group] {
-        eventually("the client to join", Duration::from_secs(20), || async {
-            joined(&anna, room).await.contains(&client).then_some(())
-        })
-        .await;
-    }
-    let text = |b: &str| json!({"msgtype": "m.text", "body": b});
-    hs.send_event(&chat, &client, "m.room.message", &TxnId::random(), &text("Geheimnis im Einzelchat"))
+    eventually("the client to join the group", Duration::from_secs(20), || async {
+        joined(&anna, &group).await.contains(&client).then_some(())
+    })
+    .await;
+
+    // The client writes and sends a file through the embed (as the bridge does).
+    let r = http
+        .post(format!("{embed}/messages"))
+        .bearer_auth(&session)
+        .json(&json!({"txn_id": "m1", "text": format!("Geheimnis im Einzelchat {marker}")}))
+        .send()
         .await
         .expect("send");
-    hs.send_event(&group, &client, "m.room.message", &TxnId::random(), &text("Gruppennachricht von Paula"))
+    assert_eq!(r.status(), 201);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend_from_slice(marker.as_bytes());
+    let form = reqwest::multipart::Form::new()
+        .part("file", reqwest::multipart::Part::bytes(png).file_name(format!("bild-{marker}.png")));
+    let r = http
+        .post(format!("{embed}/files"))
+        .bearer_auth(&session)
+        .multipart(form)
+        .send()
         .await
-        .expect("send");
-    // The client's image, uploaded as the client (as the bridge will).
-    let up: Value = reqwest::Client::new()
-        .post(format!("{}/_matrix/media/v3/upload?user_id={}&filename=bild.png", synapse().url, enc(&client)))
-        .bearer_auth(&svc.slot.as_token)
-        .header("content-type", "image/png")
-        .body(vec![0x89, b'P', b'N', b'G', 1, 2, 3, 4])
+        .expect("files");
+    assert_eq!(r.status(), 201);
+    let text = |b: String| json!({"msgtype": "m.text", "body": b});
+    hs.send_event(
+        &group,
+        &client,
+        "m.room.message",
+        &TxnId::random(),
+        &text(format!("Gruppennachricht {marker}")),
+    )
+    .await
+    .expect("send");
+    // A counsellor's file in the client chat (uploaded as Element does, name in the URL).
+    let file_name = format!("{marker}-Bericht.pdf");
+    let up: Value = http
+        .post(format!("{}/_matrix/media/v3/upload?filename={}", synapse().url, enc(&file_name)))
+        .bearer_auth(anna.client.access_token().expect("token"))
+        .header("content-type", "application/pdf")
+        .body(format!("%PDF-1.4 Bericht {marker}"))
         .send()
         .await
         .expect("upload")
@@ -68,31 +140,57 @@ async fn scene(svc: &TestService, period_secs: i64) -> Scene {
         .await
         .expect("upload json");
     let uri = up["content_uri"].as_str().unwrap_or_else(|| panic!("upload failed: {up}")).to_owned();
-    let media_id = uri.rsplit('/').next().expect("media id").to_owned();
-    let image = json!({"msgtype": "m.image", "body": "bild.png", "url": uri});
-    hs.send_event(&chat, &client, "m.room.message", &TxnId::random(), &image).await.expect("send image");
-    // A document in the client file.
+    let file = json!({"msgtype": "m.file", "body": file_name, "filename": file_name, "url": uri});
+    let (s, v) = anna
+        .raw(
+            Method::PUT,
+            &format!("/_matrix/client/v3/rooms/{}/send/m.room.message/f1", enc(&chat)),
+            Some(file),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (_, media) = admin_get(&format!("/_synapse/admin/v1/users/{}/media", enc(&client))).await;
+    let mut media_ids: Vec<String> = media["media"]
+        .as_array()
+        .expect("media")
+        .iter()
+        .filter_map(|m| m["media_id"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(media_ids.len(), 1, "{media}");
+    media_ids.push(uri.rsplit('/').next().expect("media id").to_owned());
+
+    // The client file: master data, a note, a monitoring and a document.
+    let openid = anna.openid_token().await;
+    let file_api = format!("{}/_assisto/client-file/v1/clients/{}", svc.url(), enc(&client));
+    for (method, path, body) in [
+        (
+            Method::PUT,
+            "",
+            json!({"display_name": name, "profile": {"first_name": "Paula", "last_name": name_tag, "street": format!("Weg {marker}")}}),
+        ),
+        (Method::POST, "/notes", json!({"text": format!("Notiz {marker}")})),
+        (Method::POST, "/monitorings", json!({"duration_minutes": 30, "subject": format!("Thema {marker}")})),
+    ] {
+        let r =
+            http.request(method, format!("{file_api}{path}")).bearer_auth(&openid).json(&body).send().await;
+        let r = r.expect("client file");
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+    }
     let form = reqwest::multipart::Form::new().part(
         "file",
-        reqwest::multipart::Part::bytes(b"%PDF-1.4 Hilfeplan Paula".to_vec()).file_name("Hilfeplan.pdf"),
+        reqwest::multipart::Part::bytes(format!("%PDF-1.4 Hilfeplan {marker}").into_bytes())
+            .file_name(format!("Hilfeplan-{marker}.pdf")),
     );
-    let r = reqwest::Client::new()
-        .post(format!("{}/_assisto/client-file/v1/clients/{}/documents", svc.url(), enc(&client)))
-        .bearer_auth(anna.openid_token().await)
-        .multipart(form)
-        .send()
-        .await
-        .expect("upload a document");
-    assert_eq!(r.status(), 201);
+    let r = http.post(format!("{file_api}/documents")).bearer_auth(&openid).multipart(form).send().await;
+    assert_eq!(r.expect("upload a document").status(), 201);
     assert_eq!(svc.stored_documents(), 1);
     // The service has seen the client's memberships.
-    let db = svc.running().db.clone();
     eventually("memberships recorded", Duration::from_secs(20), || async {
         let rooms = assisto_appservice::db::members::rooms_of_user(&db, &client).await.ok()?;
         (rooms.contains(&chat) && rooms.contains(&group)).then_some(())
     })
     .await;
-    Scene { anna, client, chat, group, media_id }
+    Scene { anna, client, chat, group, media_ids, needles: vec![marker, name_tag, site_tag] }
 }
 
 async fn admin_get(path: &str) -> (u16, Value) {
@@ -111,6 +209,7 @@ async fn count(db: &Db, sql: &str, arg: &str) -> i64 {
 }
 
 async fn assert_nothing_left(svc: &TestService, sc: &Scene) {
+    tokio::time::sleep(Duration::from_secs(3)).await;
     // The client chat is purged: no member can read it, Synapse no longer knows it.
     let (s, _) = sc
         .anna
@@ -129,17 +228,21 @@ async fn assert_nothing_left(svc: &TestService, sc: &Scene) {
         )
         .await;
     assert!(
-        !msgs.to_string().contains("Gruppennachricht von Paula"),
-        "the client's group message must be redacted"
+        !msgs.to_string().contains(&sc.needles[0]),
+        "the client's group message must be redacted: {msgs}"
     );
     // Media gone, account deactivated and erased.
     let (_, media) = admin_get(&format!("/_synapse/admin/v1/users/{}/media", enc(&sc.client))).await;
     assert_eq!(media["total"], 0, "{media}");
-    let (s, _) = sc
-        .anna
-        .raw(Method::GET, &format!("/_matrix/client/v1/media/download/localhost/{}", sc.media_id), None)
-        .await;
-    assert_eq!(s, 404, "the client's media must be gone");
+    for id in &sc.media_ids {
+        let (s, _) = sc
+            .anna
+            .raw(Method::GET, &format!("/_matrix/client/v1/media/download/localhost/{id}"), None)
+            .await;
+        assert_eq!(s, 404, "media of the client chat must be gone: {id}");
+        let (s, _) = admin_get(&format!("/_synapse/admin/v1/media/localhost/{id}")).await;
+        assert_eq!(s, 404, "media of the client chat must be gone: {id}");
+    }
     let (_, user) = admin_get(&format!("/_synapse/admin/v2/users/{}", enc(&sc.client))).await;
     assert_eq!((user["deactivated"].as_bool(), user["erased"].as_bool()), (Some(true), Some(true)), "{user}");
     // The project's own stores hold nothing of the client.
@@ -161,7 +264,51 @@ async fn assert_nothing_left(svc: &TestService, sc: &Scene) {
         .find(|e| e["action"] == "client.deleted")
         .cloned()
         .expect("audit entry");
-    assert!(!entry.to_string().contains("Paula"), "no personal data in the audit entry: {entry}");
+    assert!(!entry.to_string().contains(&sc.needles[1]), "no personal data in the audit entry: {entry}");
+    assert_no_trace(svc, sc).await;
+}
+
+/// Nothing of the client is left anywhere the project writes or configures: every table of
+/// Synapse's database, its media store and log, the project's database (every table, and on
+/// SQLite the raw bytes of the database file, its WAL and shared memory), the file store and
+/// the service's log; nor does the user directory or the profile API know the client.
+async fn assert_no_trace(svc: &TestService, sc: &Scene) {
+    let hs = synapse();
+    let mut found = Vec::new();
+    let mut add =
+        |store: &str, hits: Vec<String>| found.extend(hits.into_iter().map(|h| format!("{store}: {h}")));
+    // The harness's Synapse runs on SQLite in its data directory.
+    add("Synapse table", traces::in_sqlite_tables(&hs.dir.join("homeserver.db"), &sc.needles).await);
+    add("Synapse media store", traces::in_tree(&hs.dir.join("media"), &sc.needles));
+    add(
+        "Synapse log",
+        traces::in_files(&[hs.dir.join("homeserver.log"), hs.dir.join("stdout.log")], &sc.needles),
+    );
+    let url = &svc.config.database.url;
+    match url.strip_prefix("sqlite://") {
+        Some(path) => {
+            let path = std::path::PathBuf::from(path.split('?').next().unwrap_or(path));
+            add("assisto table", traces::in_sqlite_tables(&path, &sc.needles).await);
+            let raw =
+                ["", "-wal", "-shm"].map(|s| std::path::PathBuf::from(format!("{}{s}", path.display())));
+            add("assisto database file", traces::in_files(&raw, &sc.needles));
+        }
+        None => add("assisto table", traces::in_postgres_tables(url, &sc.needles).await),
+    }
+    add("file store", traces::in_tree(&svc.config.files.dir, &sc.needles));
+    let log = captured_log();
+    add("assisto log", sc.needles.iter().filter(|n| log.contains(n.as_str())).cloned().collect());
+    for n in &sc.needles {
+        let hits = sc.anna.search_users(n).await;
+        add("user directory", hits.into_iter().map(|u| format!("{n} → {u}")).collect());
+    }
+    let (_, profile) =
+        sc.anna.raw(Method::GET, &format!("/_matrix/client/v3/profile/{}", enc(&sc.client)), None).await;
+    add(
+        "profile API",
+        sc.needles.iter().filter(|n| profile.to_string().contains(n.as_str())).cloned().collect(),
+    );
+    assert!(found.is_empty(), "traces of the deleted client survived:\n{}", found.join("\n"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,7 +323,7 @@ async fn deletion_waits_for_its_deadline_and_then_leaves_nothing() {
     assert!(pending.to_string().contains(&sc.client), "{pending}");
     assert_eq!(pending[0]["step"], "pending");
     let msgs = sc.anna.recent_messages(&assisto_tests::matrix::rid(&sc.chat), 20).await;
-    assert!(msgs.iter().any(|(_, b)| b == "Geheimnis im Einzelchat"), "deleted before the deadline");
+    assert!(msgs.iter().any(|(_, b)| b.contains(&sc.needles[0])), "deleted before the deadline");
     assert_eq!(svc.stored_documents(), 1, "documents deleted before the deadline");
     // After it, everything goes.
     eventually("the deletion to finish", Duration::from_secs(90), || async {
