@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make run`: the whole system on this machine, on embedded defaults.
 # Synapse (SQLite) on :8008, assisto (SQLite) on :8009, data in .dev/. Ctrl-C stops both.
-# A second run reuses what exists.
+# A second run reuses the data and rewrites what this script owns (.dev/assisto.yaml).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -9,6 +9,7 @@ DEV=$ROOT/.dev
 HS_PORT=8008
 AS_PORT=8009
 mkdir -p "$DEV"
+chmod 700 "$DEV"
 
 for port in $HS_PORT $AS_PORT; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
@@ -38,28 +39,48 @@ if [ ! -f "$DEV/synapse/homeserver.yaml" ]; then
   .venv/bin/python scripts/synapse_config.py --dir "$DEV/synapse" --port $HS_PORT \
     --registration "$ROOT/registration.yaml" --profile dev --module "$module" >/dev/null
 fi
-if [ ! -f "$DEV/assisto.yaml" ]; then
-  cat >"$DEV/assisto.yaml" <<YAML
-# Written by scripts/run.sh for local development. See docs/operations.md for every field.
+
+# assisto's configuration, rewritten at every run so that older .dev/ directories are
+# upgraded: everything the service and the CLI need, the development secrets included, so
+# that `ASSISTO_CONFIG=.dev/assisto.yaml target/release/assisto …` works on its own.
+write_assisto_config() {
+  local tmp="$DEV/assisto.yaml.tmp"
+  (
+    umask 077
+    cat >"$tmp" <<YAML
+# Written by scripts/run.sh at every \`make run\`: changes here are overwritten. It holds the
+# development secrets (mode 0600, never committed). See docs/operations.md for every field.
 homeserver:
   url: http://127.0.0.1:$HS_PORT
   server_name: localhost
+  admin_token: '$1'
 appservice:
   bind: 127.0.0.1:$AS_PORT
-  registration: $ROOT/registration.yaml
+  registration: '$ROOT/registration.yaml'
   public_url: http://localhost:$AS_PORT
+  module_token: '$MODULE_TOKEN'
+  admin_api_token: '$ADMIN_API_TOKEN'
 database:
-  url: sqlite://$DEV/assisto.db
+  url: 'sqlite://$DEV/assisto.db'
+files:
+  dir: '$DEV/files'
 logging:
   format: text
   level: info
 YAML
-fi
+  )
+  chmod 600 "$tmp"
+  mv -f "$tmp" "$DEV/assisto.yaml"
+}
 
+# Synapse and assisto run in sessions of their own (setsid): the SIGINT the terminal sends
+# to its foreground process group on Ctrl-C reaches only this script (and make), whose trap
+# then stops them with SIGTERM. Otherwise they would die of the SIGINT themselves, and the
+# `wait -n` below would take that for a crash.
 pids=()
 cleanup() {
   local status=${1:-0}
-  trap - INT TERM EXIT
+  trap - INT TERM HUP EXIT
   echo
   echo ">> stopping"
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
@@ -67,11 +88,12 @@ cleanup() {
   echo ">> stopped. Data stays in .dev/ (delete it to start over)."
   exit "$status"
 }
-trap 'cleanup 0' INT TERM
+trap 'cleanup 0' INT TERM HUP
 trap 'cleanup $?' EXIT
 
 echo ">> starting Synapse (log: .dev/synapse/homeserver.log)"
-.venv/bin/python -m synapse.app.homeserver -c "$DEV/synapse/homeserver.yaml" >"$DEV/synapse/stdout.log" 2>&1 &
+setsid .venv/bin/python -m synapse.app.homeserver -c "$DEV/synapse/homeserver.yaml" \
+  >"$DEV/synapse/stdout.log" 2>&1 </dev/null &
 pids+=($!)
 for _ in $(seq 1 120); do
   curl -fsS "http://127.0.0.1:$HS_PORT/_matrix/client/versions" >/dev/null 2>&1 && break
@@ -82,13 +104,10 @@ done
 ADMIN_TOKEN=$(.venv/bin/python scripts/demo_setup.py admin --homeserver "http://127.0.0.1:$HS_PORT" \
   --secrets "$DEV/synapse/secrets.yaml" --state "$DEV/demo.json")
 
+write_assisto_config "$ADMIN_TOKEN"
+
 echo ">> starting assisto (log: .dev/assisto.log)"
-ASSISTO_CONFIG="$DEV/assisto.yaml" \
-  ASSISTO_FILES__DIR="$DEV/files" \
-  ASSISTO_APPSERVICE__MODULE_TOKEN="$MODULE_TOKEN" \
-  ASSISTO_APPSERVICE__ADMIN_API_TOKEN="$ADMIN_API_TOKEN" \
-  ASSISTO_HOMESERVER__ADMIN_TOKEN="$ADMIN_TOKEN" \
-  "$ROOT/target/release/assisto" >"$DEV/assisto.log" 2>&1 &
+ASSISTO_CONFIG="$DEV/assisto.yaml" setsid "$ROOT/target/release/assisto" >"$DEV/assisto.log" 2>&1 </dev/null &
 pids+=($!)
 for _ in $(seq 1 60); do
   curl -fsS "http://127.0.0.1:$AS_PORT/health" >/dev/null 2>&1 && break
@@ -125,6 +144,7 @@ $(.venv/bin/python scripts/demo_setup.py print-credentials --state "$DEV/demo.js
 
   Ctrl-C stops everything.
 TXT
+# Returns only when Synapse or assisto ends by itself (Ctrl-C runs the trap instead).
 wait -n "${pids[@]}" || true
 echo ">> a process ended unexpectedly; see .dev/synapse/homeserver.log and .dev/assisto.log" >&2
 exit 1

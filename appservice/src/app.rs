@@ -62,9 +62,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let metrics = Metrics::new();
     let hs = HomeserverClient::new(&config.homeserver, as_token, metrics.clone())?;
     let bot_user_id = hs.user_id(&config.bot.localpart);
-    let files = FileStore::open(&config.files.dir)
+    let files_dir = config.files_dir()?;
+    let files = FileStore::open(&files_dir)
         .await
-        .with_context(|| format!("opening the file store {}", config.files.dir.display()))?;
+        .with_context(|| format!("opening the file store {}", files_dir.display()))?;
     let hub = Arc::new(assisto_bridge::hub::Hub::new());
     let provisioning = crate::domain::provisioning::Provisioning {
         db: db.clone(),
@@ -258,14 +259,25 @@ impl Running {
 
 /// Provisioning without the HTTP listener or the processor: for the admin CLI, which may
 /// run beside the service on the same database.
+///
+/// It creates nothing on disk: a SQLite database must exist already (the service creates
+/// it at its first start), and the file store is only named, not opened (opening it would
+/// create its directories and clear uploads the running service is receiving).
 pub async fn provisioning(config: Config) -> anyhow::Result<crate::domain::provisioning::Provisioning> {
     let config = Arc::new(config);
     let (as_token, _) = tokens(&config)?;
+    if let Some(path) = config.database.sqlite_path() {
+        if !path.exists() {
+            anyhow::bail!(
+                "no database at {} (database.url); start the service once to create it, or check \
+                 the configuration (ASSISTO_CONFIG)",
+                path.display()
+            );
+        }
+    }
     let db = Db::connect(&config.database).await.context("opening the database")?;
     let hs = HomeserverClient::new(&config.homeserver, as_token, Metrics::new())?;
-    let files = FileStore::open(&config.files.dir)
-        .await
-        .with_context(|| format!("opening the file store {}", config.files.dir.display()))?;
+    let files = FileStore::at(&config.files_dir()?);
     Ok(crate::domain::provisioning::Provisioning {
         db,
         bot: hs.user_id(&config.bot.localpart),

@@ -29,15 +29,22 @@ pub enum InstitutionCmd {
         /// Slug.
         id: String,
     },
-    /// Show or change how long data is kept (days).
+    /// Show or change how long data is kept (1 second to 10 years each, as in the admin API).
     Retention {
         /// Slug.
         id: String,
-        /// Days between marking a client for deletion and the deletion.
-        #[arg(long)]
+        /// Time between marking a client for deletion and the deletion: a duration such as
+        /// 90s, 15m, 12h, 30d, 2w or 1d12h.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration_secs)]
+        deletion_period: Option<i64>,
+        /// How long closed anonymous live chats are kept: a duration, as above.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration_secs)]
+        live_retention: Option<i64>,
+        /// The same as --deletion-period in whole days (--deletion-days 30 = 30d).
+        #[arg(long, value_name = "DAYS", conflicts_with = "deletion_period")]
         deletion_days: Option<i64>,
-        /// Days closed anonymous live chats are kept.
-        #[arg(long)]
+        /// The same as --live-retention in whole days.
+        #[arg(long, value_name = "DAYS", conflicts_with = "live_retention")]
         live_days: Option<i64>,
     },
 }
@@ -143,9 +150,52 @@ pub enum RoomCmd {
     },
 }
 
+const DAY: i64 = 86_400;
+
+/// Parses a duration into seconds: one or more numbers, each with its unit — `s`, `m`
+/// (minutes), `h`, `d` or `w` — e.g. `90s`, `12h`, `30d`, `1d12h`. A bare number is refused
+/// (seconds or days? the unit says it). Whether the value is allowed is for the caller.
+pub fn parse_duration_secs(text: &str) -> Result<i64, String> {
+    let hint = "a duration such as 90s, 15m, 12h, 30d, 2w or 1d12h";
+    let t = text.trim();
+    if t.is_empty() {
+        return Err(format!("empty; give {hint}"));
+    }
+    let mut total: i64 = 0;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let (number, after) = rest.split_at(digits);
+        let unit_len = after.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let (unit, after) = after.split_at(unit_len);
+        let factor = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3_600,
+            "d" => DAY,
+            "w" => 7 * DAY,
+            "" if digits > 0 && after.is_empty() => {
+                return Err(format!("{text:?} has no unit; give {hint}"));
+            }
+            _ => return Err(format!("{text:?} is not {hint}")),
+        };
+        let n: i64 = number.parse().map_err(|_| format!("{text:?} is not {hint}"))?;
+        total = n
+            .checked_mul(factor)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(|| format!("{text:?} is too long"))?;
+        rest = after;
+    }
+    Ok(total)
+}
+
 fn print<T: Serialize>(v: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
-    Ok(())
+    use std::io::Write;
+    // A reader that stops early (`| head`) is not an error.
+    match writeln!(std::io::stdout().lock(), "{}", serde_json::to_string_pretty(v)?) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
+    }
 }
 
 fn fail(e: DomainError) -> anyhow::Error {
@@ -163,15 +213,18 @@ pub async fn institution(config: Config, cmd: InstitutionCmd) -> anyhow::Result<
         }
         InstitutionCmd::List => print(&institutions::list(&p.db).await?),
         InstitutionCmd::Show { id } => print(&p.institution(&id).await.map_err(fail)?),
-        InstitutionCmd::Retention { id, deletion_days, live_days } => {
+        InstitutionCmd::Retention { id, deletion_period, live_retention, deletion_days, live_days } => {
             let now = p.retention(&id).await.map_err(fail)?;
-            if deletion_days.is_none() && live_days.is_none() {
+            let days = |d: i64| d.saturating_mul(DAY);
+            let deletion = deletion_period.or(deletion_days.map(days));
+            let live = live_retention.or(live_days.map(days));
+            if deletion.is_none() && live.is_none() {
                 return print(&now);
             }
+            // The same checks as the admin API's (set_retention: 1 s to 10 years).
             let r = crate::domain::provisioning::Retention {
-                deletion_period_secs: deletion_days
-                    .map_or(now.deletion_period_secs, |d| d.saturating_mul(86_400)),
-                live_retention_secs: live_days.map_or(now.live_retention_secs, |d| d.saturating_mul(86_400)),
+                deletion_period_secs: deletion.unwrap_or(now.deletion_period_secs),
+                live_retention_secs: live.unwrap_or(now.live_retention_secs),
             };
             print(&p.set_retention(ACTOR, &id, &r).await.map_err(fail)?)
         }
@@ -235,8 +288,7 @@ pub async fn client(config: Config, cmd: ClientCmd) -> anyhow::Result<()> {
         ClientCmd::Undelete { user_id } => {
             let d = crate::domain::deletion::Deleter::new(p.db.clone(), p.hs.clone(), p.files.clone());
             d.unmark(ACTOR, &user_id).await.map_err(fail)?;
-            println!("{{}}");
-            Ok(())
+            print(&serde_json::json!({}))
         }
     }
 }
@@ -268,5 +320,33 @@ pub async fn deletion(config: Config, cmd: DeletionCmd) -> anyhow::Result<()> {
             };
             print(&crate::db::deletions::list(&p.db, finished).await?)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration_secs as p;
+
+    #[test]
+    fn durations_parse_with_their_units() {
+        assert_eq!(p("90s"), Ok(90));
+        assert_eq!(p("1s"), Ok(1));
+        assert_eq!(p("15m"), Ok(900));
+        assert_eq!(p("12h"), Ok(43_200));
+        assert_eq!(p("30d"), Ok(30 * 86_400));
+        assert_eq!(p("2w"), Ok(14 * 86_400));
+        assert_eq!(p("1d12h"), Ok(86_400 + 43_200));
+        assert_eq!(p(" 3650d "), Ok(3650 * 86_400));
+        // Zero parses; the range (1 s to 10 years) is Provisioning::set_retention's to check.
+        assert_eq!(p("0s"), Ok(0));
+    }
+
+    #[test]
+    fn durations_without_unit_or_malformed_are_refused() {
+        for bad in ["", "30", "d", "30x", "-5d", "1.5d", "30 d", "5d3", "99999999999999999999s"] {
+            assert!(p(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert!(p("30").expect_err("bare").contains("no unit"));
+        assert!(p("9223372036854775807w").expect_err("overflow").contains("too long"));
     }
 }

@@ -4,7 +4,11 @@
 //! Every field is documented here and in `docs/operations.md`. Secrets (the tokens) are
 //! never printed: [`Config`]'s `Debug` output redacts them.
 
-use std::{fmt, net::SocketAddr, path::PathBuf};
+use std::{
+    fmt,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
 
 use figment::{
     providers::{Env, Format, Serialized, Yaml},
@@ -56,7 +60,9 @@ impl Default for DeletionConfig {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FilesConfig {
-    /// Directory of the file store (created with mode 0700). Back it up with the database.
+    /// Directory of the file store (created with mode 0700 by the service). Back it up with
+    /// the database. Empty (the default): `assisto-files` beside the SQLite database; with
+    /// PostgreSQL it must be set.
     pub dir: PathBuf,
     /// Largest document of the client file, in bytes.
     pub max_document_bytes: u64,
@@ -66,11 +72,7 @@ pub struct FilesConfig {
 
 impl Default for FilesConfig {
     fn default() -> Self {
-        Self {
-            dir: "assisto-files".into(),
-            max_document_bytes: 20 * 1024 * 1024,
-            max_documents_per_upload: 10,
-        }
+        Self { dir: PathBuf::new(), max_document_bytes: 20 * 1024 * 1024, max_documents_per_upload: 10 }
     }
 }
 
@@ -187,6 +189,16 @@ pub struct DatabaseConfig {
 impl Default for DatabaseConfig {
     fn default() -> Self {
         Self { url: "sqlite://assisto.db".into(), max_connections: 8 }
+    }
+}
+
+impl DatabaseConfig {
+    /// The file of a SQLite database (`sqlite://PATH`, `sqlite:PATH`, with or without
+    /// `?options`); `None` for PostgreSQL and in-memory databases.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        let rest = self.url.strip_prefix("sqlite://").or_else(|| self.url.strip_prefix("sqlite:"))?;
+        let path = rest.split('?').next().unwrap_or_default();
+        (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
     }
 }
 
@@ -322,12 +334,33 @@ impl Config {
             }
             fig = fig.merge(Yaml::file(p));
         }
-        let cfg: Config = fig
+        let mut cfg: Config = fig
             .merge(Env::prefixed("ASSISTO_").split("__").ignore(&["config"]))
             .extract()
             .map_err(Box::new)?;
+        // Shown as it is used (check-config); when it cannot be derived, check() says why.
+        if let Ok(dir) = cfg.files_dir() {
+            cfg.files.dir = dir;
+        }
         cfg.check()?;
         Ok(cfg)
+    }
+
+    /// The file store's directory: `files.dir`, or `assisto-files` beside the SQLite
+    /// database when it is empty. Never the working directory of whoever starts the
+    /// process (unless the database itself lies there).
+    pub fn files_dir(&self) -> Result<PathBuf, ConfigError> {
+        if !self.files.dir.as_os_str().is_empty() {
+            return Ok(self.files.dir.clone());
+        }
+        let db = self.database.sqlite_path().ok_or_else(|| {
+            ConfigError::Check(
+                "files.dir must be set (the file store's directory; only with a SQLite database \
+                 file does it default to assisto-files beside it)"
+                    .into(),
+            )
+        })?;
+        Ok(db.parent().unwrap_or(Path::new("")).join("assisto-files"))
     }
 
     /// Checks what serde cannot.
@@ -361,6 +394,7 @@ impl Config {
                 )));
             }
         }
+        self.files_dir()?;
         if self.files.max_document_bytes == 0 || self.files.max_documents_per_upload == 0 {
             return Err(ConfigError::Check(
                 "files.max_document_bytes and files.max_documents_per_upload must be at least 1".into(),
@@ -398,6 +432,40 @@ mod tests {
             let cfg = Config::load(Some(&p)).expect("load");
             assert_eq!(cfg.homeserver.server_name, "example.org");
             assert_eq!(cfg.processing.concurrency, 7);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn files_dir_defaults_to_beside_the_sqlite_database() {
+        let mut cfg = Config::default();
+        cfg.database.url = "sqlite:///var/lib/assisto/assisto.db?mode=rwc".into();
+        assert_eq!(cfg.files_dir().expect("dir"), PathBuf::from("/var/lib/assisto/assisto-files"));
+        cfg.database.url = "sqlite:data/assisto.db".into();
+        assert_eq!(cfg.files_dir().expect("dir"), PathBuf::from("data/assisto-files"));
+        // The default database lies in the working directory, and so its files.
+        assert_eq!(Config::default().files_dir().expect("dir"), PathBuf::from("assisto-files"));
+        cfg.files.dir = "/srv/files".into();
+        assert_eq!(cfg.files_dir().expect("dir"), PathBuf::from("/srv/files"));
+        // Without a database file there is nothing to put it beside.
+        for url in ["postgres://u@db/assisto", "sqlite::memory:"] {
+            let mut cfg = Config::default();
+            cfg.database.url = url.into();
+            let e = cfg.check().expect_err("no files.dir").to_string();
+            assert!(e.contains("files.dir must be set"), "{e}");
+        }
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closure returns figment::Error
+    fn load_fills_in_files_dir() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("c.yaml");
+        let db = dir.path().join("data").join("assisto.db");
+        std::fs::write(&p, format!("database:\n  url: sqlite://{}\n", db.display())).expect("write");
+        figment::Jail::expect_with(|_| {
+            let cfg = Config::load(Some(&p)).expect("load");
+            assert_eq!(cfg.files.dir, dir.path().join("data").join("assisto-files"));
             Ok(())
         });
     }

@@ -88,6 +88,12 @@ impl FileStore {
         Ok(store)
     }
 
+    /// A handle on the store at `root` that touches nothing on disk (for the admin CLI,
+    /// which runs beside the service and never reads or writes documents).
+    pub fn at(root: &Path) -> Self {
+        Self { root: root.to_owned() }
+    }
+
     /// The store's directory of one client.
     fn client_dir(&self, client: &str) -> PathBuf {
         self.root.join("documents").join(client_key(client))

@@ -2,6 +2,7 @@
 
 mod appservice_api;
 mod attacks;
+mod cli;
 mod client_file;
 mod deletion;
 mod delivery;
