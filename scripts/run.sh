@@ -33,12 +33,12 @@ fi
 # shellcheck disable=SC1091
 . "$DEV/secrets.env"
 
-if [ ! -f "$DEV/synapse/homeserver.yaml" ]; then
-  echo ">> writing the homeserver config (with the assisto rules module)"
-  module=$(printf '{"module":"assisto_synapse.AssistoRules","config":{"timeout_seconds":5,"backends":[{"url":"http://127.0.0.1:%s","token":"%s","bot":"@assisto:localhost","users":"@.*:localhost","puppets":"@(rs_|guest_).+:localhost"}]}}' "$AS_PORT" "$MODULE_TOKEN")
-  .venv/bin/python scripts/synapse_config.py --dir "$DEV/synapse" --port $HS_PORT \
-    --registration "$ROOT/registration.yaml" --profile dev --module "$module" >/dev/null
-fi
+# The homeserver config, rewritten at every run too (its secrets and signing key are kept),
+# so that an older .dev/ gets the settings the rules and the deletion routine rely on.
+echo ">> writing the homeserver config (with the assisto rules module)"
+module=$(printf '{"module":"assisto_synapse.AssistoRules","config":{"timeout_seconds":5,"backends":[{"url":"http://127.0.0.1:%s","token":"%s","bot":"@assisto:localhost","users":"@.*:localhost","puppets":"@(rs_|guest_).+:localhost"}]}}' "$AS_PORT" "$MODULE_TOKEN")
+.venv/bin/python scripts/synapse_config.py --dir "$DEV/synapse" --port $HS_PORT \
+  --registration "$ROOT/registration.yaml" --profile dev --module "$module" >/dev/null
 
 # assisto's configuration, rewritten at every run so that older .dev/ directories are
 # upgraded: everything the service and the CLI need, the development secrets included, so
