@@ -323,6 +323,24 @@ impl TestService {
         TestInstitution { id, rooms: v["rooms"].clone() }
     }
 
+    /// A counsellor who is also a server admin of the homeserver (Synapse lets admins past
+    /// its spam checks, and the rules module lets them through too): registered as admin,
+    /// made a counsellor of `inst` without a password, logged in.
+    pub async fn admin_counsellor(&self, inst: &TestInstitution, name: &str) -> matrix::TestUser {
+        let localpart = self.counsellor_localpart(&name.to_lowercase().replace(' ', "."));
+        let password = format!("pw-{}", uuid::Uuid::new_v4());
+        matrix::register_user(&localpart, &password, true).await;
+        let (s, v) = self
+            .admin(
+                reqwest::Method::POST,
+                &format!("/institutions/{}/counsellors", inst.id),
+                Some(serde_json::json!({"localpart": localpart, "display_name": name})),
+            )
+            .await;
+        assert_eq!(s, 201, "making an admin a counsellor: {v}");
+        matrix::TestUser::login(&localpart, &password).await
+    }
+
     /// Adds a counsellor (account created through the admin API) and logs in.
     pub async fn counsellor(&self, inst: &TestInstitution, name: &str) -> matrix::TestUser {
         let localpart = self.counsellor_localpart(&name.to_lowercase().replace(' ', "."));

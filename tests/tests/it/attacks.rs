@@ -459,18 +459,7 @@ async fn an_upgraded_room_keeps_its_bot_its_space_its_members_and_its_rules() {
 async fn what_a_server_admin_forces_is_repaired_and_counted() {
     let mut svc = TestService::start().await;
     let (inst, people) = institution_with(&svc, "Adminhaus", 2).await;
-    let localpart = svc.counsellor_localpart("admin.haus");
-    let password = format!("pw-{}", uuid::Uuid::new_v4());
-    assisto_tests::matrix::register_user(&localpart, &password, true).await;
-    let (s, v) = svc
-        .admin(
-            Method::POST,
-            &format!("/institutions/{}/counsellors", inst.id),
-            Some(json!({"localpart": localpart, "display_name": "Admin Haus"})),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
-    let admin = TestUser::login(&localpart, &password).await;
+    let admin = svc.admin_counsellor(&inst, "Admin Haus").await;
     let (s, v) = admin.create_room_raw(json!({"name": "Admins Gruppe", "invite": [people[0].user_id]})).await;
     assert_eq!(s, 200, "{v}");
     let room = room_id(&v);

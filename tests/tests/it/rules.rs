@@ -377,18 +377,7 @@ async fn what_a_server_admin_forces_past_the_module_is_repaired() {
         others.push(svc.counsellor(&inst, &format!("Ost {i}")).await);
     }
     // A counsellor who is also a server admin: Synapse skips the spam checks for admins.
-    let localpart = svc.counsellor_localpart("admin.ost");
-    let password = format!("pw-{}", uuid::Uuid::new_v4());
-    assisto_tests::matrix::register_user(&localpart, &password, true).await;
-    let (s, v) = svc
-        .admin(
-            Method::POST,
-            &format!("/institutions/{}/counsellors", inst.id),
-            Some(json!({"localpart": localpart, "display_name": "Admin Ost"})),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
-    let admin = TestUser::login(&localpart, &password).await;
+    let admin = svc.admin_counsellor(&inst, "Admin Ost").await;
 
     // The admin and seven colleagues: eight, the cap.
     let all: Vec<&str> = others.iter().map(|u| u.user_id.as_str()).collect();
