@@ -18,7 +18,7 @@ use crate::{
     },
     event::RoomEvent,
     homeserver::{HomeserverClient, HsError, TxnId},
-    processor::{EventHandler, HandleError},
+    processor::{db_error, hs_error, EventHandler, HandleError},
 };
 
 /// State key of the client-file widget in client chats.
@@ -31,22 +31,32 @@ pub struct Assisto {
     pub(crate) bot_user_id: String,
     pub(crate) checker: Checker,
     pub(crate) provisioning: Provisioning,
-    pub(crate) timezone: chrono_tz::Tz,
     /// The web embed, told of events in its conversations.
     pub(crate) embed: Option<std::sync::Arc<crate::embed::EmbedCore>>,
+    /// What bot commands work with.
+    commands: commands::Context,
 }
 
 impl Assisto {
     /// Creates the handler.
     pub fn new(provisioning: Provisioning, checker: Checker) -> Self {
+        let timezone = provisioning.config.bot.timezone.parse().unwrap_or(chrono_tz::Europe::Berlin);
+        let commands = commands::Context {
+            db: provisioning.db.clone(),
+            hs: provisioning.hs.clone(),
+            bot_user_id: provisioning.bot.clone(),
+            timezone,
+            checker: checker.clone(),
+            provisioning: provisioning.clone(),
+        };
         Self {
             db: provisioning.db.clone(),
             hs: provisioning.hs.clone(),
             bot_user_id: provisioning.bot.clone(),
-            timezone: provisioning.config.bot.timezone.parse().unwrap_or(chrono_tz::Europe::Berlin),
             checker,
             provisioning,
             embed: None,
+            commands,
         }
     }
 
@@ -472,7 +482,7 @@ impl Assisto {
         }
         let Some(body) = ev.content.get("body").and_then(Value::as_str) else { return Ok(()) };
         match commands::parse(body) {
-            Some(invocation) => commands::run(self, ev, invocation).await,
+            Some(invocation) => commands::run(&self.commands, ev, invocation).await,
             None => Ok(()),
         }
     }
@@ -499,20 +509,6 @@ impl EventHandler for Assisto {
         if let Some(embed) = &self.embed {
             embed.on_ephemeral(ev);
         }
-    }
-}
-
-/// A database error is worth a retry.
-pub(crate) fn db_error(e: sqlx::Error) -> HandleError {
-    HandleError::Transient(format!("database: {e}"))
-}
-
-/// A homeserver error: transient ones are retried, refusals are final.
-pub(crate) fn hs_error(e: HsError) -> HandleError {
-    if e.is_transient() {
-        HandleError::Transient(e.to_string())
-    } else {
-        HandleError::Permanent(e.to_string())
     }
 }
 

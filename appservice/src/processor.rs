@@ -412,3 +412,17 @@ async fn ephemeral_loop(inner: Arc<Inner>, mut rx: mpsc::Receiver<Value>) {
         inner.handler.handle_ephemeral(&ev).await;
     }
 }
+
+/// A database error is worth a retry.
+pub(crate) fn db_error(e: sqlx::Error) -> HandleError {
+    HandleError::Transient(format!("database: {e}"))
+}
+
+/// A homeserver error: transient ones are retried, refusals are final.
+pub(crate) fn hs_error(e: crate::homeserver::HsError) -> HandleError {
+    if e.is_transient() {
+        HandleError::Transient(e.to_string())
+    } else {
+        HandleError::Permanent(e.to_string())
+    }
+}

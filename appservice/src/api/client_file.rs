@@ -10,11 +10,7 @@
 //! tokens of users of other homeservers. Every access is checked: only counsellors of the
 //! client's institution. Error texts are German: the widget shows them.
 
-use std::{
-    collections::HashMap,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::sync::Arc;
 
 use axum::{
     extract::{Path, State},
@@ -26,19 +22,12 @@ use axum::{
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::AppState;
+use super::{openid::counsellor_for, AppState};
 use crate::{
     db::{audit, client_file, deletions, people},
-    domain::{deletion::Deleter, rules::Role, DomainError},
+    domain::{deletion::Deleter, DomainError},
     error::MatrixError,
 };
-
-/// How long a verified OpenID token is trusted without asking the homeserver again.
-const TOKEN_CACHE: Duration = Duration::from_secs(300);
-
-/// Verified OpenID tokens (by SHA-256), with their user and when to ask again.
-#[derive(Default)]
-pub struct OpenIdCache(std::sync::Mutex<HashMap<[u8; 32], (String, Instant)>>);
 
 /// The routes (nested under `/_assisto/client-file/v1`).
 pub(super) fn routes(files: &crate::config::FilesConfig) -> Router<Arc<AppState>> {
@@ -102,66 +91,6 @@ fn invalid(msg: impl Into<String>) -> MatrixError {
 
 fn domain(e: DomainError) -> MatrixError {
     e.to_matrix()
-}
-
-/// The counsellor behind the request, allowed to see this client's file.
-pub(super) async fn counsellor_for(
-    s: &AppState,
-    h: &HeaderMap,
-    client: &str,
-) -> Result<(String, people::Client), MatrixError> {
-    let token = h
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(MatrixError::unauthorized)?;
-    let key = super::auth_digest(token);
-    let cached = {
-        let cache = s.openid.0.lock().unwrap_or_else(|p| p.into_inner());
-        cache.get(&key).filter(|(_, until)| *until > Instant::now()).map(|(u, _)| u.clone())
-    };
-    let user = match cached {
-        Some(u) => u,
-        None => {
-            let user =
-                s.hs.openid_userinfo(token)
-                    .await
-                    .map_err(|e| {
-                        tracing::warn!(error = %e, "checking an OpenID token failed");
-                        MatrixError::new(
-                            StatusCode::BAD_GATEWAY,
-                            "M_UNKNOWN",
-                            "Die Anmeldung kann gerade nicht geprüft werden.",
-                        )
-                    })?
-                    .ok_or_else(|| {
-                        MatrixError::new(
-                            StatusCode::UNAUTHORIZED,
-                            "M_UNKNOWN_TOKEN",
-                            "Die Anmeldung ist ungültig oder abgelaufen.",
-                        )
-                    })?;
-            let mut cache = s.openid.0.lock().unwrap_or_else(|p| p.into_inner());
-            cache.retain(|_, (_, until)| *until > Instant::now());
-            cache.insert(key, (user.clone(), Instant::now() + TOKEN_CACHE));
-            user
-        }
-    };
-    let ours = user.rsplit_once(':').is_some_and(|(_, server)| server == s.config.homeserver.server_name);
-    if !ours {
-        return Err(MatrixError::forbidden("Nur Beratende dieses Servers haben Zugriff."));
-    }
-    let c = people::client_by_id(&s.db, client)
-        .await?
-        .ok_or_else(|| MatrixError::not_found("Diese ratsuchende Person gibt es nicht."))?;
-    match s.checker.role(&user).await? {
-        Role::Counsellor { institution } if institution == c.institution_id => Ok((user, c)),
-        _ => Err(MatrixError::forbidden(
-            "Nur Beratende der Einrichtung dieser Person haben Zugriff auf ihre Mappe.",
-        )),
-    }
 }
 
 fn body<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, MatrixError> {

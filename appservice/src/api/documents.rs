@@ -17,7 +17,7 @@ use axum::{
 };
 use serde_json::json;
 
-use super::{client_file::counsellor_for, AppState};
+use super::{openid::counsellor_for, AppState};
 use crate::{
     db::{audit, client_file},
     error::MatrixError,

@@ -6,6 +6,7 @@ mod auth;
 pub mod client_file;
 mod documents;
 mod module_check;
+mod openid;
 mod ops;
 mod ping;
 mod push_events;
@@ -52,7 +53,7 @@ pub struct AppState {
     /// Provisioning for the admin API.
     pub provisioning: crate::domain::provisioning::Provisioning,
     /// Verified OpenID tokens of counsellors.
-    pub openid: client_file::OpenIdCache,
+    pub openid: openid::OpenIdCache,
 }
 
 /// The whole router.

@@ -6,7 +6,7 @@ use crate::{
     db::{members, rooms},
     domain::{rules::Role, RoomKind},
     event::RoomEvent,
-    handler::{db_error, Assisto},
+    processor::db_error,
 };
 
 pub(super) static COMMANDS: [Command; 2] = [
@@ -23,16 +23,16 @@ pub(super) static COMMANDS: [Command; 2] = [
     },
 ];
 
-fn block<'a>(app: &'a Assisto, ev: &'a RoomEvent, _: &'a str) -> Reply<'a> {
+fn block<'a>(app: &'a super::Context, ev: &'a RoomEvent, _: &'a str) -> Reply<'a> {
     Box::pin(set_blocked(app, ev, true))
 }
 
-fn unblock<'a>(app: &'a Assisto, ev: &'a RoomEvent, _: &'a str) -> Reply<'a> {
+fn unblock<'a>(app: &'a super::Context, ev: &'a RoomEvent, _: &'a str) -> Reply<'a> {
     Box::pin(set_blocked(app, ev, false))
 }
 
 async fn set_blocked(
-    app: &Assisto,
+    app: &super::Context,
     ev: &RoomEvent,
     blocked: bool,
 ) -> Result<String, crate::processor::HandleError> {

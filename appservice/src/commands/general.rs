@@ -1,7 +1,7 @@
 //! General commands: help and status.
 
 use super::{Command, Reply, PREFIX};
-use crate::{db::now_ms, event::RoomEvent, handler::Assisto};
+use crate::{db::now_ms, event::RoomEvent};
 
 pub(super) static COMMANDS: [Command; 2] = [
     Command { name: "hilfe", help: "zeigt alle Befehle", run: help },
@@ -12,7 +12,7 @@ pub(super) static COMMANDS: [Command; 2] = [
     },
 ];
 
-fn help<'a>(_: &'a Assisto, _: &'a RoomEvent, _: &'a str) -> Reply<'a> {
+fn help<'a>(_: &'a super::Context, _: &'a RoomEvent, _: &'a str) -> Reply<'a> {
     Box::pin(async move {
         let mut out = String::from("Befehle von assisto:");
         for c in super::all() {
@@ -22,7 +22,7 @@ fn help<'a>(_: &'a Assisto, _: &'a RoomEvent, _: &'a str) -> Reply<'a> {
     })
 }
 
-fn status<'a>(_: &'a Assisto, ev: &'a RoomEvent, _: &'a str) -> Reply<'a> {
+fn status<'a>(_: &'a super::Context, ev: &'a RoomEvent, _: &'a str) -> Reply<'a> {
     Box::pin(async move {
         let delay = ev.origin_server_ts.map(|ts| (now_ms() - ts).max(0));
         Ok(match delay {

@@ -21,7 +21,7 @@ use crate::{
     },
     domain::{rules::Role, RoomKind},
     event::RoomEvent,
-    handler::{db_error, Assisto},
+    processor::db_error,
     processor::HandleError,
 };
 
@@ -34,7 +34,7 @@ pub(super) static COMMANDS: [Command; 4] = [
 
 /// The managed group this command is about, if the sender may manage it.
 async fn group_for(
-    app: &Assisto,
+    app: &super::Context,
     ev: &RoomEvent,
     room_id: &str,
 ) -> Result<Result<ManagedRoom, String>, HandleError> {
@@ -50,7 +50,7 @@ async fn group_for(
     }
 }
 
-fn group<'a>(app: &'a Assisto, ev: &'a RoomEvent, args: &'a str) -> Reply<'a> {
+fn group<'a>(app: &'a super::Context, ev: &'a RoomEvent, args: &'a str) -> Reply<'a> {
     Box::pin(async move {
         let room = match group_for(app, ev, &ev.room_id).await? {
             Ok(r) => r,
@@ -79,7 +79,7 @@ fn group<'a>(app: &'a Assisto, ev: &'a RoomEvent, args: &'a str) -> Reply<'a> {
                 app.hs
                     .admin_request::<serde_json::Value>(reqwest::Method::DELETE, &["_synapse", "admin", "v2", "rooms", &room.room_id], Some(&body))
                     .await
-                    .map_err(crate::handler::hs_error)?;
+                    .map_err(crate::processor::hs_error)?;
                 Ok(String::new())
             }
             _ => Ok("Bitte so: „!assisto gruppe deaktivieren“, „!assisto gruppe aktivieren“ oder „!assisto gruppe löschen“.".into()),
@@ -87,7 +87,7 @@ fn group<'a>(app: &'a Assisto, ev: &'a RoomEvent, args: &'a str) -> Reply<'a> {
     })
 }
 
-fn participant<'a>(app: &'a Assisto, ev: &'a RoomEvent, args: &'a str) -> Reply<'a> {
+fn participant<'a>(app: &'a super::Context, ev: &'a RoomEvent, args: &'a str) -> Reply<'a> {
     Box::pin(async move {
         let room = match group_for(app, ev, &ev.room_id).await? {
             Ok(r) => r,
@@ -151,7 +151,7 @@ pub fn format_slot(tz: chrono_tz::Tz, starts: i64, ends: i64) -> String {
     format!("{} {}–{}", f(starts, "%d.%m.%Y"), f(starts, "%H:%M"), f(ends, "%H:%M"))
 }
 
-fn appointment<'a>(app: &'a Assisto, ev: &'a RoomEvent, args: &'a str) -> Reply<'a> {
+fn appointment<'a>(app: &'a super::Context, ev: &'a RoomEvent, args: &'a str) -> Reply<'a> {
     Box::pin(async move {
         let room = match group_for(app, ev, &ev.room_id).await? {
             Ok(r) => r,
@@ -203,7 +203,7 @@ fn appointment<'a>(app: &'a Assisto, ev: &'a RoomEvent, args: &'a str) -> Reply<
     })
 }
 
-fn description<'a>(app: &'a Assisto, ev: &'a RoomEvent, args: &'a str) -> Reply<'a> {
+fn description<'a>(app: &'a super::Context, ev: &'a RoomEvent, args: &'a str) -> Reply<'a> {
     Box::pin(async move {
         // Never in a room with clients: they would read the command itself.
         let here = members::of_room(&app.db, &ev.room_id).await.map_err(db_error)?;

@@ -13,11 +13,30 @@ pub use groups::{format_slot, parse_slot};
 use std::{future::Future, pin::Pin};
 
 use crate::{
+    db::Db,
+    domain::{checks::Checker, provisioning::Provisioning},
     event::RoomEvent,
-    handler::{hs_error, Assisto},
-    homeserver::TxnId,
-    processor::HandleError,
+    homeserver::{HomeserverClient, TxnId},
+    processor::{hs_error, HandleError},
 };
+
+/// What commands work with (the event handler builds it once): the database, the
+/// homeserver as the bot, who people are, provisioning and the bot's time zone.
+#[derive(Clone)]
+pub struct Context {
+    /// The database.
+    pub db: Db,
+    /// The homeserver.
+    pub hs: HomeserverClient,
+    /// The bot's user ID.
+    pub bot_user_id: String,
+    /// Who people are, what rooms are.
+    pub checker: Checker,
+    /// Institutions, counsellors, clients.
+    pub provisioning: Provisioning,
+    /// The time zone appointments are given in.
+    pub timezone: chrono_tz::Tz,
+}
 
 /// The prefix that addresses the bot.
 pub const PREFIX: &str = "!assisto";
@@ -41,7 +60,7 @@ pub struct Command {
     /// One line of German help.
     pub help: &'static str,
     /// Produces the answer.
-    pub run: for<'a> fn(&'a Assisto, &'a RoomEvent, &'a str) -> Reply<'a>,
+    pub run: for<'a> fn(&'a Context, &'a RoomEvent, &'a str) -> Reply<'a>,
 }
 
 /// Every command, in the order the help lists them.
@@ -61,7 +80,7 @@ pub fn parse(body: &str) -> Option<Invocation<'_>> {
 }
 
 /// Runs a command and answers in the room.
-pub async fn run(app: &Assisto, ev: &RoomEvent, inv: Invocation<'_>) -> Result<(), HandleError> {
+pub async fn run(app: &Context, ev: &RoomEvent, inv: Invocation<'_>) -> Result<(), HandleError> {
     let name = if inv.name.is_empty() { "hilfe" } else { inv.name };
     let name = name.to_lowercase();
     let answer = match all().into_iter().find(|c| c.name == name) {
