@@ -149,6 +149,12 @@ impl TestUser {
         self.raw(reqwest::Method::POST, "/_matrix/client/v3/createRoom", Some(body)).await
     }
 
+    /// `POST /rooms/{room}/upgrade` to `version`; returns status and JSON.
+    pub async fn upgrade_raw(&self, room_id: &str, version: &str) -> (u16, Value) {
+        let path = format!("/_matrix/client/v3/rooms/{}/upgrade", enc(room_id));
+        self.raw(reqwest::Method::POST, &path, Some(json!({"new_version": version}))).await
+    }
+
     /// Invites `target`; returns status and JSON (a refusal is not a panic).
     pub async fn invite_raw(&self, room_id: &str, target: &str) -> (u16, Value) {
         let path = format!("/_matrix/client/v3/rooms/{}/invite", enc(room_id));

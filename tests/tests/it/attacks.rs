@@ -403,13 +403,7 @@ async fn an_upgraded_room_keeps_its_bot_its_space_its_members_and_its_rules() {
         joined(anna, &old).await.contains(&bot).then_some(())
     })
     .await;
-    let (s, v) = anna
-        .raw(
-            Method::POST,
-            &format!("/_matrix/client/v3/rooms/{}/upgrade", enc(&old)),
-            Some(json!({"new_version": "12"})),
-        )
-        .await;
+    let (s, v) = anna.upgrade_raw(&old, "12").await;
     assert_eq!(s, 200, "upgrade: {v}");
     let new = v["replacement_room"].as_str().expect("replacement").to_owned();
     // The bot follows with its power, and Ben is invited over.

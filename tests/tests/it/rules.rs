@@ -149,13 +149,7 @@ async fn no_client_ever_joins_a_colleague_room() {
     assert_eq!(err.errcode(), Some("M_FORBIDDEN"), "{err}");
     // Creating a room that mixes is refused too: a colleague chat cannot be opened with a client.
     // Through an upgrade: the new room inherits the kind, and the client is refused there.
-    let (s, v) = anna
-        .raw(
-            Method::POST,
-            &format!("/_matrix/client/v3/rooms/{}/upgrade", enc(&room)),
-            Some(json!({"new_version": "12"})),
-        )
-        .await;
+    let (s, v) = anna.upgrade_raw(&room, "12").await;
     assert_eq!(s, 200, "upgrade: {v}");
     let new_room = v["replacement_room"].as_str().expect("replacement").to_owned();
     let (s, v) = anna.invite_raw(&new_room, &client).await;
