@@ -407,7 +407,6 @@ impl Assisto {
                 .or_else(ignore_refusal_notice)?;
             return Ok(());
         };
-        let _ = room;
         let outcome = self
             .hs
             .set_state(&ev.room_id, &self.bot_user_id, &ev.kind, state_key, &content)

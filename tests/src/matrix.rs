@@ -247,6 +247,17 @@ impl TestUser {
     }
 
     /// GET on the client-server API as this user.
+    /// `PUT /rooms/{room}/state/{type}/{key}` with a raw body; returns status and JSON.
+    pub async fn put_state_raw(&self, room_id: &str, kind: &str, key: &str, content: Value) -> (u16, Value) {
+        let path = format!("/_matrix/client/v3/rooms/{}/state/{}/{}", enc(room_id), kind, enc(key));
+        self.raw(reqwest::Method::PUT, &path, Some(content)).await
+    }
+
+    /// A state event's content as this user reads it (`Null` if unreadable).
+    pub async fn state(&self, room_id: &str, kind: &str, key: &str) -> Value {
+        self.raw_get(&format!("/_matrix/client/v3/rooms/{}/state/{}/{}", enc(room_id), kind, enc(key))).await
+    }
+
     pub async fn raw_get(&self, path: &str) -> Value {
         let token = self.client.access_token().expect("logged in");
         reqwest::Client::new()

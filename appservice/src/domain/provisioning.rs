@@ -297,9 +297,7 @@ impl Provisioning {
         self.hs.set_state(room_id, &self.bot, SPACE_PARENT, &space, &parent).await?;
         Ok(())
     }
-}
 
-impl Provisioning {
     /// Takes `room_id` out of the institution's space for `cat` (an upgraded room's
     /// predecessor): an empty `m.space.child` removes the link.
     pub async fn remove_from_space(

@@ -15,17 +15,6 @@ use assisto_tests::{
 use reqwest::Method;
 use serde_json::{json, Value};
 
-/// `PUT /rooms/{room}/state/{type}/{key}` as `user`.
-async fn put_state(user: &TestUser, room: &str, kind: &str, key: &str, content: Value) -> (u16, Value) {
-    let path = format!("/_matrix/client/v3/rooms/{}/state/{}/{}", enc(room), kind, enc(key));
-    user.raw(Method::PUT, &path, Some(content)).await
-}
-
-/// Reads a state event's content as `user` (`Null` if unreadable).
-async fn get_state(user: &TestUser, room: &str, kind: &str, key: &str) -> Value {
-    user.raw_get(&format!("/_matrix/client/v3/rooms/{}/state/{}/{}", enc(room), kind, enc(key))).await
-}
-
 fn room_id(v: &Value) -> String {
     v["room_id"].as_str().unwrap_or_else(|| panic!("no room_id in {v}")).to_owned()
 }
@@ -139,23 +128,23 @@ async fn no_member_can_weaken_a_managed_room() {
             ("de.unbekannt", "", json!({"x": 1}), "protected_setting"),
         ];
         for (kind, key, content, rule) in attempts {
-            let (s, v) = put_state(anna, room, kind, key, content).await;
+            let (s, v) = anna.put_state_raw(room, kind, key, content).await;
             refused_by(s, &v, rule);
         }
         // Power levels: the bot keeps its power, nobody gets more, clients get none.
-        let pl = get_state(anna, room, "m.room.power_levels", "").await;
+        let pl = anna.state(room, "m.room.power_levels", "").await;
         assert_eq!(pl["users"][&bot], 100, "{pl}");
         let mut demoted = pl.clone();
         demoted["users"][&bot] = json!(0);
-        let (s, v) = put_state(anna, room, "m.room.power_levels", "", demoted).await;
+        let (s, v) = anna.put_state_raw(room, "m.room.power_levels", "", demoted).await;
         refused_by(s, &v, "protected_power_levels");
         let mut client_power = pl.clone();
         client_power["users"][&client] = json!(100);
-        let (s, v) = put_state(anna, room, "m.room.power_levels", "", client_power).await;
+        let (s, v) = anna.put_state_raw(room, "m.room.power_levels", "", client_power).await;
         refused_by(s, &v, "protected_power_levels");
         let mut everyone = pl.clone();
         everyone["users_default"] = json!(100);
-        let (s, v) = put_state(anna, room, "m.room.power_levels", "", everyone).await;
+        let (s, v) = anna.put_state_raw(room, "m.room.power_levels", "", everyone).await;
         refused_by(s, &v, "protected_power_levels");
         // The bot stays.
         let (s, v) = anna
@@ -193,11 +182,11 @@ async fn no_member_can_weaken_a_managed_room() {
             .await;
         assert_eq!(s, 403, "alias: {v}");
         // What is allowed still works: a new name, a topic, a stricter history.
-        let (s, v) = put_state(anna, room, "m.room.topic", "", json!({"topic": "Neues Thema"})).await;
+        let (s, v) = anna.put_state_raw(room, "m.room.topic", "", json!({"topic": "Neues Thema"})).await;
         assert_eq!(s, 200, "{v}");
-        let (s, v) =
-            put_state(anna, room, "m.room.history_visibility", "", json!({"history_visibility": "joined"}))
-                .await;
+        let (s, v) = anna
+            .put_state_raw(room, "m.room.history_visibility", "", json!({"history_visibility": "joined"}))
+            .await;
         assert_eq!(s, 200, "{v}");
         // Nothing became readable from outside.
         for path in [
@@ -209,12 +198,9 @@ async fn no_member_can_weaken_a_managed_room() {
         }
         let (s, v) = join_raw(otto, room).await;
         assert_eq!(s, 403, "{v}");
-        assert_eq!(
-            get_state(anna, room, "m.room.history_visibility", "").await["history_visibility"],
-            "joined"
-        );
-        assert_eq!(get_state(anna, room, "m.room.join_rules", "").await["join_rule"], "invite");
-        assert_eq!(get_state(anna, room, "m.room.guest_access", "").await["guest_access"], "forbidden");
+        assert_eq!(anna.state(room, "m.room.history_visibility", "").await["history_visibility"], "joined");
+        assert_eq!(anna.state(room, "m.room.join_rules", "").await["join_rule"], "invite");
+        assert_eq!(anna.state(room, "m.room.guest_access", "").await["guest_access"], "forbidden");
     }
     assert_eq!(kind_of(&svc, &inst.id, &team).await.as_deref(), Some("colleague_group"));
     svc.stop().await;
@@ -253,7 +239,7 @@ async fn creation_cannot_smuggle_members_or_weak_settings() {
     let three = room_id(&v);
     assert_eq!(kind_of(&svc, &inst.id, &three).await.as_deref(), Some("colleague_group"));
     for u in &others[..3] {
-        assert_eq!(get_state(anna, &three, "m.room.member", u).await["membership"], "invite");
+        assert_eq!(anna.state(&three, "m.room.member", u).await["membership"], "invite");
     }
 
     // Weak settings at creation are refused; end-to-end encryption (Element's default) is
@@ -293,9 +279,9 @@ async fn creation_cannot_smuggle_members_or_weak_settings() {
         .await;
     assert_eq!(s, 200, "Element's direct chat: {v}");
     let dm = room_id(&v);
-    assert!(get_state(anna, &dm, "m.room.encryption", "").await.get("algorithm").is_none(), "not encrypted");
-    assert_eq!(get_state(anna, &dm, "m.room.join_rules", "").await["join_rule"], "invite");
-    assert_eq!(get_state(anna, &dm, "m.room.guest_access", "").await["guest_access"], "forbidden");
+    assert!(anna.state(&dm, "m.room.encryption", "").await.get("algorithm").is_none(), "not encrypted");
+    assert_eq!(anna.state(&dm, "m.room.join_rules", "").await["join_rule"], "invite");
+    assert_eq!(anna.state(&dm, "m.room.guest_access", "").await["guest_access"], "forbidden");
     svc.stop().await;
 }
 
@@ -411,9 +397,9 @@ async fn an_upgraded_room_keeps_its_bot_its_space_its_members_and_its_rules() {
         joined(anna, &new).await.contains(&bot).then_some(())
     })
     .await;
-    assert_eq!(get_state(anna, &new, "m.room.power_levels", "").await["users"][&bot], 100);
+    assert_eq!(anna.state(&new, "m.room.power_levels", "").await["users"][&bot], 100);
     eventually("Ben invited into the new room", Duration::from_secs(30), || async {
-        (get_state(anna, &new, "m.room.member", &ben.user_id).await["membership"] == "invite").then_some(())
+        (anna.state(&new, "m.room.member", &ben.user_id).await["membership"] == "invite").then_some(())
     })
     .await;
     let (s, v) = join_raw(ben, &new).await;
@@ -422,11 +408,11 @@ async fn an_upgraded_room_keeps_its_bot_its_space_its_members_and_its_rules() {
     // The space lists the new room, not the old one.
     let space = inst.rooms["colleagues"].as_str().expect("space").to_owned();
     eventually("the new room in the space", Duration::from_secs(30), || async {
-        get_state(anna, &space, "m.space.child", &new).await.get("via").is_some().then_some(())
+        anna.state(&space, "m.space.child", &new).await.get("via").is_some().then_some(())
     })
     .await;
     eventually("the old room out of the space", Duration::from_secs(30), || async {
-        get_state(anna, &space, "m.space.child", &old).await.get("via").is_none().then_some(())
+        anna.state(&space, "m.space.child", &old).await.get("via").is_none().then_some(())
     })
     .await;
     // The bot answers there, and the rules hold: still a chat for two, still protected.
@@ -437,14 +423,9 @@ async fn an_upgraded_room_keeps_its_bot_its_space_its_members_and_its_rules() {
     .await;
     let (s, v) = anna.invite_raw(&new, &people[2].user_id).await;
     refused_by(s, &v, "colleague_chat_for_two");
-    let (s, v) = put_state(
-        anna,
-        &new,
-        "m.room.history_visibility",
-        "",
-        json!({"history_visibility": "world_readable"}),
-    )
-    .await;
+    let (s, v) = anna
+        .put_state_raw(&new, "m.room.history_visibility", "", json!({"history_visibility": "world_readable"}))
+        .await;
     refused_by(s, &v, "protected_setting");
     svc.stop().await;
 }
@@ -463,27 +444,26 @@ async fn what_a_server_admin_forces_is_repaired_and_counted() {
     })
     .await;
     // The module lets a server admin through, as Synapse does with its spam checks …
-    let (s, v) = put_state(
-        &admin,
-        &room,
-        "m.room.history_visibility",
-        "",
-        json!({"history_visibility": "world_readable"}),
-    )
-    .await;
+    let (s, v) = admin
+        .put_state_raw(
+            &room,
+            "m.room.history_visibility",
+            "",
+            json!({"history_visibility": "world_readable"}),
+        )
+        .await;
     assert_eq!(s, 200, "admins are let through: {v}");
     let (s, v) =
-        put_state(&admin, &room, "m.room.guest_access", "", json!({"guest_access": "can_join"})).await;
+        admin.put_state_raw(&room, "m.room.guest_access", "", json!({"guest_access": "can_join"})).await;
     assert_eq!(s, 200, "{v}");
     // … and the service puts it back.
     eventually("the history hidden again", Duration::from_secs(30), || async {
-        (get_state(&admin, &room, "m.room.history_visibility", "").await["history_visibility"] == "shared")
+        (admin.state(&room, "m.room.history_visibility", "").await["history_visibility"] == "shared")
             .then_some(())
     })
     .await;
     eventually("guests shut out again", Duration::from_secs(30), || async {
-        (get_state(&admin, &room, "m.room.guest_access", "").await["guest_access"] == "forbidden")
-            .then_some(())
+        (admin.state(&room, "m.room.guest_access", "").await["guest_access"] == "forbidden").then_some(())
     })
     .await;
     // Both repairs are in the audit log ("repaired" is written once the repair worked).
@@ -510,7 +490,7 @@ async fn what_a_server_admin_forces_is_repaired_and_counted() {
     let (s, v) = admin.invite_raw(&room, &outsiders[0].user_id).await;
     assert_eq!(s, 200, "{v}");
     eventually("the outsider's invite withdrawn", Duration::from_secs(30), || async {
-        (get_state(&admin, &room, "m.room.member", &outsiders[0].user_id).await["membership"] == "leave")
+        (admin.state(&room, "m.room.member", &outsiders[0].user_id).await["membership"] == "leave")
             .then_some(())
     })
     .await;

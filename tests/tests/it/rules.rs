@@ -71,13 +71,7 @@ async fn a_colleague_group_refuses_its_ninth_member() {
     let (s, _) = others[0].invite_raw(&room, &ninth.user_id).await;
     assert_eq!(s, 403);
     // … the room cannot be made public to try …
-    let (s, v) = creator
-        .raw(
-            Method::PUT,
-            &format!("/_matrix/client/v3/rooms/{}/state/m.room.join_rules/", enc(&room)),
-            Some(json!({"join_rule": "public"})),
-        )
-        .await;
+    let (s, v) = creator.put_state_raw(&room, "m.room.join_rules", "", json!({"join_rule": "public"})).await;
     assert_eq!((s, v["de.assisto.rule"].as_str()), (403, Some("protected_setting")), "{v}");
     // … and a raw join is refused as well.
     let (s, v) = ninth
@@ -137,13 +131,7 @@ async fn no_client_ever_joins_a_colleague_room() {
     assert_eq!(s, 403, "{v}");
     assert!(v["error"].as_str().unwrap_or_default().contains("Kolleg:innen"), "{v}");
     // The room cannot be made public; a raw join is refused.
-    let (s, _) = anna
-        .raw(
-            Method::PUT,
-            &format!("/_matrix/client/v3/rooms/{}/state/m.room.join_rules/", enc(&room)),
-            Some(json!({"join_rule": "public"})),
-        )
-        .await;
+    let (s, _) = anna.put_state_raw(&room, "m.room.join_rules", "", json!({"join_rule": "public"})).await;
     assert_eq!(s, 403);
     let err = hs.join_room(&room, &client).await.expect_err("a client must not join a colleague room");
     assert_eq!(err.errcode(), Some("M_FORBIDDEN"), "{err}");
@@ -154,13 +142,7 @@ async fn no_client_ever_joins_a_colleague_room() {
     let new_room = v["replacement_room"].as_str().expect("replacement").to_owned();
     let (s, v) = anna.invite_raw(&new_room, &client).await;
     assert_eq!(s, 403, "a client must not enter the upgraded colleague room: {v}");
-    let (s, _) = anna
-        .raw(
-            Method::PUT,
-            &format!("/_matrix/client/v3/rooms/{}/state/m.room.join_rules/", enc(&new_room)),
-            Some(json!({"join_rule": "public"})),
-        )
-        .await;
+    let (s, _) = anna.put_state_raw(&new_room, "m.room.join_rules", "", json!({"join_rule": "public"})).await;
     assert_eq!(s, 403, "the upgraded room is protected too");
     assert!(hs.join_room(&new_room, &client).await.is_err(), "nor join it");
     assert!(!joined(&anna, &room).await.contains(&client));
