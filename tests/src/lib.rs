@@ -313,6 +313,16 @@ impl TestService {
         (status, r.json().await.unwrap_or(serde_json::Value::Null))
     }
 
+    /// A room's kind as the service recorded it (admin API), if it is managed.
+    pub async fn room_kind(&self, inst: &str, room_id: &str) -> Option<String> {
+        let (_, rooms) = self.admin(reqwest::Method::GET, &format!("/institutions/{inst}/rooms"), None).await;
+        rooms
+            .as_array()?
+            .iter()
+            .find(|r| r["room_id"] == room_id)
+            .and_then(|r| r["kind"].as_str().map(str::to_owned))
+    }
+
     /// Creates an institution through the admin API.
     pub async fn institution(&self, name: &str) -> TestInstitution {
         let id = format!("inst-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);

@@ -31,15 +31,6 @@ async fn join_raw(user: &TestUser, room: &str) -> (u16, Value) {
     user.raw(Method::POST, &format!("/_matrix/client/v3/rooms/{}/join", enc(room)), Some(json!({}))).await
 }
 
-async fn kind_of(svc: &TestService, inst: &str, room_id: &str) -> Option<String> {
-    let (_, rooms) = svc.admin(Method::GET, &format!("/institutions/{inst}/rooms"), None).await;
-    rooms
-        .as_array()?
-        .iter()
-        .find(|r| r["room_id"] == room_id)
-        .and_then(|r| r["kind"].as_str().map(str::to_owned))
-}
-
 /// Whether any room named `name` exists on the homeserver (admin API).
 async fn room_named_exists(name: &str) -> bool {
     let r = reqwest::Client::new()
@@ -202,7 +193,7 @@ async fn no_member_can_weaken_a_managed_room() {
         assert_eq!(anna.state(room, "m.room.join_rules", "").await["join_rule"], "invite");
         assert_eq!(anna.state(room, "m.room.guest_access", "").await["guest_access"], "forbidden");
     }
-    assert_eq!(kind_of(&svc, &inst.id, &team).await.as_deref(), Some("colleague_group"));
+    assert_eq!(svc.room_kind(&inst.id, &team).await.as_deref(), Some("colleague_group"));
     svc.stop().await;
 }
 
@@ -237,7 +228,7 @@ async fn creation_cannot_smuggle_members_or_weak_settings() {
     let (s, v) = anna.create_room_raw(json!({"name": "Drei", "initial_state": state})).await;
     assert_eq!(s, 200, "{v}");
     let three = room_id(&v);
-    assert_eq!(kind_of(&svc, &inst.id, &three).await.as_deref(), Some("colleague_group"));
+    assert_eq!(svc.room_kind(&inst.id, &three).await.as_deref(), Some("colleague_group"));
     for u in &others[..3] {
         assert_eq!(anna.state(&three, "m.room.member", u).await["membership"], "invite");
     }
@@ -298,7 +289,7 @@ async fn a_colleague_chat_stays_two_and_unclassified_rooms_stay_closed() {
         .await;
     assert_eq!(s, 200, "{v}");
     let dm = room_id(&v);
-    assert_eq!(kind_of(&svc, &inst.id, &dm).await.as_deref(), Some("colleague_chat"));
+    assert_eq!(svc.room_kind(&inst.id, &dm).await.as_deref(), Some("colleague_chat"));
     for u in &people[2..] {
         let (s, v) = anna.invite_raw(&dm, &u.user_id).await;
         refused_by(s, &v, "colleague_chat_for_two");
@@ -404,7 +395,7 @@ async fn an_upgraded_room_keeps_its_bot_its_space_its_members_and_its_rules() {
     .await;
     let (s, v) = join_raw(ben, &new).await;
     assert_eq!(s, 200, "{v}");
-    assert_eq!(kind_of(&svc, &inst.id, &new).await.as_deref(), Some("colleague_chat"));
+    assert_eq!(svc.room_kind(&inst.id, &new).await.as_deref(), Some("colleague_chat"));
     // The space lists the new room, not the old one.
     let space = inst.rooms["colleagues"].as_str().expect("space").to_owned();
     eventually("the new room in the space", Duration::from_secs(30), || async {

@@ -12,16 +12,6 @@ use assisto_tests::{
 use reqwest::Method;
 use serde_json::json;
 
-/// The room's kind as the service recorded it.
-async fn kind_of(svc: &TestService, inst: &str, room_id: &str) -> Option<String> {
-    let (_, rooms) = svc.admin(Method::GET, &format!("/institutions/{inst}/rooms"), None).await;
-    rooms
-        .as_array()?
-        .iter()
-        .find(|r| r["room_id"] == room_id)
-        .and_then(|r| r["kind"].as_str().map(str::to_owned))
-}
-
 /// Whether the institution's space for `cat` lists the room.
 async fn in_space(member: &TestUser, space: &str, room_id: &str) -> bool {
     let path = format!("/_matrix/client/v3/rooms/{}/state/m.space.child/{}", enc(space), enc(room_id));
@@ -53,7 +43,7 @@ async fn a_colleague_group_refuses_its_ninth_member() {
         let (s, v) = creator.invite_raw(&room, &u.user_id).await;
         assert_eq!(s, 200, "invite within the cap: {v}");
     }
-    assert_eq!(kind_of(&svc, &inst.id, &room).await.as_deref(), Some("colleague_group"));
+    assert_eq!(svc.room_kind(&inst.id, &room).await.as_deref(), Some("colleague_group"));
     for u in &others[..7] {
         let (s, v) = u
             .raw(Method::POST, &format!("/_matrix/client/v3/rooms/{}/join", enc(&room)), Some(json!({})))
@@ -122,7 +112,7 @@ async fn no_client_ever_joins_a_colleague_room() {
     assert_eq!(s, 200, "{v}");
     let room = v["room_id"].as_str().expect("room").to_owned();
     eventually("the room recorded", Duration::from_secs(20), || async {
-        (kind_of(&svc, &inst.id, &room).await.as_deref() == Some("colleague_chat")).then_some(())
+        (svc.room_kind(&inst.id, &room).await.as_deref() == Some("colleague_chat")).then_some(())
     })
     .await;
 
@@ -196,7 +186,7 @@ async fn counsellors_reach_only_their_own_institutions_clients() {
         joined(&anna, &room).await.contains(&client).then_some(())
     })
     .await;
-    assert_eq!(kind_of(&svc, &north.id, &room).await.as_deref(), Some("client_chat"));
+    assert_eq!(svc.room_kind(&north.id, &room).await.as_deref(), Some("client_chat"));
     let space = north.rooms["clients"].as_str().expect("space").to_owned();
     eventually("the chat in the Ratsuchende space", Duration::from_secs(20), || async {
         in_space(&anna, &space, &room).await.then_some(())
