@@ -9,7 +9,6 @@ use serde::Serialize;
 use crate::{
     config::Config,
     db::{audit, institutions, people, rooms},
-    domain::DomainError,
 };
 
 /// `assisto institution …`
@@ -198,7 +197,7 @@ fn print<T: Serialize>(v: &T) -> anyhow::Result<()> {
     }
 }
 
-fn fail(e: DomainError) -> anyhow::Error {
+fn fail(e: crate::error::Error) -> anyhow::Error {
     anyhow::anyhow!("{e}")
 }
 

@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     db::{audit, embed, institutions, members, now_ms, people, Db},
-    domain::{provisioning::Provisioning, Category, DomainError, RoomKind},
+    domain::{provisioning::Provisioning, Category, RoomKind},
     event::RoomEvent,
     homeserver::{HomeserverClient, HsError, TxnId},
 };
@@ -73,11 +73,12 @@ fn db_err(e: sqlx::Error) -> CoreError {
     unavailable(e)
 }
 
-fn domain_err(e: DomainError) -> CoreError {
+fn domain_err(e: crate::error::Error) -> CoreError {
+    use crate::{domain::DomainError as D, error::Error};
     match e {
-        DomainError::Invalid(m) => CoreError::Invalid(m),
-        DomainError::NotFound(m) => CoreError::NotFound(m),
-        DomainError::Forbidden(m) | DomainError::Conflict(m) => CoreError::Forbidden(m),
+        Error::Domain(D::Invalid(m)) => CoreError::Invalid(m),
+        Error::Domain(D::NotFound(m)) => CoreError::NotFound(m),
+        Error::Domain(D::Forbidden(m) | D::Conflict(m)) => CoreError::Forbidden(m),
         other => unavailable(other),
     }
 }

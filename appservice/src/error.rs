@@ -80,3 +80,64 @@ impl From<sqlx::Error> for MatrixError {
         Self::internal(&e)
     }
 }
+
+/// Why an operation of the service failed: refused by the domain, or a failure of the
+/// homeserver or the database.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Refused by the domain (invalid input, not found, conflict, forbidden).
+    #[error(transparent)]
+    Domain(#[from] assisto_core::DomainError),
+    /// The homeserver failed or refused.
+    #[error("homeserver: {0}")]
+    Homeserver(#[from] crate::homeserver::HsError),
+    /// The database failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl Error {
+    /// Invalid input; the text says which field and why.
+    pub fn invalid(m: impl Into<String>) -> Self {
+        Self::Domain(assisto_core::DomainError::Invalid(m.into()))
+    }
+
+    /// The thing does not exist.
+    pub fn not_found(m: impl Into<String>) -> Self {
+        Self::Domain(assisto_core::DomainError::NotFound(m.into()))
+    }
+
+    /// It exists already.
+    pub fn conflict(m: impl Into<String>) -> Self {
+        Self::Domain(assisto_core::DomainError::Conflict(m.into()))
+    }
+
+    /// Not allowed.
+    pub fn forbidden(m: impl Into<String>) -> Self {
+        Self::Domain(assisto_core::DomainError::Forbidden(m.into()))
+    }
+
+    /// The Matrix-style error for an API answer.
+    pub fn to_matrix(&self) -> MatrixError {
+        use assisto_core::DomainError as D;
+        match self {
+            Error::Domain(D::Invalid(m)) => {
+                MatrixError::new(StatusCode::BAD_REQUEST, "M_INVALID_PARAM", m.clone())
+            }
+            Error::Domain(D::NotFound(m)) => MatrixError::not_found(m.clone()),
+            Error::Domain(D::Conflict(m)) => MatrixError::new(StatusCode::CONFLICT, "M_CONFLICT", m.clone()),
+            Error::Domain(D::Forbidden(m)) => MatrixError::forbidden(m.clone()),
+            Error::Homeserver(e) => {
+                tracing::error!(error = %e, "homeserver request failed");
+                MatrixError::new(StatusCode::BAD_GATEWAY, "M_UNKNOWN", "The homeserver failed; try again")
+            }
+            Error::Database(e) => MatrixError::internal(e),
+        }
+    }
+}
+
+impl From<Error> for MatrixError {
+    fn from(e: Error) -> Self {
+        e.to_matrix()
+    }
+}

@@ -18,7 +18,6 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use super::AppState;
 use crate::{
     db::{audit, institutions, people, rooms},
-    domain::DomainError,
     error::MatrixError,
 };
 
@@ -55,10 +54,6 @@ fn body<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
     super::json_body(bytes, "Invalid request body", "Content not JSON")
 }
 
-fn domain(e: DomainError) -> MatrixError {
-    e.to_matrix()
-}
-
 fn created<T: Serialize>(v: T) -> Response {
     (StatusCode::CREATED, Json(v)).into_response()
 }
@@ -91,7 +86,7 @@ async fn create_institution_route(
 ) -> ApiResult<Response> {
     auth(&s, &h)?;
     let req: NewInstitution = body(&b)?;
-    Ok(created(s.provisioning.create_institution(ACTOR, &req.id, &req.name).await.map_err(domain)?))
+    Ok(created(s.provisioning.create_institution(ACTOR, &req.id, &req.name).await?))
 }
 
 /// # `GET /_assisto/admin/v1/institutions/{id}`
@@ -101,7 +96,7 @@ async fn get_institution_route(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     auth(&s, &h)?;
-    Ok(Json(s.provisioning.institution(&id).await.map_err(domain)?).into_response())
+    Ok(Json(s.provisioning.institution(&id).await?).into_response())
 }
 
 async fn require_institution(s: &AppState, id: &str) -> ApiResult<()> {
@@ -137,7 +132,7 @@ async fn create_department_route(
 ) -> ApiResult<Response> {
     auth(&s, &h)?;
     let req: NewDepartment = body(&b)?;
-    Ok(created(s.provisioning.create_department(ACTOR, &id, &req.name).await.map_err(domain)?))
+    Ok(created(s.provisioning.create_department(ACTOR, &id, &req.name).await?))
 }
 
 #[derive(Deserialize)]
@@ -181,8 +176,7 @@ async fn add_counsellor_route(
             req.password.as_deref(),
             &req.departments,
         )
-        .await
-        .map_err(domain)?;
+        .await?;
     Ok(created(c))
 }
 
@@ -212,7 +206,7 @@ async fn create_client_route(
 ) -> ApiResult<Response> {
     auth(&s, &h)?;
     let req: NewClient = body(&b)?;
-    Ok(created(s.provisioning.create_client(ACTOR, &id, &req.display_name).await.map_err(domain)?))
+    Ok(created(s.provisioning.create_client(ACTOR, &id, &req.display_name).await?))
 }
 
 /// # `GET /_assisto/admin/v1/institutions/{id}/rooms`
@@ -233,7 +227,7 @@ async fn block_route(
     Path(user_id): Path<String>,
 ) -> ApiResult<Response> {
     auth(&s, &h)?;
-    Ok(Json(s.provisioning.set_blocked(ACTOR, &user_id, true).await.map_err(domain)?).into_response())
+    Ok(Json(s.provisioning.set_blocked(ACTOR, &user_id, true).await?).into_response())
 }
 
 /// # `POST /_assisto/admin/v1/clients/{userId}/unblock`
@@ -243,7 +237,7 @@ async fn unblock_route(
     Path(user_id): Path<String>,
 ) -> ApiResult<Response> {
     auth(&s, &h)?;
-    Ok(Json(s.provisioning.set_blocked(ACTOR, &user_id, false).await.map_err(domain)?).into_response())
+    Ok(Json(s.provisioning.set_blocked(ACTOR, &user_id, false).await?).into_response())
 }
 
 #[derive(Deserialize)]
@@ -278,7 +272,7 @@ async fn get_retention_route(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     auth(&s, &h)?;
-    Ok(Json(s.provisioning.retention(&id).await.map_err(domain)?).into_response())
+    Ok(Json(s.provisioning.retention(&id).await?).into_response())
 }
 
 /// # `PUT /_assisto/admin/v1/institutions/{id}/retention`
@@ -290,7 +284,7 @@ async fn set_retention_route(
 ) -> ApiResult<Response> {
     auth(&s, &h)?;
     let req: crate::domain::provisioning::Retention = body(&b)?;
-    Ok(Json(s.provisioning.set_retention(ACTOR, &id, &req).await.map_err(domain)?).into_response())
+    Ok(Json(s.provisioning.set_retention(ACTOR, &id, &req).await?).into_response())
 }
 
 /// # `GET /_assisto/admin/v1/institutions/{id}/chat-config`
@@ -300,7 +294,7 @@ async fn get_chat_config_route(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     auth(&s, &h)?;
-    Ok(Json(s.provisioning.chat_config(&id).await.map_err(domain)?).into_response())
+    Ok(Json(s.provisioning.chat_config(&id).await?).into_response())
 }
 
 /// # `PUT /_assisto/admin/v1/institutions/{id}/chat-config`
@@ -314,7 +308,7 @@ async fn set_chat_config_route(
 ) -> ApiResult<Response> {
     auth(&s, &h)?;
     let req: crate::domain::provisioning::ChatConfig = body(&b)?;
-    Ok(Json(s.provisioning.set_chat_config(ACTOR, &id, &req).await.map_err(domain)?).into_response())
+    Ok(Json(s.provisioning.set_chat_config(ACTOR, &id, &req).await?).into_response())
 }
 
 /// # `POST /_assisto/admin/v1/institutions/{id}/embed-secret`
@@ -326,7 +320,7 @@ async fn new_embed_secret_route(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     auth(&s, &h)?;
-    let secret = s.provisioning.new_embed_secret(ACTOR, &id).await.map_err(domain)?;
+    let secret = s.provisioning.new_embed_secret(ACTOR, &id).await?;
     Ok(Json(serde_json::json!({ "secret": secret })).into_response())
 }
 
@@ -343,7 +337,7 @@ async fn mark_deletion_route(
     Path(user_id): Path<String>,
 ) -> ApiResult<Response> {
     auth(&s, &h)?;
-    Ok(Json(deleter(&s).mark(ACTOR, &user_id).await.map_err(domain)?).into_response())
+    Ok(Json(deleter(&s).mark(ACTOR, &user_id).await?).into_response())
 }
 
 /// # `DELETE /_assisto/admin/v1/clients/{userId}/deletion`
@@ -355,7 +349,7 @@ async fn unmark_deletion_route(
     Path(user_id): Path<String>,
 ) -> ApiResult<Response> {
     auth(&s, &h)?;
-    deleter(&s).unmark(ACTOR, &user_id).await.map_err(domain)?;
+    deleter(&s).unmark(ACTOR, &user_id).await?;
     Ok(Json(serde_json::json!({})).into_response())
 }
 

@@ -25,7 +25,7 @@ use serde_json::{json, Map, Value};
 use super::{openid::counsellor_for, AppState};
 use crate::{
     db::{audit, client_file, deletions, people},
-    domain::{deletion::Deleter, DomainError},
+    domain::deletion::Deleter,
     error::MatrixError,
 };
 
@@ -87,10 +87,6 @@ async fn openapi_route() -> impl IntoResponse {
 
 fn invalid(msg: impl Into<String>) -> MatrixError {
     MatrixError::new(StatusCode::BAD_REQUEST, "M_INVALID_PARAM", msg)
-}
-
-fn domain(e: DomainError) -> MatrixError {
-    e.to_matrix()
 }
 
 fn body<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, MatrixError> {
@@ -188,7 +184,7 @@ async fn put_client_route(
     check_profile(&req.profile).map_err(invalid)?;
     if name != c.display_name {
         // The display name follows: counsellors see the new name in their chats.
-        s.hs.set_displayname(&c.user_id, &name).await.map_err(|e| domain(e.into()))?;
+        s.hs.set_displayname(&c.user_id, &name).await.map_err(crate::error::Error::from)?;
     }
     client_file::set_profile(&s.db, &c.user_id, &name, &Value::Object(req.profile)).await?;
     audit::record(&s.db, &user, "client_file.master_data", &c.user_id, None).await?;
@@ -349,7 +345,7 @@ async fn delete_monitoring_route(
 
 async fn block_route(State(s): State<Arc<AppState>>, h: HeaderMap, Path(client): Path<String>) -> ApiResult {
     let (user, _) = counsellor_for(&s, &h, &client).await?;
-    Ok(Json(s.provisioning.set_blocked(&user, &client, true).await.map_err(domain)?).into_response())
+    Ok(Json(s.provisioning.set_blocked(&user, &client, true).await?).into_response())
 }
 
 async fn unblock_route(
@@ -358,7 +354,7 @@ async fn unblock_route(
     Path(client): Path<String>,
 ) -> ApiResult {
     let (user, _) = counsellor_for(&s, &h, &client).await?;
-    Ok(Json(s.provisioning.set_blocked(&user, &client, false).await.map_err(domain)?).into_response())
+    Ok(Json(s.provisioning.set_blocked(&user, &client, false).await?).into_response())
 }
 
 async fn mark_deletion_route(
@@ -367,10 +363,8 @@ async fn mark_deletion_route(
     Path(client): Path<String>,
 ) -> ApiResult {
     let (user, _) = counsellor_for(&s, &h, &client).await?;
-    let d = Deleter::new(s.db.clone(), s.hs.clone(), s.provisioning.files.clone())
-        .mark(&user, &client)
-        .await
-        .map_err(domain)?;
+    let d =
+        Deleter::new(s.db.clone(), s.hs.clone(), s.provisioning.files.clone()).mark(&user, &client).await?;
     Ok(Json(d).into_response())
 }
 
@@ -380,10 +374,7 @@ async fn unmark_deletion_route(
     Path(client): Path<String>,
 ) -> ApiResult {
     let (user, _) = counsellor_for(&s, &h, &client).await?;
-    Deleter::new(s.db.clone(), s.hs.clone(), s.provisioning.files.clone())
-        .unmark(&user, &client)
-        .await
-        .map_err(domain)?;
+    Deleter::new(s.db.clone(), s.hs.clone(), s.provisioning.files.clone()).unmark(&user, &client).await?;
     Ok(Json(json!({})).into_response())
 }
 

@@ -28,7 +28,8 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::{DomainError, RoomKind};
+use super::RoomKind;
+use crate::error::Error;
 use crate::{
     db::{audit, deletions, members, now_ms, people, rooms, Db},
     files::FileStore,
@@ -63,26 +64,24 @@ impl Deleter {
     }
 
     /// Marks a client for deletion after the institution's deletion period.
-    pub async fn mark(&self, actor: &str, client: &str) -> Result<deletions::Deletion, DomainError> {
+    pub async fn mark(&self, actor: &str, client: &str) -> Result<deletions::Deletion, Error> {
         let c = people::client_by_id(&self.db, client)
             .await?
-            .ok_or_else(|| DomainError::NotFound(format!("no client {client}")))?;
+            .ok_or_else(|| Error::not_found(format!("no client {client}")))?;
         let (period, _) = deletions::periods(&self.db, &c.institution_id).await?.unwrap_or((30 * 86_400, 0));
         let due = now_ms() + period * 1000;
         if deletions::mark(&self.db, client, &c.institution_id, actor, due).await? {
             audit::record(&self.db, actor, "client.delete_requested", client, None).await?;
         }
-        deletions::get(&self.db, client)
-            .await?
-            .ok_or_else(|| DomainError::NotFound("deletion vanished".into()))
+        deletions::get(&self.db, client).await?.ok_or_else(|| Error::not_found("deletion vanished"))
     }
 
     /// Marks a client for deletion now, on the client's own request ("delete my data"): the
     /// routine deletes at its next run, without waiting for the institution's period.
-    pub async fn mark_now(&self, client: &str) -> Result<(), DomainError> {
+    pub async fn mark_now(&self, client: &str) -> Result<(), Error> {
         let c = people::client_by_id(&self.db, client)
             .await?
-            .ok_or_else(|| DomainError::NotFound(format!("no client {client}")))?;
+            .ok_or_else(|| Error::not_found(format!("no client {client}")))?;
         let now = now_ms();
         if deletions::mark(&self.db, client, &c.institution_id, client, now).await? {
             audit::record(&self.db, client, "client.delete_requested_by_client", client, None).await?;
@@ -93,22 +92,20 @@ impl Deleter {
     }
 
     /// Takes a mark back before the routine started.
-    pub async fn unmark(&self, actor: &str, client: &str) -> Result<(), DomainError> {
+    pub async fn unmark(&self, actor: &str, client: &str) -> Result<(), Error> {
         if deletions::unmark(&self.db, client).await? {
             audit::record(&self.db, actor, "client.delete_cancelled", client, None).await?;
             Ok(())
         } else {
             match deletions::get(&self.db, client).await? {
-                Some(_) => {
-                    Err(DomainError::Conflict("the deletion has already started and cannot be undone".into()))
-                }
-                None => Err(DomainError::NotFound(format!("{client} is not marked for deletion"))),
+                Some(_) => Err(Error::conflict("the deletion has already started and cannot be undone")),
+                None => Err(Error::not_found(format!("{client} is not marked for deletion"))),
             }
         }
     }
 
     /// Runs every due deletion as far as it goes now.
-    pub async fn run_due(&self) -> Result<usize, DomainError> {
+    pub async fn run_due(&self) -> Result<usize, Error> {
         let mut finished = 0;
         for d in deletions::due(&self.db, now_ms()).await? {
             match self.run(&d.client_user_id, usize::MAX).await {
@@ -126,7 +123,7 @@ impl Deleter {
 
     /// Advances one client's deletion by at most `max_steps` steps (never before its
     /// deadline). `true` when it is complete.
-    pub async fn run(&self, client: &str, max_steps: usize) -> Result<bool, DomainError> {
+    pub async fn run(&self, client: &str, max_steps: usize) -> Result<bool, Error> {
         let Some(d) = deletions::get(&self.db, client).await? else { return Ok(false) };
         if d.finished_at.is_some() {
             return Ok(true);
@@ -147,7 +144,7 @@ impl Deleter {
                     // Files first: should this stop half-way, the rows still say whose
                     // directory to remove when the step is repeated.
                     self.files.remove_client(client).await.map_err(|e| {
-                        DomainError::Invalid(format!("removing the client's documents failed: {e}"))
+                        Error::invalid(format!("removing the client's documents failed: {e}"))
                     })?;
                     let purged = self.own_rooms(client).await?;
                     deletions::remove_client_rows(&self.db, client, &purged).await?;
@@ -177,7 +174,7 @@ impl Deleter {
     }
 
     /// The client's own rooms (client chats, live chats), which are purged whole.
-    async fn own_rooms(&self, client: &str) -> Result<Vec<String>, DomainError> {
+    async fn own_rooms(&self, client: &str) -> Result<Vec<String>, Error> {
         let mut out = Vec::new();
         for room in members::rooms_of_user(&self.db, client).await? {
             if let Some(r) = rooms::get(&self.db, &room).await? {
@@ -189,7 +186,7 @@ impl Deleter {
         Ok(out)
     }
 
-    async fn redact(&self, client: &str, job: Option<&str>) -> Result<Progress, DomainError> {
+    async fn redact(&self, client: &str, job: Option<&str>) -> Result<Progress, Error> {
         let job = match job {
             Some(j) => j.to_owned(),
             None => {
@@ -211,9 +208,7 @@ impl Deleter {
                     Some("complete") => return Ok(Progress::Done),
                     Some("failed") => {
                         deletions::set_step(&self.db, client, "pending").await?; // start a new job
-                        return Err(DomainError::Invalid(
-                            "redaction job failed; it will be started again".into(),
-                        ));
+                        return Err(Error::invalid("redaction job failed; it will be started again"));
                     }
                     _ => tokio::time::sleep(Duration::from_millis(250)).await,
                 },
@@ -228,7 +223,7 @@ impl Deleter {
         Ok(Progress::Waiting)
     }
 
-    async fn purge_rooms(&self, client: &str) -> Result<Progress, DomainError> {
+    async fn purge_rooms(&self, client: &str) -> Result<Progress, Error> {
         for room in self.own_rooms(client).await? {
             let exists = self
                 .hs
@@ -268,22 +263,20 @@ impl Deleter {
         Ok(Progress::Done)
     }
 
-    async fn wait_for_room_deletion(&self, delete_id: &str) -> Result<bool, DomainError> {
+    async fn wait_for_room_deletion(&self, delete_id: &str) -> Result<bool, Error> {
         for _ in 0..120 {
             let path = ["_synapse", "admin", "v2", "rooms", "delete_status", delete_id];
             let v: Value = self.hs.admin_request(Method::GET, &path, None).await?;
             match v["status"].as_str() {
                 Some("complete") => return Ok(true),
-                Some("failed") => {
-                    return Err(DomainError::Invalid("room purge failed; it will be retried".into()))
-                }
+                Some("failed") => return Err(Error::invalid("room purge failed; it will be retried")),
                 _ => tokio::time::sleep(Duration::from_millis(250)).await,
             }
         }
         Ok(false)
     }
 
-    async fn delete_media(&self, client: &str) -> Result<Progress, DomainError> {
+    async fn delete_media(&self, client: &str) -> Result<Progress, Error> {
         // The media of the purged rooms, whoever uploaded it.
         for mxc in deletions::room_media(&self.db, client).await? {
             let Some((server, id)) = mxc.strip_prefix("mxc://").and_then(|r| r.split_once('/')) else {
@@ -318,7 +311,7 @@ impl Deleter {
     /// Waits until Synapse has taken the deactivated puppet out of every room (a background
     /// job of its own), then has the erasure module erase what stays of the client in the
     /// remaining rooms.
-    async fn erase_in_synapse(&self, client: &str) -> Result<Progress, DomainError> {
+    async fn erase_in_synapse(&self, client: &str) -> Result<Progress, Error> {
         let path = ["_synapse", "admin", "v1", "users", client, "joined_rooms"];
         let mut parted = false;
         for _ in 0..120 {
@@ -342,17 +335,16 @@ impl Deleter {
         match self.hs.admin_request::<Value>(Method::POST, &ERASE_PATH, Some(&body)).await {
             Ok(_) => Ok(Progress::Done),
             Err(e) if matches!(e.errcode(), Some("M_UNRECOGNIZED") | Some("M_NOT_FOUND")) => {
-                Err(DomainError::Invalid(
+                Err(Error::invalid(
                     "Synapse has no erasure module (assisto_erasure.AssistoErasure, see docs/operations.md); \
-                     the client's names and messages would stay in Synapse's database"
-                        .into(),
+                     the client's names and messages would stay in Synapse's database",
                 ))
             }
             Err(e) => Err(e.into()),
         }
     }
 
-    async fn deactivate(&self, client: &str) -> Result<Progress, DomainError> {
+    async fn deactivate(&self, client: &str) -> Result<Progress, Error> {
         let path = ["_synapse", "admin", "v2", "users", client];
         match self.hs.admin_request::<Value>(Method::GET, &path, None).await {
             Ok(v) if v["deactivated"] == json!(true) && v["erased"] == json!(true) => {

@@ -5,7 +5,8 @@
 use serde::Serialize;
 use serde_json::json;
 
-use super::{check_name, check_slug, Category, DomainError};
+use super::{check_name, check_slug, Category};
+use crate::error::Error;
 use crate::{
     config::Config,
     db::{audit, institutions, people, Db},
@@ -47,11 +48,11 @@ pub struct ChatConfig {
 }
 
 /// An origin as browsers send it: `http(s)://host[:port]`, nothing else.
-pub fn check_origin(o: &str) -> Result<(), DomainError> {
-    let u = url::Url::parse(o).map_err(|_| DomainError::Invalid(format!("{o:?} is not an origin")))?;
+pub fn check_origin(o: &str) -> Result<(), Error> {
+    let u = url::Url::parse(o).map_err(|_| Error::invalid(format!("{o:?} is not an origin")))?;
     let exact = u.origin().ascii_serialization() == o;
     if !matches!(u.scheme(), "http" | "https") || !exact {
-        return Err(DomainError::Invalid(format!(
+        return Err(Error::invalid(format!(
             "{o:?} is not an origin (scheme://host[:port], no path or trailing slash)"
         )));
     }
@@ -81,15 +82,14 @@ impl Provisioning {
         actor: &str,
         id: &str,
         name: &str,
-    ) -> Result<InstitutionView, DomainError> {
+    ) -> Result<InstitutionView, Error> {
         check_slug("id", id)?;
         let name = check_name("name", name)?;
         let created = institutions::insert(&self.db, id, &name).await?;
-        let existing = institutions::get(&self.db, id)
-            .await?
-            .ok_or_else(|| DomainError::NotFound("institution vanished".into()))?;
+        let existing =
+            institutions::get(&self.db, id).await?.ok_or_else(|| Error::not_found("institution vanished"))?;
         if !created && existing.name != name {
-            return Err(DomainError::Conflict(format!("institution {id} exists with another name")));
+            return Err(Error::conflict(format!("institution {id} exists with another name")));
         }
         let have = institutions::rooms(&self.db, id).await?;
         let cats = Category::SPACES.iter().copied().chain([Category::Directory]);
@@ -108,11 +108,7 @@ impl Provisioning {
         self.institution(id).await
     }
 
-    async fn create_institution_room(
-        &self,
-        institution_name: &str,
-        cat: Category,
-    ) -> Result<String, DomainError> {
+    async fn create_institution_room(&self, institution_name: &str, cat: Category) -> Result<String, Error> {
         let mut body = json!({
             "name": format!("{} · {}", institution_name, cat.label_de()),
             "preset": "private_chat",
@@ -132,19 +128,17 @@ impl Provisioning {
     }
 
     /// One institution with its rooms.
-    pub async fn institution(&self, id: &str) -> Result<InstitutionView, DomainError> {
+    pub async fn institution(&self, id: &str) -> Result<InstitutionView, Error> {
         let institution = institutions::get(&self.db, id)
             .await?
-            .ok_or_else(|| DomainError::NotFound(format!("no institution {id}")))?;
+            .ok_or_else(|| Error::not_found(format!("no institution {id}")))?;
         let rooms =
             institutions::rooms(&self.db, id).await?.into_iter().map(|(c, r)| (c.as_str(), r)).collect();
         Ok(InstitutionView { institution, rooms })
     }
 
-    async fn require_institution(&self, id: &str) -> Result<institutions::Institution, DomainError> {
-        institutions::get(&self.db, id)
-            .await?
-            .ok_or_else(|| DomainError::NotFound(format!("no institution {id}")))
+    async fn require_institution(&self, id: &str) -> Result<institutions::Institution, Error> {
+        institutions::get(&self.db, id).await?.ok_or_else(|| Error::not_found(format!("no institution {id}")))
     }
 
     /// Creates a department.
@@ -153,12 +147,12 @@ impl Provisioning {
         actor: &str,
         institution: &str,
         name: &str,
-    ) -> Result<institutions::Department, DomainError> {
+    ) -> Result<institutions::Department, Error> {
         self.require_institution(institution).await?;
         let name = check_name("name", name)?;
         let id = format!("{institution}.{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
         if !institutions::insert_department(&self.db, &id, institution, &name).await? {
-            return Err(DomainError::Conflict(format!("department {name:?} exists in {institution}")));
+            return Err(Error::conflict(format!("department {name:?} exists in {institution}")));
         }
         audit::record(&self.db, actor, "department.create", &id, None).await?;
         Ok(institutions::Department { id, name })
@@ -175,7 +169,7 @@ impl Provisioning {
         display_name: &str,
         password: Option<&str>,
         departments: &[String],
-    ) -> Result<people::Counsellor, DomainError> {
+    ) -> Result<people::Counsellor, Error> {
         self.require_institution(institution).await?;
         let display_name = check_name("display_name", display_name)?;
         check_localpart(localpart)?;
@@ -184,18 +178,18 @@ impl Provisioning {
             || localpart.starts_with(&ns.guest_prefix)
             || localpart == self.config.bot.localpart
         {
-            return Err(DomainError::Invalid("localpart is reserved for clients, guests or the bot".into()));
+            return Err(Error::invalid("localpart is reserved for clients, guests or the bot"));
         }
         if let Some(p) = password {
             if p.chars().count() < 10 {
-                return Err(DomainError::Invalid("password must have at least 10 characters".into()));
+                return Err(Error::invalid("password must have at least 10 characters"));
             }
         }
         for d in departments {
             match institutions::department(&self.db, d).await? {
                 Some((inst, _)) if inst == institution => {}
                 _ => {
-                    return Err(DomainError::Invalid(format!(
+                    return Err(Error::invalid(format!(
                         "department {d} is not a department of {institution}"
                     )))
                 }
@@ -204,16 +198,14 @@ impl Provisioning {
         let user_id = self.hs.user_id(localpart);
         if let Some(existing) = people::counsellor_by_id(&self.db, &user_id).await? {
             if existing.institution_id != institution {
-                return Err(DomainError::Conflict(format!(
-                    "{user_id} is a counsellor of another institution"
-                )));
+                return Err(Error::conflict(format!("{user_id} is a counsellor of another institution")));
             }
         }
         match password {
             Some(p) => self.hs.admin_upsert_user(&user_id, Some(p), &display_name).await?,
             None => {
                 if self.hs.own_displayname(&user_id).await?.is_none() {
-                    return Err(DomainError::NotFound(format!(
+                    return Err(Error::not_found(format!(
                         "{user_id} does not exist; give a password to create the account"
                     )));
                 }
@@ -233,7 +225,7 @@ impl Provisioning {
         }
         people::counsellor_by_id(&self.db, &user_id)
             .await?
-            .ok_or_else(|| DomainError::NotFound("counsellor vanished".into()))
+            .ok_or_else(|| Error::not_found("counsellor vanished"))
     }
 
     /// Creates a client: a puppet in the exclusive namespace with the client's chosen name,
@@ -243,7 +235,7 @@ impl Provisioning {
         actor: &str,
         institution: &str,
         display_name: &str,
-    ) -> Result<people::Client, DomainError> {
+    ) -> Result<people::Client, Error> {
         self.require_institution(institution).await?;
         let display_name = check_name("display_name", display_name)?;
         let localpart = format!("{}{}", self.config.namespaces.client_prefix, uuid::Uuid::new_v4().simple());
@@ -256,9 +248,7 @@ impl Provisioning {
             self.hs.join_room(&dir, &user_id).await?;
         }
         audit::record(&self.db, actor, "client.create", &user_id, Some(institution)).await?;
-        people::client_by_id(&self.db, &user_id)
-            .await?
-            .ok_or_else(|| DomainError::NotFound("client vanished".into()))
+        people::client_by_id(&self.db, &user_id).await?.ok_or_else(|| Error::not_found("client vanished"))
     }
 
     /// Blocks or unblocks a client. The history stays; the rules refuse sending and joining.
@@ -267,9 +257,9 @@ impl Provisioning {
         actor: &str,
         user_id: &str,
         blocked: bool,
-    ) -> Result<people::Client, DomainError> {
+    ) -> Result<people::Client, Error> {
         if !people::set_blocked(&self.db, user_id, blocked).await? {
-            return Err(DomainError::NotFound(format!("no client {user_id}")));
+            return Err(Error::not_found(format!("no client {user_id}")));
         }
         let action = if blocked { "client.block" } else { "client.unblock" };
         audit::record(&self.db, actor, action, user_id, None).await?;
@@ -277,19 +267,12 @@ impl Provisioning {
             // The client's browsers learn it at once (a block closes their connection).
             self.hub.publish(&room, assisto_bridge::hub::Frame::StateChanged);
         }
-        people::client_by_id(&self.db, user_id)
-            .await?
-            .ok_or_else(|| DomainError::NotFound("client vanished".into()))
+        people::client_by_id(&self.db, user_id).await?.ok_or_else(|| Error::not_found("client vanished"))
     }
 
     /// Places `room_id` in the institution's space for `cat`, both ways (`m.space.child` in
     /// the space, `m.space.parent` in the room).
-    pub async fn place_in_space(
-        &self,
-        institution: &str,
-        cat: Category,
-        room_id: &str,
-    ) -> Result<(), DomainError> {
+    pub async fn place_in_space(&self, institution: &str, cat: Category, room_id: &str) -> Result<(), Error> {
         let Some(space) = institutions::room(&self.db, institution, cat).await? else { return Ok(()) };
         let via = json!({ "via": [self.config.homeserver.server_name] });
         self.hs.set_state(&space, &self.bot, SPACE_CHILD, room_id, &via).await?;
@@ -305,7 +288,7 @@ impl Provisioning {
         institution: &str,
         cat: Category,
         room_id: &str,
-    ) -> Result<(), DomainError> {
+    ) -> Result<(), Error> {
         let Some(space) = institutions::room(&self.db, institution, cat).await? else { return Ok(()) };
         self.hs.set_state(&space, &self.bot, SPACE_CHILD, room_id, &json!({})).await?;
         Ok(())
@@ -313,14 +296,14 @@ impl Provisioning {
 }
 
 /// Validates a Matrix localpart for a counsellor.
-pub fn check_localpart(localpart: &str) -> Result<(), DomainError> {
+pub fn check_localpart(localpart: &str) -> Result<(), Error> {
     let ok = !localpart.is_empty()
         && localpart.len() <= 64
         && localpart.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._=-/+".contains(c));
     if ok {
         Ok(())
     } else {
-        Err(DomainError::Invalid("localpart must be 1 to 64 characters of a-z, 0-9 and ._=-/+".into()))
+        Err(Error::invalid("localpart must be 1 to 64 characters of a-z, 0-9 and ._=-/+"))
     }
 }
 
@@ -336,15 +319,15 @@ pub struct Retention {
 
 impl Provisioning {
     /// Reads an institution's retention settings.
-    pub async fn retention(&self, institution: &str) -> Result<Retention, DomainError> {
+    pub async fn retention(&self, institution: &str) -> Result<Retention, Error> {
         let (d, l) = crate::db::deletions::periods(&self.db, institution)
             .await?
-            .ok_or_else(|| DomainError::NotFound(format!("no institution {institution}")))?;
+            .ok_or_else(|| Error::not_found(format!("no institution {institution}")))?;
         Ok(Retention { deletion_period_secs: d, live_retention_secs: l })
     }
 
     /// The chat configuration.
-    pub async fn chat_config(&self, institution: &str) -> Result<ChatConfig, DomainError> {
+    pub async fn chat_config(&self, institution: &str) -> Result<ChatConfig, Error> {
         self.require_institution(institution).await?;
         let s = crate::db::embed::settings(&self.db, institution).await?;
         Ok(ChatConfig {
@@ -361,15 +344,15 @@ impl Provisioning {
         actor: &str,
         institution: &str,
         c: &ChatConfig,
-    ) -> Result<ChatConfig, DomainError> {
+    ) -> Result<ChatConfig, Error> {
         self.require_institution(institution).await?;
         if c.registered.tile && c.registered.bubble {
-            return Err(DomainError::Invalid(
-                "the chat tile and the chat bubble of the logged-in area cannot both be on".into(),
+            return Err(Error::invalid(
+                "the chat tile and the chat bubble of the logged-in area cannot both be on",
             ));
         }
         if c.allowed_origins.len() > 50 {
-            return Err(DomainError::Invalid("at most 50 allowed_origins".into()));
+            return Err(Error::invalid("at most 50 allowed_origins"));
         }
         for o in &c.allowed_origins {
             check_origin(o)?;
@@ -382,7 +365,7 @@ impl Provisioning {
 
     /// Creates a new signing secret for the logged-in area's tokens (the old one stops
     /// working) and returns it; it is shown only this once.
-    pub async fn new_embed_secret(&self, actor: &str, institution: &str) -> Result<String, DomainError> {
+    pub async fn new_embed_secret(&self, actor: &str, institution: &str) -> Result<String, Error> {
         self.require_institution(institution).await?;
         let secret = crate::registration::random_token();
         crate::db::embed::set_secret(&self.db, institution, &secret).await?;
@@ -396,13 +379,13 @@ impl Provisioning {
         actor: &str,
         institution: &str,
         r: &Retention,
-    ) -> Result<Retention, DomainError> {
+    ) -> Result<Retention, Error> {
         const MAX: i64 = 10 * 366 * 86_400;
         for (name, v) in
             [("deletion_period_secs", r.deletion_period_secs), ("live_retention_secs", r.live_retention_secs)]
         {
             if !(1..=MAX).contains(&v) {
-                return Err(DomainError::Invalid(format!("{name} must be between 1 and {MAX}")));
+                return Err(Error::invalid(format!("{name} must be between 1 and {MAX}")));
             }
         }
         if !crate::db::deletions::set_periods(
@@ -413,7 +396,7 @@ impl Provisioning {
         )
         .await?
         {
-            return Err(DomainError::NotFound(format!("no institution {institution}")));
+            return Err(Error::not_found(format!("no institution {institution}")));
         }
         let detail = format!(
             "deletion_period_secs={} live_retention_secs={}",

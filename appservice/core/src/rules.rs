@@ -17,7 +17,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::RoomKind;
+use crate::RoomKind;
 
 /// The most members a colleague group may have, its creator included.
 pub const COLLEAGUE_GROUP_MAX: usize = 8;
