@@ -1,24 +1,15 @@
-//! assisto's application service: the Matrix side and the domain.
+//! assisto's application service. The folder tree is the architecture: `app/` (lifecycle),
+//! `matrix/` (everything on the Matrix wire), `web/` (the product's HTTP), `features/` (one
+//! folder per feature), `store/` (the database); the pure domain is the `assisto-core` crate.
 //!
 //! See `docs/architecture.md` for what each module owns.
 
-pub mod api;
 pub mod app;
-pub mod cli;
-pub mod commands;
-pub mod config;
-pub mod db;
-pub mod domain;
-pub mod embed;
 pub mod error;
-pub mod event;
-pub mod files;
-pub mod handler;
-pub mod homeserver;
-pub mod logging;
-pub mod metrics;
-pub mod processor;
-pub mod registration;
+pub mod features;
+pub mod matrix;
+pub mod store;
+pub mod web;
 
+pub use app::config::Config;
 pub use app::{start, Running};
-pub use config::Config;

@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use assisto_appservice::{cli, config::Config, logging, registration::Registration};
+use assisto_appservice::app::cli;
+use assisto_appservice::app::config::Config;
+use assisto_appservice::app::logging;
+use assisto_appservice::matrix::registration::Registration;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -106,7 +109,10 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
-    logging::init(&assisto_appservice::config::LoggingConfig { level: "warn".into(), ..Default::default() });
+    logging::init(&assisto_appservice::app::config::LoggingConfig {
+        level: "warn".into(),
+        ..Default::default()
+    });
     let rt =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
     rt.block_on(f())

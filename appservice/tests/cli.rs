@@ -69,8 +69,8 @@ fn the_cli_reads_everything_from_the_config_file_and_keeps_data_beside_the_datab
     write_config(&config, &db);
     // The service creates the database at its first start; here the library does.
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(async {
-        let cfg = assisto_appservice::config::Config::load(Some(&config)).expect("config");
-        assisto_appservice::db::Db::connect(&cfg.database).await.expect("db").close().await;
+        let cfg = assisto_appservice::app::config::Config::load(Some(&config)).expect("config");
+        assisto_appservice::store::Db::connect(&cfg.database).await.expect("db").close().await;
     });
 
     // The effective configuration: the admin token from the file (redacted), the file store

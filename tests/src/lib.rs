@@ -16,10 +16,11 @@ pub mod traces;
 
 use std::{future::Future, path::PathBuf, time::Duration};
 
-use assisto_appservice::{
-    config::{Config, LogFormat},
-    Running,
-};
+use assisto_appservice::app::config::Config;
+
+use assisto_appservice::app::config::LogFormat;
+
+use assisto_appservice::Running;
 
 pub use synapse::{synapse, Slot, SlotGuard};
 
@@ -381,11 +382,11 @@ impl TestService {
 
     /// The homeserver client as this service uses it (with its admin token; also to act as
     /// puppets like the bridge).
-    pub fn hs_client(&self) -> assisto_appservice::homeserver::HomeserverClient {
-        assisto_appservice::homeserver::HomeserverClient::new(
+    pub fn hs_client(&self) -> assisto_appservice::matrix::homeserver::HomeserverClient {
+        assisto_appservice::matrix::homeserver::HomeserverClient::new(
             &self.config.homeserver,
             self.slot.as_token.clone(),
-            assisto_appservice::metrics::Metrics::new(),
+            assisto_appservice::app::metrics::Metrics::new(),
         )
         .expect("client")
     }

@@ -8,7 +8,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use assisto_appservice::{config::Config, registration::Registration};
+use assisto_appservice::app::config::Config;
+
+use assisto_appservice::matrix::registration::Registration;
 
 /// How many test services may run at once.
 pub const SLOTS: usize = 6;
@@ -110,7 +112,7 @@ fn start() -> Synapse {
             client_prefix: cfg.namespaces.client_prefix,
             guest_prefix: cfg.namespaces.guest_prefix,
             counsellor_prefix: format!("c{k}_"),
-            module_token: assisto_appservice::registration::random_token(),
+            module_token: assisto_appservice::matrix::registration::random_token(),
         });
     }
 

@@ -119,7 +119,7 @@ async fn main() {
     let pid = child.id().expect("pid");
     let inst = svc.institution("Benchhaus").await;
     let anna = svc.counsellor(&inst, "Anna Bench").await;
-    let db = assisto_appservice::db::Db::connect(&svc.config.database).await.expect("database");
+    let db = assisto_appservice::store::Db::connect(&svc.config.database).await.expect("database");
     let http = reqwest::Client::new();
     let base = format!("{}/_assisto/embed/v1", svc.url());
 

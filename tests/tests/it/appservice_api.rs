@@ -157,10 +157,10 @@ async fn endpoints_answer_as_the_spec_says() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn homeserver_ping_round_trip_works() {
     let mut svc = TestService::start().await;
-    let hs = assisto_appservice::homeserver::HomeserverClient::new(
+    let hs = assisto_appservice::matrix::homeserver::HomeserverClient::new(
         &svc.config.homeserver,
         svc.slot.as_token.clone(),
-        assisto_appservice::metrics::Metrics::new(),
+        assisto_appservice::app::metrics::Metrics::new(),
     )
     .expect("client");
     // Synapse calls our /ping with its hs_token and reports the round trip.

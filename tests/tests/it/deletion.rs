@@ -2,7 +2,11 @@
 
 use std::time::Duration;
 
-use assisto_appservice::{db::Db, domain::deletion::Deleter, homeserver::TxnId};
+use assisto_appservice::store::Db;
+
+use assisto_appservice::features::deletion::Deleter;
+
+use assisto_appservice::matrix::homeserver::TxnId;
 use assisto_bridge::token::{sign, Claims};
 use assisto_tests::{
     captured_log, eventually,
@@ -186,7 +190,7 @@ async fn scene(svc: &TestService, period_secs: i64) -> Scene {
     assert_eq!(svc.stored_documents(), 1);
     // The service has seen the client's memberships.
     eventually("memberships recorded", Duration::from_secs(20), || async {
-        let rooms = assisto_appservice::db::members::rooms_of_user(&db, &client).await.ok()?;
+        let rooms = assisto_appservice::features::rooms::members::rooms_of_user(&db, &client).await.ok()?;
         (rooms.contains(&chat) && rooms.contains(&group)).then_some(())
     })
     .await;
@@ -366,10 +370,13 @@ async fn a_deletion_stopped_half_way_completes_after_a_restart() {
     tokio::time::sleep(Duration::from_millis(1200)).await;
     // Two steps (redact, purge the client's rooms), then the process "dies".
     let db = svc.running().db.clone();
-    let files = assisto_appservice::files::FileStore::open(&svc.config.files.dir).await.expect("file store");
+    let files = assisto_appservice::features::client_file::files::FileStore::open(&svc.config.files.dir)
+        .await
+        .expect("file store");
     let deleter = Deleter::new(db.clone(), svc.hs_client(), files);
     assert!(!deleter.run(&sc.client, 2).await.expect("two steps"));
-    let d = assisto_appservice::db::deletions::get(&db, &sc.client).await.expect("db").expect("row");
+    let d =
+        assisto_appservice::features::deletion::store::get(&db, &sc.client).await.expect("db").expect("row");
     assert_eq!(d.step, "rooms_purged");
     svc.stop().await;
     // At the next start the routine picks it up and finishes.

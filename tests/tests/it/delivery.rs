@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use assisto_appservice::db::Db;
+use assisto_appservice::store::Db;
 use assisto_tests::{eventually, matrix::TestUser, message_event, TestService};
 use serde_json::json;
 

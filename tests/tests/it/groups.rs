@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use assisto_appservice::homeserver::{HomeserverClient, TxnId};
+use assisto_appservice::matrix::homeserver::HomeserverClient;
+
+use assisto_appservice::matrix::homeserver::TxnId;
 use assisto_tests::{
     eventually,
     matrix::{enc, joined, rid, TestUser},

@@ -9,11 +9,17 @@ use std::{
     time::{Duration, Instant},
 };
 
-use assisto_appservice::{
-    config::HomeserverConfig,
-    homeserver::{HomeserverClient, HsError, RetryPolicy, TxnId},
-    metrics::Metrics,
-};
+use assisto_appservice::app::config::HomeserverConfig;
+
+use assisto_appservice::matrix::homeserver::HomeserverClient;
+
+use assisto_appservice::matrix::homeserver::HsError;
+
+use assisto_appservice::matrix::homeserver::RetryPolicy;
+
+use assisto_appservice::matrix::homeserver::TxnId;
+
+use assisto_appservice::app::metrics::Metrics;
 use axum::{
     http::{HeaderMap, StatusCode, Uri},
     response::IntoResponse,

@@ -57,7 +57,7 @@ async fn counsellor_invites_the_bot_and_messages_are_processed_in_order() {
     eventually("the memberships recorded", Duration::from_secs(20), || {
         let (db, room, bot, me) = (db.clone(), room.to_string(), bot.clone(), me.clone());
         async move {
-            let members = assisto_appservice::db::members::of_room(&db, &room).await.ok()?;
+            let members = assisto_appservice::features::rooms::members::of_room(&db, &room).await.ok()?;
             (members.contains(&(bot, "join".to_owned())) && members.contains(&(me, "join".to_owned())))
                 .then_some(())
         }

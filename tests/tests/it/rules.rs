@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use assisto_appservice::homeserver::TxnId;
+use assisto_appservice::matrix::homeserver::TxnId;
 use assisto_tests::{
     eventually,
     matrix::{enc, joined, rid, TestUser},

@@ -1,0 +1,297 @@
+//! Starting and stopping the whole service: database, homeserver client, processor and
+//! HTTP listener.
+
+pub mod cli;
+pub mod config;
+pub mod logging;
+pub mod metrics;
+pub mod router;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+
+use crate::app::config::Config;
+use crate::app::metrics::Metrics;
+use crate::app::router as api;
+use crate::app::router::AppState;
+use crate::features::client_file::files::FileStore;
+use crate::matrix::dispatch::Assisto;
+use crate::matrix::homeserver::HomeserverClient;
+use crate::matrix::inbox;
+use crate::matrix::processor::Processor;
+use crate::matrix::processor::ProcessorTasks;
+use crate::matrix::registration::Registration;
+use crate::store::now_ms;
+use crate::store::Db;
+
+/// A running service.
+pub struct Running {
+    /// The address the listener is bound to.
+    pub addr: SocketAddr,
+    /// The database (tests inspect it).
+    pub db: Db,
+    /// The metrics.
+    pub metrics: Metrics,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<()>,
+    background: Vec<JoinHandle<()>>,
+    processor: Processor,
+    processor_tasks: ProcessorTasks,
+}
+
+/// The tokens, from the configuration or else the registration file.
+fn tokens(config: &Config) -> anyhow::Result<(String, String)> {
+    let a = &config.appservice;
+    if let (Some(as_t), Some(hs_t)) = (&a.as_token, &a.hs_token) {
+        return Ok((as_t.clone(), hs_t.clone()));
+    }
+    let reg = Registration::load(&a.registration)?;
+    if reg.sender_localpart != config.bot.localpart {
+        anyhow::bail!(
+            "bot.localpart ({}) differs from the registration's sender_localpart ({})",
+            config.bot.localpart,
+            reg.sender_localpart
+        );
+    }
+    Ok((a.as_token.clone().unwrap_or(reg.as_token), a.hs_token.clone().unwrap_or(reg.hs_token)))
+}
+
+/// Starts everything and returns once the listener accepts connections.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let config = Arc::new(config);
+    let (as_token, hs_token) = tokens(&config)?;
+    // Bind first: if the address is taken, nothing else has been started yet.
+    let listener = TcpListener::bind(config.appservice.bind)
+        .await
+        .with_context(|| format!("binding {}", config.appservice.bind))?;
+    let db = Db::connect(&config.database).await.context("opening the database")?;
+    let metrics = Metrics::new();
+    let hs = HomeserverClient::new(&config.homeserver, as_token, metrics.clone())?;
+    let bot_user_id = hs.user_id(&config.bot.localpart);
+    let files_dir = config.files_dir()?;
+    let files = FileStore::open(&files_dir)
+        .await
+        .with_context(|| format!("opening the file store {}", files_dir.display()))?;
+    let hub = Arc::new(assisto_bridge::hub::Hub::new());
+    let provisioning = crate::features::institutions::Provisioning {
+        db: db.clone(),
+        hs: hs.clone(),
+        bot: bot_user_id.clone(),
+        config: config.clone(),
+        files: files.clone(),
+        hub: hub.clone(),
+    };
+    let checker = crate::features::rooms::checks::Checker::new(db.clone(), &config);
+    let embed = crate::features::embed::EmbedCore::new(provisioning.clone(), hub.clone());
+    let handler = Arc::new(Assisto::new(provisioning.clone(), checker.clone()).with_embed(embed.clone()));
+    let p = &config.processing;
+    let (processor, processor_tasks) =
+        Processor::start(db.clone(), handler, metrics.clone(), p.max_attempts, p.concurrency, p.paused)
+            .await
+            .context("starting the processor")?;
+    if p.paused {
+        tracing::warn!("processing is paused: transactions are recorded but not processed");
+    }
+
+    let state = Arc::new(AppState {
+        config: config.clone(),
+        hs_token_digest: crate::web::auth::digest(&hs_token),
+        db: db.clone(),
+        hs: hs.clone(),
+        processor: processor.clone(),
+        metrics: metrics.clone(),
+        bot_user_id,
+        ingest: tokio::sync::Mutex::new(api::IngestState::new(
+            inbox::last_txn_id(&db).await?.and_then(|t| t.parse::<u64>().ok()),
+        )),
+        module_token_digest: config.appservice.module_token.as_deref().map(crate::web::auth::digest),
+        admin_token_digest: config.appservice.admin_api_token.as_deref().map(crate::web::auth::digest),
+        checker,
+        provisioning,
+        openid: Default::default(),
+    });
+    let addr = listener.local_addr()?;
+    let (shutdown, mut shutdown_rx) = watch::channel(false);
+    let bridge = assisto_bridge::Bridge::new(
+        embed,
+        hub,
+        config.files.max_document_bytes,
+        config.files.max_documents_per_upload,
+    );
+    let router = api::router(state).nest_service("/_assisto/embed/v1", assisto_bridge::router(bridge));
+    let mut rx = shutdown_rx.clone();
+    let server = tokio::spawn(async move {
+        let stop = async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(e) = axum::serve(listener, service).with_graceful_shutdown(stop).await {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    });
+    tracing::info!(%addr, "application service listening");
+
+    let mut background = Vec::new();
+    background.push(tokio::spawn(setup_bot(hs.clone(), config.clone(), shutdown_rx.clone())));
+    background.push(tokio::spawn(announce_appointments(
+        db.clone(),
+        hs.clone(),
+        hs.user_id(&config.bot.localpart),
+        config.bot.timezone.parse().unwrap_or(chrono_tz::Europe::Berlin),
+        shutdown_rx.clone(),
+    )));
+    let deleter = crate::features::deletion::Deleter::new(db.clone(), hs.clone(), files);
+    let interval = Duration::from_secs(config.deletion.check_interval_secs.max(1));
+    let mut stop = shutdown_rx.clone();
+    background.push(tokio::spawn(async move {
+        loop {
+            match deleter.run_due().await {
+                Ok(n) if n > 0 => tracing::info!(finished = n, "deletions finished"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "the deletion routine failed; trying again"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    }));
+    let retention = Duration::from_secs(config.processing.dedup_retention_hours * 3600);
+    let prune_db = db.clone();
+    background.push(tokio::spawn(async move {
+        loop {
+            let before = now_ms() - retention.as_millis() as i64;
+            match inbox::prune(&prune_db, before).await {
+                Ok(n) if n > 0 => tracing::info!(rows = n, "pruned old de-duplication records"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "pruning the inbox failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                _ = shutdown_rx.wait_for(|s| *s) => return,
+            }
+        }
+    }));
+
+    Ok(Running { addr, db, metrics, shutdown, server, background, processor, processor_tasks })
+}
+
+/// Announces in each Terminchat when a slot opens and when it closes. Sending is decided by
+/// the rules at the moment of sending; these notices tell the participants.
+async fn announce_appointments(
+    db: Db,
+    hs: HomeserverClient,
+    bot: String,
+    tz: chrono_tz::Tz,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut after = now_ms();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(15)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let until = now_ms();
+        let due = match crate::features::rooms::store::appointments_due(&db, after, until).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading appointments failed");
+                continue;
+            }
+        };
+        for (room_id, a) in due {
+            let (purpose, text) = if a.starts_at > after && a.starts_at <= until {
+                (
+                    "appointment-open",
+                    format!(
+                        "Der Terminchat ist jetzt geöffnet ({}).",
+                        crate::features::rooms::commands::format_slot(tz, a.starts_at, a.ends_at)
+                    ),
+                )
+            } else {
+                (
+                    "appointment-close",
+                    "Der Terminchat ist jetzt geschlossen. Alle können den Verlauf weiter lesen.".to_owned(),
+                )
+            };
+            let txn = crate::matrix::homeserver::TxnId::derived(&format!("{room_id}/{}", a.id), purpose);
+            if let Err(e) = hs.send_notice(&room_id, &bot, &txn, &text).await {
+                tracing::warn!(error = %e, "announcing an appointment failed");
+            }
+        }
+        after = until;
+    }
+}
+
+/// Registers the bot and sets its display name, retrying until the homeserver answers.
+async fn setup_bot(hs: HomeserverClient, config: Arc<Config>, mut stop: watch::Receiver<bool>) {
+    let bot = &config.bot;
+    let user_id = hs.user_id(&bot.localpart);
+    let mut wait = Duration::from_millis(500);
+    loop {
+        let result = async {
+            hs.register_appservice_user(&bot.localpart).await?;
+            hs.set_displayname(&user_id, &bot.displayname).await
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                tracing::info!(bot = %user_id, "bot ready");
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "setting up the bot failed; trying again"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        wait = (wait * 2).min(Duration::from_secs(30));
+    }
+}
+
+impl Running {
+    /// Stops accepting requests, lets running work finish, and closes the database.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.server).await;
+        self.processor.shutdown(self.processor_tasks, Duration::from_secs(10)).await;
+        for t in self.background {
+            t.abort();
+        }
+        self.db.close().await;
+        tracing::info!("stopped");
+    }
+}
+
+/// Provisioning without the HTTP listener or the processor: for the admin CLI, which may
+/// run beside the service on the same database.
+///
+/// It creates nothing on disk: a SQLite database must exist already (the service creates
+/// it at its first start), and the file store is only named, not opened (opening it would
+/// create its directories and clear uploads the running service is receiving).
+pub async fn provisioning(config: Config) -> anyhow::Result<crate::features::institutions::Provisioning> {
+    let config = Arc::new(config);
+    let (as_token, _) = tokens(&config)?;
+    if let Some(path) = config.database.sqlite_path() {
+        if !path.exists() {
+            anyhow::bail!(
+                "no database at {} (database.url); start the service once to create it, or check \
+                 the configuration (ASSISTO_CONFIG)",
+                path.display()
+            );
+        }
+    }
+    let db = Db::connect(&config.database).await.context("opening the database")?;
+    let hs = HomeserverClient::new(&config.homeserver, as_token, Metrics::new())?;
+    let files = FileStore::at(&config.files_dir()?);
+    Ok(crate::features::institutions::Provisioning {
+        db,
+        bot: hs.user_id(&config.bot.localpart),
+        hs,
+        config,
+        files,
+        hub: Arc::new(assisto_bridge::hub::Hub::new()),
+    })
+}

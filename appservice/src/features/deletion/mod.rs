@@ -1,0 +1,371 @@
+//! The deletion routine (Löschroutine): deleting a client leaves nothing readable behind.
+//!
+//! Synapse's `erase` alone does not remove messages or media, so per client, in this order:
+//! 1. redact the client's events in every room (Synapse admin API, a background job that is
+//!    polled — its ID is stored, so a restart polls the same job);
+//! 2. delete the client's own rooms (client chats, live chats) with purge — first noting
+//!    every media item their events refer to (the counsellors' files too), so that a
+//!    restart still knows them;
+//! 3. delete the client's media, page by page until none is left, and the noted media;
+//! 4. deactivate the puppet with erase (Synapse then takes it out of every room);
+//! 5. once it is out of every room, erase what Synapse keeps in the rooms that stay and no
+//!    admin API reaches (the erasure module `synapse_erasure/`: the name in every
+//!    membership row, the search index of the client's messages, the unredacted JSON);
+//! 6. remove the client's documents from the file store (checking that its directory is
+//!    gone), then the client's rows from the project's own tables;
+//! 7. make the deleted rows unreadable in the database files (SQLite: `secure_delete` and a
+//!    truncating WAL checkpoint; PostgreSQL: `VACUUM`), and write an audit entry without
+//!    personal data.
+//!
+//! What counsellors wrote in group chats stays (it is theirs); the client's own messages
+//! there are redacted and erased.
+//!
+//! Each completed step is recorded, so the routine resumes after a crash at any point, and
+//! every step is safe to repeat. It runs only once the institution's deadline has passed.
+
+pub mod store;
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::error::Error;
+use crate::features::client_file::files::FileStore;
+use crate::features::deletion::store as deletions;
+use crate::features::people::store as people;
+use crate::features::rooms::members;
+use crate::features::rooms::store as rooms;
+use crate::matrix::homeserver::HomeserverClient;
+use crate::matrix::homeserver::HsError;
+use crate::store::audit;
+use crate::store::now_ms;
+use crate::store::Db;
+use assisto_core::RoomKind;
+
+/// The steps, in order; each name is stored when the step is complete.
+pub const STEPS: [&str; 8] =
+    ["pending", "redacted", "rooms_purged", "media_deleted", "deactivated", "erased", "rows_removed", "done"];
+
+/// The erasure module's endpoint in Synapse (`synapse_erasure/assisto_erasure.py`).
+const ERASE_PATH: [&str; 5] = ["_synapse", "client", "assisto", "v1", "erase"];
+
+/// Runs deletions.
+#[derive(Clone)]
+pub struct Deleter {
+    db: Db,
+    hs: HomeserverClient,
+    files: FileStore,
+}
+
+/// Whether a step finished or must be looked at again later.
+enum Progress {
+    Done,
+    Waiting,
+}
+
+impl Deleter {
+    /// A deleter.
+    pub fn new(db: Db, hs: HomeserverClient, files: FileStore) -> Self {
+        Self { db, hs, files }
+    }
+
+    /// Marks a client for deletion after the institution's deletion period.
+    pub async fn mark(&self, actor: &str, client: &str) -> Result<deletions::Deletion, Error> {
+        let c = people::client_by_id(&self.db, client)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no client {client}")))?;
+        let (period, _) = deletions::periods(&self.db, &c.institution_id).await?.unwrap_or((30 * 86_400, 0));
+        let due = now_ms() + period * 1000;
+        if deletions::mark(&self.db, client, &c.institution_id, actor, due).await? {
+            audit::record(&self.db, actor, "client.delete_requested", client, None).await?;
+        }
+        deletions::get(&self.db, client).await?.ok_or_else(|| Error::not_found("deletion vanished"))
+    }
+
+    /// Marks a client for deletion now, on the client's own request ("delete my data"): the
+    /// routine deletes at its next run, without waiting for the institution's period.
+    pub async fn mark_now(&self, client: &str) -> Result<(), Error> {
+        let c = people::client_by_id(&self.db, client)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no client {client}")))?;
+        let now = now_ms();
+        if deletions::mark(&self.db, client, &c.institution_id, client, now).await? {
+            audit::record(&self.db, client, "client.delete_requested_by_client", client, None).await?;
+        } else {
+            deletions::bring_forward(&self.db, client, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Takes a mark back before the routine started.
+    pub async fn unmark(&self, actor: &str, client: &str) -> Result<(), Error> {
+        if deletions::unmark(&self.db, client).await? {
+            audit::record(&self.db, actor, "client.delete_cancelled", client, None).await?;
+            Ok(())
+        } else {
+            match deletions::get(&self.db, client).await? {
+                Some(_) => Err(Error::conflict("the deletion has already started and cannot be undone")),
+                None => Err(Error::not_found(format!("{client} is not marked for deletion"))),
+            }
+        }
+    }
+
+    /// Runs every due deletion as far as it goes now.
+    pub async fn run_due(&self) -> Result<usize, Error> {
+        let mut finished = 0;
+        for d in deletions::due(&self.db, now_ms()).await? {
+            match self.run(&d.client_user_id, usize::MAX).await {
+                Ok(true) => finished += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    let msg = e.to_string();
+                    tracing::warn!(error = %msg, "deletion step failed; will retry");
+                    deletions::set_error(&self.db, &d.client_user_id, &msg).await?;
+                }
+            }
+        }
+        Ok(finished)
+    }
+
+    /// Advances one client's deletion by at most `max_steps` steps (never before its
+    /// deadline). `true` when it is complete.
+    pub async fn run(&self, client: &str, max_steps: usize) -> Result<bool, Error> {
+        let Some(d) = deletions::get(&self.db, client).await? else { return Ok(false) };
+        if d.finished_at.is_some() {
+            return Ok(true);
+        }
+        if d.due_at > now_ms() {
+            return Ok(false);
+        }
+        let mut step = d.step.clone();
+        let mut job = d.job_id.clone();
+        for _ in 0..max_steps {
+            let progress = match step.as_str() {
+                "pending" => self.redact(client, job.as_deref()).await?,
+                "redacted" => self.purge_rooms(client).await?,
+                "rooms_purged" => self.delete_media(client).await?,
+                "media_deleted" => self.deactivate(client).await?,
+                "deactivated" => self.erase_in_synapse(client).await?,
+                "erased" => {
+                    // Files first: should this stop half-way, the rows still say whose
+                    // directory to remove when the step is repeated.
+                    self.files.remove_client(client).await.map_err(|e| {
+                        Error::invalid(format!("removing the client's documents failed: {e}"))
+                    })?;
+                    let purged = self.own_rooms(client).await?;
+                    deletions::remove_client_rows(&self.db, client, &purged).await?;
+                    Progress::Done
+                }
+                "rows_removed" => {
+                    self.db.erase_freed(&deletions::TABLES).await?;
+                    // The puppet's ID is random; no name or content goes into the log.
+                    audit::record(&self.db, "assisto", "client.deleted", client, None).await?;
+                    deletions::finish(&self.db, client).await?;
+                    tracing::info!("a client's data was deleted");
+                    return Ok(true);
+                }
+                _ => return Ok(true),
+            };
+            match progress {
+                Progress::Waiting => return Ok(false),
+                Progress::Done => {
+                    let next = STEPS.iter().position(|s| *s == step).map(|i| STEPS[i + 1]).unwrap_or("done");
+                    deletions::set_step(&self.db, client, next).await?;
+                    step = next.to_owned();
+                    job = None;
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// The client's own rooms (client chats, live chats), which are purged whole.
+    async fn own_rooms(&self, client: &str) -> Result<Vec<String>, Error> {
+        let mut out = Vec::new();
+        for room in members::rooms_of_user(&self.db, client).await? {
+            if let Some(r) = rooms::get(&self.db, &room).await? {
+                if matches!(r.kind, RoomKind::ClientChat | RoomKind::Live) {
+                    out.push(room);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn redact(&self, client: &str, job: Option<&str>) -> Result<Progress, Error> {
+        let job = match job {
+            Some(j) => j.to_owned(),
+            None => {
+                let rooms = members::rooms_of_user(&self.db, client).await?;
+                let path = ["_synapse", "admin", "v1", "user", client, "redact"];
+                let body = json!({ "rooms": rooms, "reason": "Gelöscht (Löschroutine)" });
+                let v: Value = self.hs.admin_request(Method::POST, &path, Some(&body)).await?;
+                let id =
+                    v["redact_id"].as_str().ok_or_else(|| HsError::Decode("no redact_id".into()))?.to_owned();
+                deletions::set_job(&self.db, client, &id).await?;
+                id
+            }
+        };
+        // Wait a little for the job here; a long one is looked at again on the next run.
+        for _ in 0..60 {
+            let path = ["_synapse", "admin", "v1", "user", "redact_status", &job];
+            match self.hs.admin_request::<Value>(Method::GET, &path, None).await {
+                Ok(v) => match v["status"].as_str() {
+                    Some("complete") => return Ok(Progress::Done),
+                    Some("failed") => {
+                        deletions::set_step(&self.db, client, "pending").await?; // start a new job
+                        return Err(Error::invalid("redaction job failed; it will be started again"));
+                    }
+                    _ => tokio::time::sleep(Duration::from_millis(250)).await,
+                },
+                // Synapse forgets finished jobs after a while (or after a restart).
+                Err(e) if e.errcode() == Some("M_NOT_FOUND") => {
+                    deletions::set_step(&self.db, client, "pending").await?;
+                    return Ok(Progress::Waiting);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(Progress::Waiting)
+    }
+
+    async fn purge_rooms(&self, client: &str) -> Result<Progress, Error> {
+        for room in self.own_rooms(client).await? {
+            let exists = self
+                .hs
+                .admin_request::<Value>(Method::GET, &["_synapse", "admin", "v1", "rooms", &room], None)
+                .await;
+            match exists {
+                Err(e) if e.errcode() == Some("M_NOT_FOUND") => {}
+                Err(e) => return Err(e.into()),
+                Ok(_) => {
+                    // Everything the room's events refer to goes with it (the counsellors'
+                    // files too), noted before the purge makes the events unreadable.
+                    let path = ["_synapse", "admin", "v1", "room", &room, "media"];
+                    let media: Value = self.hs.admin_request(Method::GET, &path, None).await?;
+                    let mxcs: Vec<String> = ["local", "remote"]
+                        .iter()
+                        .flat_map(|k| media[k].as_array().cloned().unwrap_or_default())
+                        .filter_map(|m| m.as_str().map(str::to_owned))
+                        .collect();
+                    deletions::add_room_media(&self.db, client, &mxcs).await?;
+                    let body = json!({ "purge": true, "block": false, "force_purge": true });
+                    let v: Value = self
+                        .hs
+                        .admin_request(
+                            Method::DELETE,
+                            &["_synapse", "admin", "v2", "rooms", &room],
+                            Some(&body),
+                        )
+                        .await?;
+                    let id = v["delete_id"].as_str().unwrap_or_default().to_owned();
+                    if !self.wait_for_room_deletion(&id).await? {
+                        return Ok(Progress::Waiting);
+                    }
+                }
+            }
+            rooms::set_deleted(&self.db, &room).await?;
+        }
+        Ok(Progress::Done)
+    }
+
+    async fn wait_for_room_deletion(&self, delete_id: &str) -> Result<bool, Error> {
+        for _ in 0..120 {
+            let path = ["_synapse", "admin", "v2", "rooms", "delete_status", delete_id];
+            let v: Value = self.hs.admin_request(Method::GET, &path, None).await?;
+            match v["status"].as_str() {
+                Some("complete") => return Ok(true),
+                Some("failed") => return Err(Error::invalid("room purge failed; it will be retried")),
+                _ => tokio::time::sleep(Duration::from_millis(250)).await,
+            }
+        }
+        Ok(false)
+    }
+
+    async fn delete_media(&self, client: &str) -> Result<Progress, Error> {
+        // The media of the purged rooms, whoever uploaded it.
+        for mxc in deletions::room_media(&self.db, client).await? {
+            let Some((server, id)) = mxc.strip_prefix("mxc://").and_then(|r| r.split_once('/')) else {
+                continue;
+            };
+            if server != self.hs.server_name() {
+                continue; // another homeserver's media: not ours to delete (no federation)
+            }
+            let path = ["_synapse", "admin", "v1", "media", server, id];
+            match self.hs.admin_request::<Value>(Method::DELETE, &path, None).await {
+                Ok(_) => {}
+                Err(e) if e.errcode() == Some("M_NOT_FOUND") => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // The client's own uploads: page until none is left (each call deletes up to `limit`).
+        for _ in 0..1000 {
+            let path = ["_synapse", "admin", "v1", "users", client, "media"];
+            let listed: Value = match self.hs.admin_request(Method::GET, &path, None).await {
+                Ok(v) => v,
+                Err(e) if e.errcode() == Some("M_NOT_FOUND") => return Ok(Progress::Done),
+                Err(e) => return Err(e.into()),
+            };
+            if listed["total"].as_u64().unwrap_or(0) == 0 {
+                return Ok(Progress::Done);
+            }
+            let _: Value = self.hs.admin_request(Method::DELETE, &path, None).await?;
+        }
+        Ok(Progress::Waiting)
+    }
+
+    /// Waits until Synapse has taken the deactivated puppet out of every room (a background
+    /// job of its own), then has the erasure module erase what stays of the client in the
+    /// remaining rooms.
+    async fn erase_in_synapse(&self, client: &str) -> Result<Progress, Error> {
+        let path = ["_synapse", "admin", "v1", "users", client, "joined_rooms"];
+        let mut parted = false;
+        for _ in 0..120 {
+            match self.hs.admin_request::<Value>(Method::GET, &path, None).await {
+                Ok(v) if v["total"].as_u64() == Some(0) => {
+                    parted = true;
+                    break;
+                }
+                Ok(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+                Err(e) if e.errcode() == Some("M_NOT_FOUND") => {
+                    parted = true;
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if !parted {
+            return Ok(Progress::Waiting);
+        }
+        let body = json!({ "user_id": client });
+        match self.hs.admin_request::<Value>(Method::POST, &ERASE_PATH, Some(&body)).await {
+            Ok(_) => Ok(Progress::Done),
+            Err(e) if matches!(e.errcode(), Some("M_UNRECOGNIZED") | Some("M_NOT_FOUND")) => {
+                Err(Error::invalid(
+                    "Synapse has no erasure module (assisto_erasure.AssistoErasure, see docs/operations.md); \
+                     the client's names and messages would stay in Synapse's database",
+                ))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn deactivate(&self, client: &str) -> Result<Progress, Error> {
+        let path = ["_synapse", "admin", "v2", "users", client];
+        match self.hs.admin_request::<Value>(Method::GET, &path, None).await {
+            Ok(v) if v["deactivated"] == json!(true) && v["erased"] == json!(true) => {
+                return Ok(Progress::Done)
+            }
+            Err(e) if e.errcode() == Some("M_NOT_FOUND") => return Ok(Progress::Done),
+            Ok(_) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let body = json!({ "erase": true });
+        let _: Value = self
+            .hs
+            .admin_request(Method::POST, &["_synapse", "admin", "v1", "deactivate", client], Some(&body))
+            .await?;
+        Ok(Progress::Done)
+    }
+}

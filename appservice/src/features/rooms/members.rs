@@ -1,0 +1,37 @@
+//! `room_members`: the membership of every room the service sees, from `m.room.member`.
+
+use sqlx::Row;
+
+use crate::store::now_ms;
+use crate::store::Db;
+
+const UPSERT: &str = "INSERT INTO room_members (room_id, user_id, membership, updated_at) \
+                      VALUES ($1, $2, $3, $4) ON CONFLICT (room_id, user_id) DO UPDATE \
+                      SET membership = excluded.membership, updated_at = excluded.updated_at";
+const OF_ROOM: &str = "SELECT user_id, membership FROM room_members WHERE room_id = $1 ORDER BY user_id";
+
+/// Records a member's current membership.
+pub async fn set(db: &Db, room_id: &str, user_id: &str, membership: &str) -> sqlx::Result<()> {
+    let _w = db.write_guard().await;
+    sqlx::query(UPSERT)
+        .bind(room_id)
+        .bind(user_id)
+        .bind(membership)
+        .bind(now_ms())
+        .execute(db.pool())
+        .await
+        .map(|_| ())
+}
+
+/// All recorded members of a room with their membership.
+pub async fn of_room(db: &Db, room_id: &str) -> sqlx::Result<Vec<(String, String)>> {
+    let rows = sqlx::query(OF_ROOM).bind(room_id).fetch_all(db.pool()).await?;
+    rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+}
+
+const ROOMS_OF_USER: &str = "SELECT room_id FROM room_members WHERE user_id = $1 ORDER BY room_id";
+
+/// Every room in which a user has (or had) a membership the service saw.
+pub async fn rooms_of_user(db: &Db, user_id: &str) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(ROOMS_OF_USER).bind(user_id).fetch_all(db.pool()).await
+}

@@ -1,0 +1,32 @@
+//! # `GET /_matrix/app/v1/users/{userId}`
+//!
+//! Whether a user in our namespace should exist (spec: `query_user.yaml`). Puppets exist
+//! only once the service has created them for a client; the one user created on demand is
+//! the bot.
+
+use std::sync::Arc;
+
+use axum::{
+    extract::{Path, State},
+    Json,
+};
+use serde_json::{json, Value};
+
+use crate::app::router::AppState;
+use crate::web::error::MatrixError;
+
+/// 200 `{}` for the bot (registering it if needed), 404 `M_NOT_FOUND` otherwise.
+pub(super) async fn query_user_route(
+    State(state): State<Arc<AppState>>,
+    Path(user_id): Path<String>,
+) -> Result<Json<Value>, MatrixError> {
+    if user_id != state.bot_user_id {
+        return Err(MatrixError::not_found("No such user"));
+    }
+    state
+        .hs
+        .register_appservice_user(&state.config.bot.localpart)
+        .await
+        .map_err(|e| MatrixError::internal(&e))?;
+    Ok(Json(json!({})))
+}

@@ -1,0 +1,226 @@
+//! # `PUT /_matrix/app/v1/transactions/{txnId}`
+//!
+//! The homeserver pushes events (spec: `application-service/transactions.yaml`).
+//!
+//! The answer 200 means: every event is durably recorded in the inbox (or, if malformed,
+//! as a dead letter). Processing happens afterwards, per room and in order. A repeated
+//! transaction is a no-op; events are also de-duplicated by `event_id`, so a homeserver
+//! whose transaction counter starts over loses nothing.
+
+use std::{sync::Arc, time::Instant};
+
+use axum::{
+    body::Body,
+    extract::{Path, State},
+    http::StatusCode,
+    Json,
+};
+use serde::Deserialize;
+use serde_json::{json, value::RawValue, Value};
+use sha2::{Digest, Sha256};
+
+use crate::app::router::AppState;
+use crate::matrix::event::RoomEvent;
+use crate::matrix::inbox;
+use crate::matrix::inbox::NewEvent;
+use crate::matrix::inbox::Recorded;
+use crate::matrix::inbox::Rejected;
+use crate::web::error::MatrixError;
+
+/// The transaction body; events are kept as the raw JSON received.
+#[derive(Deserialize)]
+struct TxnBody<'a> {
+    #[serde(borrow)]
+    events: Vec<&'a RawValue>,
+    #[serde(borrow, default)]
+    ephemeral: Option<Vec<&'a RawValue>>,
+    /// MSC2409's unstable key, sent by homeservers before Matrix 1.13.
+    #[serde(borrow, default, rename = "de.sorunome.msc2409.ephemeral")]
+    ephemeral_unstable: Option<Vec<&'a RawValue>>,
+}
+
+/// Records the transaction durably, then acknowledges it.
+pub(super) async fn push_events_route(
+    State(state): State<Arc<AppState>>,
+    Path(txn_id): Path<String>,
+    body: Body,
+) -> Result<Json<Value>, MatrixError> {
+    let started = Instant::now();
+    let limit = state.config.appservice.max_body_bytes;
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        MatrixError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "M_TOO_LARGE",
+            format!("Transaction body exceeds {limit} bytes"),
+        )
+    })?;
+    let txn: TxnBody<'_> = serde_json::from_slice(&bytes).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Data => MatrixError::bad_json(format!("Invalid transaction: {e}")),
+            _ => MatrixError::not_json("Content not JSON"),
+        }
+    })?;
+
+    let mut events = Vec::with_capacity(txn.events.len());
+    let mut checked_events = std::collections::HashMap::with_capacity(txn.events.len());
+    let mut rejected = Vec::new();
+    let mut fingerprint = Sha256::new();
+    for raw in &txn.events {
+        let parsed = serde_json::from_str::<Value>(raw.get());
+        let checked = match &parsed {
+            Ok(v) => RoomEvent::from_json(v),
+            Err(e) => Err(format!("not JSON: {e}")),
+        };
+        match checked {
+            Ok(ev) => {
+                fingerprint.update(ev.event_id.as_bytes());
+                fingerprint.update(b"\n");
+                let body = raw.get().to_owned();
+                events.push(NewEvent { event_id: ev.event_id.clone(), room_id: ev.room_id.clone(), body });
+                checked_events.insert(ev.event_id.clone(), Arc::new(ev));
+            }
+            Err(reason) => {
+                fingerprint.update(raw.get().as_bytes());
+                fingerprint.update(b"\n");
+                let v = parsed.as_ref().ok();
+                let id = |k: &str| v.and_then(|v| v.get(k)).and_then(Value::as_str).map(str::to_owned);
+                let (event_id, room_id) = (id("event_id"), id("room_id"));
+                rejected.push(Rejected { event_id, room_id, reason, body: raw.get().to_owned() });
+            }
+        }
+    }
+    let fingerprint = hex::encode(fingerprint.finalize());
+
+    let mut ingest = state.ingest.lock().await;
+    let recorded = record(&state, &mut ingest, &txn_id, &fingerprint, &events, &rejected).await?;
+    let went_backwards_from = match (txn_id.parse::<u64>().ok(), ingest.last_txn) {
+        (Some(n), Some(prev)) if n < prev && recorded != Recorded::Replay => Some(prev),
+        _ => None,
+    };
+    if recorded != Recorded::Replay {
+        if let Ok(n) = txn_id.parse::<u64>() {
+            ingest.last_txn = Some(n);
+        }
+        ingest.remember(&txn_id, &fingerprint);
+    }
+    if let Recorded::New { inserted, .. } = &recorded {
+        // Hand the events to the processor in memory while still holding the ingest lock,
+        // so they arrive in inbox order.
+        let received_at = crate::store::now_ms();
+        let pending = inserted
+            .iter()
+            .filter_map(|(seq, id)| {
+                let ev = checked_events.remove(id)?;
+                Some(inbox::Pending {
+                    seq: *seq,
+                    event_id: id.clone(),
+                    room_id: ev.room_id.clone(),
+                    body: String::new(),
+                    received_at,
+                    event: Some(ev),
+                })
+            })
+            .collect::<Vec<_>>();
+        state.processor.submit(pending);
+    }
+    drop(ingest);
+
+    let m = &state.metrics;
+    match recorded {
+        Recorded::Replay => {
+            m.transactions.with_label_values(&["replay"]).inc();
+            tracing::debug!(%txn_id, "transaction already recorded");
+        }
+        Recorded::New { inserted, duplicates, rejected: n_rejected, txn_id_reused } => {
+            let inserted = inserted.len() as u64;
+            m.transactions.with_label_values(&["recorded"]).inc();
+            m.events_received.with_label_values(&["timeline"]).inc_by(inserted);
+            m.events_received.with_label_values(&["duplicate"]).inc_by(duplicates);
+            m.dead_letters.with_label_values(&["ingest"]).inc_by(n_rejected);
+            m.inbox_depth.add(inserted as i64);
+            if txn_id_reused {
+                tracing::warn!(%txn_id, "transaction ID reused with other events: the homeserver's transaction counter started over; events are de-duplicated by event ID");
+            }
+            if let Some(prev) = went_backwards_from {
+                tracing::warn!(%txn_id, previous = prev, "transaction IDs went backwards: was the homeserver restored or the registration regenerated?");
+            }
+            for r in &rejected {
+                tracing::warn!(%txn_id, event_id = ?r.event_id, reason = %r.reason, "malformed event dead-lettered");
+            }
+            let ephemeral = txn.ephemeral.or(txn.ephemeral_unstable).unwrap_or_default();
+            m.events_received.with_label_values(&["ephemeral"]).inc_by(ephemeral.len() as u64);
+            for raw in ephemeral {
+                if let Ok(v) = serde_json::from_str::<Value>(raw.get()) {
+                    state.processor.ephemeral(v);
+                }
+            }
+        }
+    }
+    m.ack_latency.observe(started.elapsed().as_secs_f64());
+    Ok(Json(json!({})))
+}
+
+/// How many recent transaction IDs are remembered in memory for replay detection.
+const RECENT_TXNS: usize = 4096;
+
+/// What the ingest keeps between transactions.
+pub struct IngestState {
+    /// The last numeric transaction ID, to warn when IDs go backwards.
+    last_txn: Option<u64>,
+    /// Recent transaction IDs and their fingerprints.
+    recent: std::collections::HashMap<String, String>,
+    order: std::collections::VecDeque<String>,
+}
+
+impl IngestState {
+    /// Starts with the last transaction ID recorded before.
+    pub fn new(last_txn: Option<u64>) -> Self {
+        Self { last_txn, recent: Default::default(), order: Default::default() }
+    }
+
+    fn remember(&mut self, txn_id: &str, fingerprint: &str) {
+        if self.recent.insert(txn_id.to_owned(), fingerprint.to_owned()).is_none() {
+            self.order.push_back(txn_id.to_owned());
+            if self.order.len() > RECENT_TXNS {
+                if let Some(old) = self.order.pop_front() {
+                    self.recent.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+/// Records a transaction: the fast path (one statement, synced) when every event is
+/// well-formed, else the full path (one database transaction with the dead letters).
+async fn record(
+    state: &AppState,
+    ingest: &mut IngestState,
+    txn_id: &str,
+    fingerprint: &str,
+    events: &[NewEvent],
+    rejected: &[Rejected],
+) -> Result<Recorded, MatrixError> {
+    let known = ingest.recent.get(txn_id).map(|f| f == fingerprint);
+    if known == Some(true) {
+        return Ok(Recorded::Replay);
+    }
+    if !rejected.is_empty() {
+        return Ok(inbox::record_transaction(&state.db, txn_id, fingerprint, events, rejected).await?);
+    }
+    let inserted = inbox::insert_events(&state.db, txn_id, events).await?;
+    if inserted.is_empty() && !events.is_empty() && known.is_none() {
+        // Every event was known: a transaction sent again after our restart?
+        if inbox::txn_fingerprint(&state.db, txn_id).await?.as_deref() == Some(fingerprint) {
+            return Ok(Recorded::Replay);
+        }
+    }
+    state.processor.remember_txn(inbox::TxnRecord {
+        txn_id: txn_id.to_owned(),
+        fingerprint: fingerprint.to_owned(),
+        event_count: events.len() as i64,
+        received_at: crate::store::now_ms(),
+    });
+    let duplicates = (events.len() - inserted.len()) as u64;
+    Ok(Recorded::New { inserted, duplicates, rejected: 0, txn_id_reused: known == Some(false) })
+}

@@ -1,0 +1,130 @@
+//! Bot commands: `!assisto <command> [arguments]` in a room the bot is in.
+//!
+//! A command is data (name, German help text, handler); one file per command group.
+//! Answers are notices sent with a transaction ID derived from the command's event, so a
+//! command processed twice (after a crash) is answered once.
+
+mod general;
+
+use crate::features::{people::commands as clients, rooms::commands as groups};
+
+use std::{future::Future, pin::Pin};
+
+use crate::features::institutions::Provisioning;
+use crate::features::rooms::checks::Checker;
+use crate::matrix::event::RoomEvent;
+use crate::matrix::homeserver::HomeserverClient;
+use crate::matrix::homeserver::TxnId;
+use crate::matrix::processor::hs_error;
+use crate::matrix::processor::HandleError;
+use crate::store::Db;
+
+/// What commands work with (the event handler builds it once): the database, the
+/// homeserver as the bot, who people are, provisioning and the bot's time zone.
+#[derive(Clone)]
+pub struct Context {
+    /// The database.
+    pub db: Db,
+    /// The homeserver.
+    pub hs: HomeserverClient,
+    /// The bot's user ID.
+    pub bot_user_id: String,
+    /// Who people are, what rooms are.
+    pub checker: Checker,
+    /// Institutions, counsellors, clients.
+    pub provisioning: Provisioning,
+    /// The time zone appointments are given in.
+    pub timezone: chrono_tz::Tz,
+}
+
+/// The prefix that addresses the bot.
+pub const PREFIX: &str = "!assisto";
+
+/// A parsed command line.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Invocation<'a> {
+    /// The command name, lower-cased by the caller's convention.
+    pub name: &'a str,
+    /// The rest of the line.
+    pub args: &'a str,
+}
+
+/// The future a command handler returns.
+pub type Reply<'a> = Pin<Box<dyn Future<Output = Result<String, HandleError>> + Send + 'a>>;
+
+/// One command.
+pub struct Command {
+    /// Its name.
+    pub name: &'static str,
+    /// One line of German help.
+    pub help: &'static str,
+    /// Produces the answer.
+    pub run: for<'a> fn(&'a Context, &'a RoomEvent, &'a str) -> Reply<'a>,
+}
+
+/// Every command, in the order the help lists them.
+pub fn all() -> Vec<&'static Command> {
+    general::COMMANDS.iter().chain(groups::COMMANDS.iter()).chain(clients::COMMANDS.iter()).collect()
+}
+
+/// Parses `!assisto name args`; `None` if the text does not address the bot.
+pub fn parse(body: &str) -> Option<Invocation<'_>> {
+    let rest = body.trim_start().strip_prefix(PREFIX)?;
+    if !(rest.is_empty() || rest.starts_with(char::is_whitespace)) {
+        return None; // e.g. "!assistotal"
+    }
+    let rest = rest.trim();
+    let (name, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    Some(Invocation { name, args: args.trim() })
+}
+
+/// Runs a command and answers in the room.
+pub async fn run(app: &Context, ev: &RoomEvent, inv: Invocation<'_>) -> Result<(), HandleError> {
+    let name = if inv.name.is_empty() { "hilfe" } else { inv.name };
+    let name = name.to_lowercase();
+    let answer = match all().into_iter().find(|c| c.name == name) {
+        Some(cmd) => (cmd.run)(app, ev, inv.args).await?,
+        None => format!(
+            "Unbekannter Befehl „{}“. Mit „{PREFIX} hilfe“ sehen Sie alle Befehle.",
+            truncate(inv.name, 40)
+        ),
+    };
+    if answer.is_empty() {
+        return Ok(()); // nothing to say (e.g. the room is gone)
+    }
+    let txn = TxnId::derived(&ev.event_id, "command-reply");
+    app.hs.send_notice(&ev.room_id, &app.bot_user_id, &txn, &answer).await.map_err(hs_error)?;
+    tracing::info!(room_id = %ev.room_id, command = %name, "command answered");
+    Ok(())
+}
+
+fn truncate(s: &str, max_chars: usize) -> String {
+    match s.char_indices().nth(max_chars) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::matrix::commands::*;
+
+    #[test]
+    fn parses_commands_and_ignores_other_text() {
+        assert_eq!(parse("!assisto hilfe"), Some(Invocation { name: "hilfe", args: "" }));
+        assert_eq!(parse("  !assisto  status  jetzt "), Some(Invocation { name: "status", args: "jetzt" }));
+        assert_eq!(parse("!assisto"), Some(Invocation { name: "", args: "" }));
+        assert_eq!(parse("!assistotal"), None);
+        assert_eq!(parse("hallo !assisto hilfe"), None);
+        assert_eq!(truncate("äöü", 2), "äö…");
+    }
+
+    #[test]
+    fn every_command_has_unique_name_and_help() {
+        let cmds = all();
+        for c in &cmds {
+            assert!(!c.help.is_empty());
+            assert_eq!(cmds.iter().filter(|d| d.name == c.name).count(), 1, "{}", c.name);
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! Who may call the product's HTTP APIs: Bearer tokens compared in constant time (as
+//! SHA-256 digests), and the [`AdminAuth`] extractor of the admin API.
+
+use std::sync::Arc;
+
+use axum::{extract::FromRequestParts, http::request::Parts};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::app::router::AppState;
+use crate::web::error::MatrixError;
+
+/// SHA-256 of a token; comparing digests keeps the comparison constant-length.
+pub(crate) fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+pub(crate) fn matches(expected: &[u8; 32], given: &str) -> bool {
+    expected.ct_eq(&digest(given)).into()
+}
+
+/// Checks `Authorization: Bearer` against a digest; `None` means the endpoint is disabled
+/// (no token configured) and refuses everything.
+pub(crate) fn require_bearer(
+    headers: &axum::http::HeaderMap,
+    expected: Option<&[u8; 32]>,
+) -> Result<(), MatrixError> {
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.strip_prefix("Bearer "))
+        .map(str::trim);
+    match (expected, given) {
+        (_, None) => Err(MatrixError::unauthorized()),
+        (None, Some(_)) => Err(MatrixError::forbidden("This API is disabled: no token is configured")),
+        (Some(d), Some(t)) if matches(d, t) => Ok(()),
+        (Some(_), Some(_)) => Err(MatrixError::forbidden("Invalid token")),
+    }
+}
+
+/// The caller of the admin API, authenticated with `appservice.admin_api_token`. As the
+/// first argument of a route, it refuses before anything else is read.
+pub struct AdminAuth;
+
+impl FromRequestParts<Arc<AppState>> for AdminAuth {
+    type Rejection = MatrixError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &Arc<AppState>) -> Result<Self, MatrixError> {
+        require_bearer(&parts.headers, s.admin_token_digest.as_ref()).map(|()| AdminAuth)
+    }
+}

@@ -1,0 +1,88 @@
+//! The one error type of the HTTP APIs: a Matrix `errcode` with its HTTP status, mapped to a
+//! response in exactly one place. Internals never reach the caller; 5xx are logged at
+//! error level, 4xx at debug.
+
+use axum::{
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde_json::json;
+
+/// An error answered as `{"errcode": …, "error": …}`.
+#[derive(Debug, thiserror::Error)]
+#[error("{status} {errcode}: {message}")]
+pub struct MatrixError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Matrix error code, e.g. `M_FORBIDDEN`.
+    pub errcode: &'static str,
+    /// Human-readable text (no personal data, no internals).
+    pub message: String,
+}
+
+impl MatrixError {
+    /// Builds an error.
+    pub fn new(status: StatusCode, errcode: &'static str, message: impl Into<String>) -> Self {
+        Self { status, errcode, message: message.into() }
+    }
+
+    /// 401 `M_UNAUTHORIZED`: no credentials were supplied.
+    pub fn unauthorized() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "M_UNAUTHORIZED", "Missing access token")
+    }
+
+    /// 403 `M_FORBIDDEN`.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "M_FORBIDDEN", message)
+    }
+
+    /// 404 `M_NOT_FOUND`.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "M_NOT_FOUND", message)
+    }
+
+    /// 404 `M_UNRECOGNIZED`: no such endpoint.
+    pub fn unrecognized() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "M_UNRECOGNIZED", "Unrecognized request")
+    }
+
+    /// 400 `M_NOT_JSON`.
+    pub fn not_json(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "M_NOT_JSON", message)
+    }
+
+    /// 400 `M_BAD_JSON`.
+    pub fn bad_json(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "M_BAD_JSON", message)
+    }
+
+    /// 500 `M_UNKNOWN`; the cause is logged here and not shown to the caller.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "M_UNKNOWN", "Internal server error")
+    }
+}
+
+impl IntoResponse for MatrixError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(status = %self.status, errcode = self.errcode, "request failed");
+        } else {
+            tracing::debug!(status = %self.status, errcode = self.errcode, "request refused");
+        }
+        (self.status, Json(json!({ "errcode": self.errcode, "error": self.message }))).into_response()
+    }
+}
+
+impl From<sqlx::Error> for MatrixError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::internal(&e)
+    }
+}
+
+impl From<crate::error::Error> for MatrixError {
+    fn from(e: crate::error::Error) -> Self {
+        e.to_matrix()
+    }
+}
