@@ -1,7 +1,8 @@
 //! A real browser for tests: Debian's Chromium, headless, driven over WebDriver through
 //! Debian's ChromeDriver (both installed by `scripts/ensure-browser.sh`, which `make test`
-//! runs). The WebDriver protocol is plain JSON over HTTP, so this is a small client of our
-//! own on `reqwest`. Accessibility checks run axe-core (npm, `tests/browser/`) in the page.
+//! runs). The protocol is spoken by the `fantoccini` crate (plain HTTP to ChromeDriver on
+//! localhost, no TLS); `Browser` is a thin wrapper that panics with the driver's message, as
+//! tests want. Accessibility checks run axe-core (npm, `tests/browser/`) in the page.
 
 use std::{
     path::{Path, PathBuf},
@@ -9,33 +10,24 @@ use std::{
     time::{Duration, Instant},
 };
 
-use reqwest::Method;
+use fantoccini::{
+    actions::{InputSource, KeyAction, KeyActions},
+    Client, ClientBuilder, Locator,
+};
+use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{json, Value};
 use tokio::process::{Child, Command};
 
-/// The key WebDriver uses for element references.
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+pub use fantoccini::elements::Element;
 
-/// WebDriver's code for the right arrow key.
+/// WebDriver's code for the right arrow key (`fantoccini::key::Key::Right`).
 pub const ARROW_RIGHT: &str = "\u{E014}";
 
 /// A headless Chromium session.
 pub struct Browser {
     driver: Child,
-    base: String,
-    session: String,
-    http: reqwest::Client,
+    client: Client,
     _profile: tempfile::TempDir,
-}
-
-/// An element of the current page (or frame).
-#[derive(Clone, Debug)]
-pub struct Element(String);
-
-impl Element {
-    fn json(&self) -> Value {
-        json!({ ELEMENT: self.0 })
-    }
 }
 
 fn free_port() -> u16 {
@@ -69,17 +61,8 @@ impl Browser {
             .kill_on_drop(true)
             .spawn()
             .expect("starting chromedriver");
-        let base = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let ready = match http.get(format!("{base}/status")).send().await {
-                Ok(r) => r.json::<Value>().await.ok().is_some_and(|v| v["value"]["ready"] == json!(true)),
-                Err(_) => false,
-            };
-            if ready {
-                break;
-            }
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
             assert!(Instant::now() < deadline, "chromedriver did not become ready");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -101,59 +84,29 @@ impl Browser {
             "--window-size=1280,900".into(),
             format!("--user-data-dir={}", profile.path().display()),
         ];
-        let caps = json!({"capabilities": {"alwaysMatch": {
-            "browserName": "chrome",
-            "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args},
-        }}});
-        let r: Value = http
-            .post(format!("{base}/session"))
-            .json(&caps)
-            .send()
+        let mut caps = serde_json::Map::new();
+        caps.insert("browserName".into(), json!("chrome"));
+        caps.insert("goog:chromeOptions".into(), json!({"binary": "/usr/bin/chromium", "args": args}));
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
             .await
-            .expect("new session")
-            .json()
-            .await
-            .expect("session json");
-        let session = r["value"]["sessionId"]
-            .as_str()
-            .unwrap_or_else(|| panic!("chromedriver refused a session: {r}"))
-            .to_owned();
-        Browser { driver, base, session, http, _profile: profile }
-    }
-
-    /// One WebDriver command; panics with the driver's message on error.
-    pub async fn cmd(&self, method: Method, path: &str, body: Option<Value>) -> Value {
-        let url = format!("{}/session/{}{path}", self.base, self.session);
-        let mut req = self.http.request(method.clone(), url);
-        if let Some(b) = body {
-            req = req.json(&b);
-        } else if method == Method::POST {
-            req = req.json(&json!({}));
-        }
-        let r = req.send().await.unwrap_or_else(|e| panic!("WebDriver {path}: {e}"));
-        let ok = r.status().is_success();
-        let v: Value = r.json().await.unwrap_or(Value::Null);
-        assert!(ok, "WebDriver {method} {path}: {v}");
-        v["value"].clone()
+            .unwrap_or_else(|e| panic!("chromedriver refused a session: {e}"));
+        Browser { driver, client, _profile: profile }
     }
 
     /// Opens a URL.
     pub async fn goto(&self, url: &str) {
-        self.cmd(Method::POST, "/url", Some(json!({"url": url}))).await;
+        self.client.goto(url).await.unwrap_or_else(|e| panic!("WebDriver goto {url}: {e}"));
     }
 
     /// The first element matching a CSS selector, if any.
     pub async fn try_find(&self, css: &str) -> Option<Element> {
-        let url = format!("{}/session/{}/element", self.base, self.session);
-        let r = self
-            .http
-            .post(url)
-            .json(&json!({"using": "css selector", "value": css}))
-            .send()
-            .await
-            .expect("find");
-        let v: Value = r.json().await.unwrap_or(Value::Null);
-        v["value"][ELEMENT].as_str().map(|id| Element(id.to_owned()))
+        match self.client.find(Locator::Css(css)).await {
+            Ok(e) => Some(e),
+            Err(e) if e.is_no_such_element() => None,
+            Err(e) => panic!("WebDriver find {css}: {e}"),
+        }
     }
 
     /// The first element matching a CSS selector.
@@ -161,9 +114,9 @@ impl Browser {
         match self.try_find(css).await {
             Some(e) => e,
             None => {
-                let url = self.cmd(Method::GET, "/url", None).await;
-                let source = self.cmd(Method::GET, "/source", None).await;
-                let source: String = source.as_str().unwrap_or_default().chars().take(2000).collect();
+                let url = self.client.current_url().await.map(|u| u.to_string()).unwrap_or_default();
+                let source = self.client.source().await.unwrap_or_default();
+                let source: String = source.chars().take(2000).collect();
                 panic!("no element {css} on {url}: {source}")
             }
         }
@@ -184,76 +137,71 @@ impl Browser {
 
     /// Clicks an element.
     pub async fn click(&self, el: &Element) {
-        self.cmd(Method::POST, &format!("/element/{}/click", el.0), None).await;
+        el.click().await.unwrap_or_else(|e| panic!("WebDriver click: {e}"));
     }
 
     /// Types into an element (also: file paths into `<input type=file>`, one per line).
     pub async fn type_text(&self, el: &Element, text: &str) {
-        self.cmd(Method::POST, &format!("/element/{}/value", el.0), Some(json!({"text": text}))).await;
+        el.send_keys(text).await.unwrap_or_else(|e| panic!("WebDriver send keys: {e}"));
     }
 
     /// Clears an input.
     pub async fn clear(&self, el: &Element) {
-        self.cmd(Method::POST, &format!("/element/{}/clear", el.0), None).await;
+        el.clear().await.unwrap_or_else(|e| panic!("WebDriver clear: {e}"));
     }
 
     /// Keys sent to whatever has the focus.
     pub async fn keys(&self, keys: &str) {
-        let actions: Vec<Value> = keys
-            .chars()
-            .flat_map(|c| {
-                [
-                    json!({"type": "keyDown", "value": c.to_string()}),
-                    json!({"type": "keyUp", "value": c.to_string()}),
-                ]
-            })
-            .collect();
-        self.cmd(
-            Method::POST,
-            "/actions",
-            Some(json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]})),
-        )
-        .await;
+        let actions = keys.chars().fold(KeyActions::new("keyboard".into()), |a, c| {
+            a.then(KeyAction::Down { value: c }).then(KeyAction::Up { value: c })
+        });
+        self.client.perform_actions(actions).await.unwrap_or_else(|e| panic!("WebDriver actions: {e}"));
     }
 
-    /// Runs a script (a function body; `arguments` holds `args`) and returns its result.
+    /// Runs a script (a function body; `arguments` holds `args`, a JSON array) and returns its
+    /// result.
     pub async fn eval(&self, script: &str, args: Value) -> Value {
-        self.cmd(Method::POST, "/execute/sync", Some(json!({"script": script, "args": args}))).await
+        self.client
+            .execute(script, script_args(args))
+            .await
+            .unwrap_or_else(|e| panic!("WebDriver execute: {e}"))
     }
 
     /// Accepts a `confirm()` dialog, waiting for it to appear.
     pub async fn accept_dialog(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let url = format!("{}/session/{}/alert/accept", self.base, self.session);
-            let r = self.http.post(url).json(&json!({})).send().await.expect("accept");
-            if r.status().is_success() {
-                return;
+            match self.client.accept_alert().await {
+                Ok(()) => return,
+                Err(e) => assert!(Instant::now() < deadline, "no dialog appeared: {e}"),
             }
-            assert!(Instant::now() < deadline, "no dialog appeared");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
     /// Switches into an iframe.
     pub async fn enter_frame(&self, frame: &Element) {
-        self.cmd(Method::POST, "/frame", Some(json!({"id": frame.json()}))).await;
+        frame.enter_frame().await.unwrap_or_else(|e| panic!("WebDriver enter frame: {e}"));
     }
 
-    /// Back to the top-level page.
+    /// Back to the top-level page (the crate only goes up one frame at a time).
     pub async fn leave_frames(&self) {
-        self.cmd(Method::POST, "/frame", Some(json!({"id": null}))).await;
+        while self.eval("return window.self !== window.top;", json!([])).await == json!(true) {
+            self.client.enter_parent_frame().await.unwrap_or_else(|e| panic!("WebDriver parent frame: {e}"));
+        }
     }
 
     /// Resizes the window.
     pub async fn set_size(&self, width: u32, height: u32) {
-        self.cmd(Method::POST, "/window/rect", Some(json!({"width": width, "height": height}))).await;
+        self.client
+            .set_window_size(width, height)
+            .await
+            .unwrap_or_else(|e| panic!("WebDriver window size: {e}"));
     }
 
     /// Takes a screenshot into `target/test-output/<name>.png` and returns its path and width.
     pub async fn screenshot(&self, name: &str) -> (PathBuf, u32) {
-        let b64 = self.cmd(Method::GET, "/screenshot", None).await;
-        let png = base64_decode(b64.as_str().expect("screenshot data"));
+        let png = self.client.screenshot().await.unwrap_or_else(|e| panic!("WebDriver screenshot: {e}"));
         assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 24, "a PNG screenshot");
         let width = u32::from_be_bytes([png[16], png[17], png[18], png[19]]);
         let path = output_dir().join(format!("{name}.png"));
@@ -276,15 +224,27 @@ impl Browser {
                 nodes: v.nodes.slice(0, 3).map((n) => n.html) }))))
               .catch((e) => done([{ id: "axe-error", help: String(e) }]));
         "#;
-        let v = self.cmd(Method::POST, "/execute/async", Some(json!({"script": run, "args": []}))).await;
+        let v = self
+            .client
+            .execute_async(run, vec![])
+            .await
+            .unwrap_or_else(|e| panic!("WebDriver axe-core: {e}"));
         v.as_array().cloned().unwrap_or_default()
     }
 
     /// Ends the session and ChromeDriver (what is left is ended on drop).
     pub async fn quit(mut self) {
-        let url = format!("{}/session/{}", self.base, self.session);
-        let _ = self.http.delete(url).send().await;
+        let _ = self.client.clone().close().await;
         let _ = self.driver.kill().await;
+    }
+}
+
+/// A script's arguments as the crate takes them: the elements of a JSON array (`null`: none).
+fn script_args(args: Value) -> Vec<Value> {
+    match args {
+        Value::Array(a) => a,
+        Value::Null => Vec::new(),
+        other => vec![other],
     }
 }
 
@@ -304,27 +264,20 @@ impl Drop for Browser {
     }
 }
 
-fn base64_decode(s: &str) -> Vec<u8> {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0);
-    for c in s.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=') {
-        let v = ALPHABET.iter().position(|a| *a == c).expect("base64") as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
+    use fantoccini::key::Key;
+    use serde_json::json;
+
     #[test]
-    fn base64_decodes() {
-        assert_eq!(super::base64_decode("aGFsbG8="), b"hallo");
-        assert_eq!(super::base64_decode("iVBORw0KGgo="), b"\x89PNG\r\n\x1a\n");
+    fn arrow_right_is_the_crates_key() {
+        assert_eq!(super::ARROW_RIGHT, &*Key::Right);
+    }
+
+    #[test]
+    fn script_args_are_the_arrays_elements() {
+        assert_eq!(super::script_args(json!(["a", 1])), vec![json!("a"), json!(1)]);
+        assert!(super::script_args(json!([])).is_empty());
+        assert!(super::script_args(serde_json::Value::Null).is_empty());
     }
 }
