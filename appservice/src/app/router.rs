@@ -69,19 +69,3 @@ async fn unrecognized() -> MatrixError {
 }
 
 pub use push_events::IngestState;
-
-/// Parses a JSON request body: `M_NOT_JSON` for what is not JSON, `M_BAD_JSON` (with
-/// `invalid` before serde's explanation) for JSON of the wrong shape.
-pub(crate) fn json_body<T: serde::de::DeserializeOwned>(
-    bytes: &[u8],
-    invalid: &str,
-    not_json: &str,
-) -> Result<T, MatrixError> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        if e.is_data() {
-            MatrixError::bad_json(format!("{invalid}: {e}"))
-        } else {
-            MatrixError::not_json(not_json.to_owned())
-        }
-    })
-}

@@ -20,6 +20,6 @@ pub(crate) async fn check_route(
     body: axum::body::Bytes,
 ) -> Result<Json<CheckResponse>, MatrixError> {
     crate::web::auth::require_bearer(&headers, state.module_token_digest.as_ref())?;
-    let req: CheckRequest = crate::app::router::json_body(&body, "Invalid check", "Content not JSON")?;
+    let req: CheckRequest = crate::web::error::json_body(&body, crate::web::error::Lang::En)?;
     Ok(Json(state.checker.check(&req).await?))
 }

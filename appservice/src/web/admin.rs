@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::{
     extract::{Path, Query, State},
-    http::{header, HeaderMap, StatusCode},
+    http::{header, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
     Json, Router,
@@ -20,7 +20,8 @@ use crate::features::institutions::store as institutions;
 use crate::features::people::store as people;
 use crate::features::rooms::store as rooms;
 use crate::store::audit;
-use crate::web::error::MatrixError;
+use crate::web::auth::AdminAuth;
+use crate::web::error::{json_body, ApiResult, Lang, MatrixError};
 
 const OPENAPI: &str = include_str!("../../../docs/admin-api.yaml");
 const ACTOR: &str = "admin-api";
@@ -45,14 +46,8 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/audit", get(audit_route))
 }
 
-type ApiResult<T> = Result<T, MatrixError>;
-
-fn auth(state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
-    crate::web::auth::require_bearer(headers, state.admin_token_digest.as_ref())
-}
-
 fn body<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
-    crate::app::router::json_body(bytes, "Invalid request body", "Content not JSON")
+    json_body(bytes, Lang::En)
 }
 
 fn created<T: Serialize>(v: T) -> Response {
@@ -72,31 +67,28 @@ struct NewInstitution {
 
 /// # `GET /_assisto/admin/v1/institutions`
 async fn list_institutions_route(
+    _: AdminAuth,
     State(s): State<Arc<AppState>>,
-    h: HeaderMap,
 ) -> ApiResult<Json<Vec<institutions::Institution>>> {
-    auth(&s, &h)?;
     Ok(Json(institutions::list(&s.db).await?))
 }
 
 /// # `POST /_assisto/admin/v1/institutions`
 async fn create_institution_route(
+    _: AdminAuth,
     State(s): State<Arc<AppState>>,
-    h: HeaderMap,
     b: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    auth(&s, &h)?;
     let req: NewInstitution = body(&b)?;
     Ok(created(s.provisioning.create_institution(ACTOR, &req.id, &req.name).await?))
 }
 
 /// # `GET /_assisto/admin/v1/institutions/{id}`
 async fn get_institution_route(
+    _: AdminAuth,
     State(s): State<Arc<AppState>>,
-    h: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    auth(&s, &h)?;
     Ok(Json(s.provisioning.institution(&id).await?).into_response())
 }
 
@@ -115,23 +107,21 @@ struct NewDepartment {
 
 /// # `GET /_assisto/admin/v1/institutions/{id}/departments`
 async fn list_departments_route(
+    _: AdminAuth,
     State(s): State<Arc<AppState>>,
-    h: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    auth(&s, &h)?;
     require_institution(&s, &id).await?;
     Ok(Json(institutions::departments(&s.db, &id).await?).into_response())
 }
 
 /// # `POST /_assisto/admin/v1/institutions/{id}/departments`
 async fn create_department_route(
+    _: AdminAuth,
     State(s): State<Arc<AppState>>,
-    h: HeaderMap,
     Path(id): Path<String>,
     b: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    auth(&s, &h)?;
     let req: NewDepartment = body(&b)?;
     Ok(created(s.provisioning.create_department(ACTOR, &id, &req.name).await?))
 }
@@ -149,23 +139,21 @@ struct NewCounsellor {
 
 /// # `GET /_assisto/admin/v1/institutions/{id}/counsellors`
 async fn list_counsellors_route(
+    _: AdminAuth,
     State(s): State<Arc<AppState>>,
-    h: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    auth(&s, &h)?;
     require_institution(&s, &id).await?;
     Ok(Json(people::counsellors(&s.db, &id).await?).into_response())
 }
 
 /// # `POST /_assisto/admin/v1/institutions/{id}/counsellors`
 async fn add_counsellor_route(
+    _: AdminAuth,
     State(s): State<Arc<AppState>>,
-    h: HeaderMap,
     Path(id): Path<String>,
     b: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    auth(&s, &h)?;
     let req: NewCounsellor = body(&b)?;
     let c = s
         .provisioning
@@ -189,55 +177,50 @@ struct NewClient {
 
 /// # `GET /_assisto/admin/v1/institutions/{id}/clients`
 async fn list_clients_route(
+    _: AdminAuth,
     State(s): State<Arc<AppState>>,
-    h: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    auth(&s, &h)?;
     require_institution(&s, &id).await?;
     Ok(Json(people::clients(&s.db, &id).await?).into_response())
 }
 
 /// # `POST /_assisto/admin/v1/institutions/{id}/clients`
 async fn create_client_route(
+    _: AdminAuth,
     State(s): State<Arc<AppState>>,
-    h: HeaderMap,
     Path(id): Path<String>,
     b: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    auth(&s, &h)?;
     let req: NewClient = body(&b)?;
     Ok(created(s.provisioning.create_client(ACTOR, &id, &req.display_name).await?))
 }
 
 /// # `GET /_assisto/admin/v1/institutions/{id}/rooms`
 async fn list_rooms_route(
+    _: AdminAuth,
     State(s): State<Arc<AppState>>,
-    h: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    auth(&s, &h)?;
     require_institution(&s, &id).await?;
     Ok(Json(rooms::list(&s.db, &id).await?).into_response())
 }
 
 /// # `POST /_assisto/admin/v1/clients/{userId}/block`
 async fn block_route(
+    _: AdminAuth,
     State(s): State<Arc<AppState>>,
-    h: HeaderMap,
     Path(user_id): Path<String>,
 ) -> ApiResult<Response> {
-    auth(&s, &h)?;
     Ok(Json(s.provisioning.set_blocked(ACTOR, &user_id, true).await?).into_response())
 }
 
 /// # `POST /_assisto/admin/v1/clients/{userId}/unblock`
 async fn unblock_route(
+    _: AdminAuth,
     State(s): State<Arc<AppState>>,
-    h: HeaderMap,
     Path(user_id): Path<String>,
 ) -> ApiResult<Response> {
-    auth(&s, &h)?;
     Ok(Json(s.provisioning.set_blocked(ACTOR, &user_id, false).await?).into_response())
 }
 
@@ -253,11 +236,10 @@ fn default_limit() -> i64 {
 
 /// # `GET /_assisto/admin/v1/audit?limit=N`
 async fn audit_route(
+    _: AdminAuth,
     State(s): State<Arc<AppState>>,
-    h: HeaderMap,
     q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
-    auth(&s, &h)?;
     let Query(q) =
         q.map_err(|e| MatrixError::new(StatusCode::BAD_REQUEST, "M_INVALID_PARAM", e.body_text()))?;
     if !(1..=10_000).contains(&q.limit) {
@@ -268,33 +250,30 @@ async fn audit_route(
 
 /// # `GET /_assisto/admin/v1/institutions/{id}/retention`
 async fn get_retention_route(
+    _: AdminAuth,
     State(s): State<Arc<AppState>>,
-    h: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    auth(&s, &h)?;
     Ok(Json(s.provisioning.retention(&id).await?).into_response())
 }
 
 /// # `PUT /_assisto/admin/v1/institutions/{id}/retention`
 async fn set_retention_route(
+    _: AdminAuth,
     State(s): State<Arc<AppState>>,
-    h: HeaderMap,
     Path(id): Path<String>,
     b: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    auth(&s, &h)?;
     let req: crate::features::institutions::Retention = body(&b)?;
     Ok(Json(s.provisioning.set_retention(ACTOR, &id, &req).await?).into_response())
 }
 
 /// # `GET /_assisto/admin/v1/institutions/{id}/chat-config`
 async fn get_chat_config_route(
+    _: AdminAuth,
     State(s): State<Arc<AppState>>,
-    h: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    auth(&s, &h)?;
     Ok(Json(s.provisioning.chat_config(&id).await?).into_response())
 }
 
@@ -302,12 +281,11 @@ async fn get_chat_config_route(
 ///
 /// Embedded pages see a change at their next load (the embed does not cache it).
 async fn set_chat_config_route(
+    _: AdminAuth,
     State(s): State<Arc<AppState>>,
-    h: HeaderMap,
     Path(id): Path<String>,
     b: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    auth(&s, &h)?;
     let req: crate::features::institutions::ChatConfig = body(&b)?;
     Ok(Json(s.provisioning.set_chat_config(ACTOR, &id, &req).await?).into_response())
 }
@@ -316,11 +294,10 @@ async fn set_chat_config_route(
 ///
 /// A new secret for signing logged-in clients' tokens; shown only in this answer.
 async fn new_embed_secret_route(
+    _: AdminAuth,
     State(s): State<Arc<AppState>>,
-    h: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    auth(&s, &h)?;
     let secret = s.provisioning.new_embed_secret(ACTOR, &id).await?;
     Ok(Json(serde_json::json!({ "secret": secret })).into_response())
 }
@@ -333,11 +310,10 @@ fn deleter(s: &AppState) -> crate::features::deletion::Deleter {
 ///
 /// Marks the client for deletion after the institution's deletion period.
 async fn mark_deletion_route(
+    _: AdminAuth,
     State(s): State<Arc<AppState>>,
-    h: HeaderMap,
     Path(user_id): Path<String>,
 ) -> ApiResult<Response> {
-    auth(&s, &h)?;
     Ok(Json(deleter(&s).mark(ACTOR, &user_id).await?).into_response())
 }
 
@@ -345,11 +321,10 @@ async fn mark_deletion_route(
 ///
 /// Takes the mark back, as long as the deletion has not started.
 async fn unmark_deletion_route(
+    _: AdminAuth,
     State(s): State<Arc<AppState>>,
-    h: HeaderMap,
     Path(user_id): Path<String>,
 ) -> ApiResult<Response> {
-    auth(&s, &h)?;
     deleter(&s).unmark(ACTOR, &user_id).await?;
     Ok(Json(serde_json::json!({})).into_response())
 }
@@ -362,11 +337,10 @@ struct DeletionQuery {
 
 /// # `GET /_assisto/admin/v1/deletions?state=pending|finished`
 async fn list_deletions_route(
+    _: AdminAuth,
     State(s): State<Arc<AppState>>,
-    h: HeaderMap,
     q: Result<Query<DeletionQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
-    auth(&s, &h)?;
     let Query(q) =
         q.map_err(|e| MatrixError::new(StatusCode::BAD_REQUEST, "M_INVALID_PARAM", e.body_text()))?;
     let finished = match q.state.as_deref() {

@@ -9,6 +9,35 @@ use axum::{
 };
 use serde_json::json;
 
+/// What a route answers.
+pub type ApiResult<T = Response> = Result<T, MatrixError>;
+
+/// The language of an API's error texts: English for operators (admin API, module), German
+/// for counsellors and clients.
+#[derive(Clone, Copy, Debug)]
+pub enum Lang {
+    /// English.
+    En,
+    /// German.
+    De,
+}
+
+/// Parses a JSON request body: `M_NOT_JSON` for what is not JSON, `M_BAD_JSON` (with
+/// serde's explanation) for JSON of the wrong shape.
+pub fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8], lang: Lang) -> Result<T, MatrixError> {
+    let (invalid, not_json) = match lang {
+        Lang::En => ("Invalid request body", "Content not JSON"),
+        Lang::De => ("Ungültige Angaben", "Die Anfrage ist kein JSON."),
+    };
+    serde_json::from_slice(bytes).map_err(|e| {
+        if e.is_data() {
+            MatrixError::bad_json(format!("{invalid}: {e}"))
+        } else {
+            MatrixError::not_json(not_json.to_owned())
+        }
+    })
+}
+
 /// An error answered as `{"errcode": …, "error": …}`.
 #[derive(Debug, thiserror::Error)]
 #[error("{status} {errcode}: {message}")]
@@ -55,6 +84,11 @@ impl MatrixError {
     /// 400 `M_BAD_JSON`.
     pub fn bad_json(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "M_BAD_JSON", message)
+    }
+
+    /// 400 `M_INVALID_PARAM`: the request is well-formed but a value is not acceptable.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "M_INVALID_PARAM", message)
     }
 
     /// 500 `M_UNKNOWN`; the cause is logged here and not shown to the caller.

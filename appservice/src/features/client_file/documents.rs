@@ -11,8 +11,8 @@ use std::sync::Arc;
 use axum::{
     body::Body,
     extract::{multipart::MultipartRejection, Multipart, Path, State},
-    http::{header, HeaderMap, HeaderValue, StatusCode},
-    response::{IntoResponse, Response},
+    http::{header, HeaderValue, StatusCode},
+    response::IntoResponse,
     Json,
 };
 use serde_json::json;
@@ -22,14 +22,8 @@ use crate::features::client_file::files;
 use crate::features::client_file::files::Staged;
 use crate::features::client_file::store as client_file;
 use crate::store::audit;
-use crate::web::error::MatrixError;
-use crate::web::openid::counsellor_for;
-
-type ApiResult = Result<Response, MatrixError>;
-
-fn invalid(msg: impl Into<String>) -> MatrixError {
-    MatrixError::new(StatusCode::BAD_REQUEST, "M_INVALID_PARAM", msg)
-}
+use crate::web::error::{ApiResult, MatrixError};
+use crate::web::openid::Counsellor;
 
 fn storage_error(e: &std::io::Error) -> MatrixError {
     tracing::error!(error = %e, "the file store failed");
@@ -58,11 +52,11 @@ pub(super) fn upload_body_limit(c: &crate::app::config::FilesConfig) -> usize {
 
 /// # `GET …/documents`
 pub(super) async fn list_route(
+    caller: Counsellor,
     State(s): State<Arc<AppState>>,
-    h: HeaderMap,
     Path(client): Path<String>,
 ) -> ApiResult {
-    counsellor_for(&s, &h, &client).await?;
+    caller.file_of(&s, &client).await?;
     let items = client_file::documents(&s.db, &client).await?;
     let total: i64 = items.iter().map(|d| d.size).sum();
     let limits = &s.config.files;
@@ -90,12 +84,12 @@ struct Received {
 
 /// # `POST …/documents` (`multipart/form-data`)
 pub(super) async fn upload_route(
+    caller: Counsellor,
     State(s): State<Arc<AppState>>,
-    h: HeaderMap,
     Path(client): Path<String>,
     mp: Result<Multipart, MultipartRejection>,
 ) -> ApiResult {
-    let (user, c) = counsellor_for(&s, &h, &client).await?;
+    let (user, c) = caller.file_of(&s, &client).await?;
     let mut mp = mp.map_err(|_| {
         MatrixError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -179,18 +173,23 @@ async fn receive(s: &AppState, mp: &mut Multipart, out: &mut Vec<Received>) -> R
                     "Die Dateien sind zusammen zu groß.",
                 ))
             }
-            Err(_) => return Err(invalid("Die hochgeladenen Daten sind unvollständig oder fehlerhaft.")),
+            Err(_) => {
+                return Err(MatrixError::invalid(
+                    "Die hochgeladenen Daten sind unvollständig oder fehlerhaft.",
+                ))
+            }
         };
         if field.name() != Some("file") {
-            return Err(invalid("Dateien werden im Feld „file“ hochgeladen."));
+            return Err(MatrixError::invalid("Dateien werden im Feld „file“ hochgeladen."));
         }
         if out.len() == limits.max_documents_per_upload {
-            return Err(invalid(format!(
+            return Err(MatrixError::invalid(format!(
                 "Höchstens {} Dateien auf einmal.",
                 limits.max_documents_per_upload
             )));
         }
-        let name = files::check_file_name(field.file_name().unwrap_or_default()).map_err(invalid)?;
+        let name =
+            files::check_file_name(field.file_name().unwrap_or_default()).map_err(MatrixError::invalid)?;
         let mut staged = s.provisioning.files.stage().await.map_err(|e| storage_error(&e))?;
         let mut field = field;
         let outcome = async {
@@ -205,12 +204,14 @@ async fn receive(s: &AppState, mp: &mut Multipart, out: &mut Vec<Received>) -> R
                     Ok(None) => break,
                     Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(too_big(&name)),
                     Err(_) => {
-                        return Err(invalid("Die hochgeladenen Daten sind unvollständig oder fehlerhaft."))
+                        return Err(MatrixError::invalid(
+                            "Die hochgeladenen Daten sind unvollständig oder fehlerhaft.",
+                        ))
                     }
                 }
             }
             if staged.size() == 0 {
-                return Err(invalid(format!("„{name}“ ist leer.")));
+                return Err(MatrixError::invalid(format!("„{name}“ ist leer.")));
             }
             let content_type = files::document_type(&name, staged.head())
                 .map_err(|m| MatrixError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "M_INVALID_PARAM", m))?;
@@ -230,7 +231,7 @@ async fn receive(s: &AppState, mp: &mut Multipart, out: &mut Vec<Received>) -> R
         }
     }
     if out.is_empty() {
-        return Err(invalid("Es wurde keine Datei ausgewählt."));
+        return Err(MatrixError::invalid("Es wurde keine Datei ausgewählt."));
     }
     Ok(())
 }
@@ -255,11 +256,11 @@ fn content_disposition(name: &str) -> String {
 /// The counsellor allowed to see this client's file, the client, and one of its documents.
 async fn document_for(
     s: &AppState,
-    h: &HeaderMap,
+    caller: &Counsellor,
     client: &str,
     id: i64,
 ) -> Result<(String, crate::features::people::store::Client, client_file::Document), MatrixError> {
-    let (user, c) = counsellor_for(s, h, client).await?;
+    let (user, c) = caller.file_of(s, client).await?;
     let doc = client_file::document_by_id(&s.db, &c.user_id, id)
         .await?
         .ok_or_else(|| MatrixError::not_found("Dieses Dokument gibt es nicht."))?;
@@ -268,11 +269,11 @@ async fn document_for(
 
 /// # `GET …/documents/{id}`: the file itself, as a download.
 pub(super) async fn download_route(
+    caller: Counsellor,
     State(s): State<Arc<AppState>>,
-    h: HeaderMap,
     Path((client, id)): Path<(String, i64)>,
 ) -> ApiResult {
-    let (user, c, doc) = document_for(&s, &h, &client, id).await?;
+    let (user, c, doc) = document_for(&s, &caller, &client, id).await?;
     let file = match s.provisioning.files.open_file(&doc.storage_key).await {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -302,11 +303,11 @@ pub(super) async fn download_route(
 /// The file goes first, then the entry: stopped in between, the entry remains and the
 /// request can be repeated; no file is ever left without an entry.
 pub(super) async fn delete_route(
+    caller: Counsellor,
     State(s): State<Arc<AppState>>,
-    h: HeaderMap,
     Path((client, id)): Path<(String, i64)>,
 ) -> ApiResult {
-    let (user, c, doc) = document_for(&s, &h, &client, id).await?;
+    let (user, c, doc) = document_for(&s, &caller, &client, id).await?;
     s.provisioning.files.remove(&doc.storage_key).await.map_err(|e| storage_error(&e))?;
     client_file::delete_document(&s.db, &c.user_id, id).await?;
     audit::record(&s.db, &user, "client_file.document_delete", &c.user_id, Some(&id.to_string())).await?;

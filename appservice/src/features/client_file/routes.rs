@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use axum::{
     extract::{Path, State},
-    http::{HeaderMap, StatusCode},
-    response::{IntoResponse, Response},
+    http::StatusCode,
+    response::IntoResponse,
     routing::{get, post, put},
     Json, Router,
 };
@@ -28,8 +28,8 @@ use crate::features::deletion::store as deletions;
 use crate::features::deletion::Deleter;
 use crate::features::people::store as people;
 use crate::store::audit;
-use crate::web::error::MatrixError;
-use crate::web::openid::counsellor_for;
+use crate::web::error::{json_body, ApiResult, Lang, MatrixError};
+use crate::web::openid::Counsellor;
 
 /// The routes (nested under `/_assisto/client-file/v1`).
 pub(crate) fn routes(files: &crate::app::config::FilesConfig) -> Router<Arc<AppState>> {
@@ -61,8 +61,6 @@ pub(crate) fn routes(files: &crate::app::config::FilesConfig) -> Router<Arc<AppS
         .route("/clients/{client}/deletion", post(mark_deletion_route).delete(unmark_deletion_route))
 }
 
-type ApiResult = Result<Response, MatrixError>;
-
 const OPENAPI: &str = include_str!("../../../../docs/client-file-api.yaml");
 
 const WIDGET: &str = include_str!("../../../widget/mappe.html");
@@ -88,14 +86,6 @@ pub(crate) async fn widget_route() -> impl IntoResponse {
 
 async fn openapi_route() -> impl IntoResponse {
     ([(axum::http::header::CONTENT_TYPE, "application/yaml")], OPENAPI)
-}
-
-fn invalid(msg: impl Into<String>) -> MatrixError {
-    MatrixError::new(StatusCode::BAD_REQUEST, "M_INVALID_PARAM", msg)
-}
-
-fn body<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, MatrixError> {
-    crate::app::router::json_body(b, "Ungültige Angaben", "Die Anfrage ist kein JSON.")
 }
 
 /// The master-data fields an institution records, with their largest length.
@@ -160,11 +150,11 @@ async fn client_view(s: &AppState, c: &people::Client) -> Result<Value, MatrixEr
 }
 
 async fn get_client_route(
+    caller: Counsellor,
     State(s): State<Arc<AppState>>,
-    h: HeaderMap,
     Path(client): Path<String>,
 ) -> ApiResult {
-    let (_, c) = counsellor_for(&s, &h, &client).await?;
+    let (_, c) = caller.file_of(&s, &client).await?;
     Ok(Json(client_view(&s, &c).await?).into_response())
 }
 
@@ -177,16 +167,16 @@ struct ClientUpdate {
 }
 
 async fn put_client_route(
+    caller: Counsellor,
     State(s): State<Arc<AppState>>,
-    h: HeaderMap,
     Path(client): Path<String>,
     b: axum::body::Bytes,
 ) -> ApiResult {
-    let (user, c) = counsellor_for(&s, &h, &client).await?;
-    let req: ClientUpdate = body(&b)?;
+    let (user, c) = caller.file_of(&s, &client).await?;
+    let req: ClientUpdate = json_body(&b, Lang::De)?;
     let name = assisto_core::check_name("display_name", &req.display_name)
-        .map_err(|_| invalid("Der Name hat 1 bis 100 Zeichen."))?;
-    check_profile(&req.profile).map_err(invalid)?;
+        .map_err(|_| MatrixError::invalid("Der Name hat 1 bis 100 Zeichen."))?;
+    check_profile(&req.profile).map_err(MatrixError::invalid)?;
     if name != c.display_name {
         // The display name follows: counsellors see the new name in their chats.
         s.hs.set_displayname(&c.user_id, &name).await.map_err(crate::error::Error::from)?;
@@ -204,38 +194,38 @@ struct NoteBody {
 }
 
 async fn list_notes_route(
+    caller: Counsellor,
     State(s): State<Arc<AppState>>,
-    h: HeaderMap,
     Path(client): Path<String>,
 ) -> ApiResult {
-    counsellor_for(&s, &h, &client).await?;
+    caller.file_of(&s, &client).await?;
     let notes = client_file::notes(&s.db, &client).await?;
     Ok(Json(json!({ "count": notes.len(), "items": notes })).into_response())
 }
 
 async fn add_note_route(
+    caller: Counsellor,
     State(s): State<Arc<AppState>>,
-    h: HeaderMap,
     Path(client): Path<String>,
     b: axum::body::Bytes,
 ) -> ApiResult {
-    let (user, c) = counsellor_for(&s, &h, &client).await?;
-    let req: NoteBody = body(&b)?;
-    let text = check_note(&req.text).map_err(invalid)?;
+    let (user, c) = caller.file_of(&s, &client).await?;
+    let req: NoteBody = json_body(&b, Lang::De)?;
+    let text = check_note(&req.text).map_err(MatrixError::invalid)?;
     let n = client_file::add_note(&s.db, &c.user_id, &user, &text).await?;
     audit::record(&s.db, &user, "client_file.note_add", &c.user_id, None).await?;
     Ok((StatusCode::CREATED, Json(n)).into_response())
 }
 
 async fn edit_note_route(
+    caller: Counsellor,
     State(s): State<Arc<AppState>>,
-    h: HeaderMap,
     Path((client, id)): Path<(String, i64)>,
     b: axum::body::Bytes,
 ) -> ApiResult {
-    let (user, c) = counsellor_for(&s, &h, &client).await?;
-    let req: NoteBody = body(&b)?;
-    let text = check_note(&req.text).map_err(invalid)?;
+    let (user, c) = caller.file_of(&s, &client).await?;
+    let req: NoteBody = json_body(&b, Lang::De)?;
+    let text = check_note(&req.text).map_err(MatrixError::invalid)?;
     let n = client_file::edit_note(&s.db, &c.user_id, id, &text)
         .await?
         .ok_or_else(|| MatrixError::not_found("Diese Notiz gibt es nicht."))?;
@@ -244,11 +234,11 @@ async fn edit_note_route(
 }
 
 async fn delete_note_route(
+    caller: Counsellor,
     State(s): State<Arc<AppState>>,
-    h: HeaderMap,
     Path((client, id)): Path<(String, i64)>,
 ) -> ApiResult {
-    let (user, c) = counsellor_for(&s, &h, &client).await?;
+    let (user, c) = caller.file_of(&s, &client).await?;
     if !client_file::delete_note(&s.db, &c.user_id, id).await? {
         return Err(MatrixError::not_found("Diese Notiz gibt es nicht."));
     }
@@ -266,54 +256,56 @@ struct MonitoringBody {
 }
 
 fn check_monitoring(m: MonitoringBody) -> Result<(i64, String, Value), MatrixError> {
-    let minutes = m.duration_minutes.ok_or_else(|| invalid("Die Dauer in Minuten ist ein Pflichtfeld."))?;
+    let minutes = m
+        .duration_minutes
+        .ok_or_else(|| MatrixError::invalid("Die Dauer in Minuten ist ein Pflichtfeld."))?;
     if !(1..=1440).contains(&minutes) {
-        return Err(invalid("Die Dauer liegt zwischen 1 und 1440 Minuten."));
+        return Err(MatrixError::invalid("Die Dauer liegt zwischen 1 und 1440 Minuten."));
     }
     let subject = m.subject.map(|s| s.trim().to_owned()).unwrap_or_default();
     let n = subject.chars().count();
     if n == 0 {
-        return Err(invalid("Das Thema ist ein Pflichtfeld."));
+        return Err(MatrixError::invalid("Das Thema ist ein Pflichtfeld."));
     }
     if n > 200 {
-        return Err(invalid("Das Thema hat höchstens 200 Zeichen."));
+        return Err(MatrixError::invalid("Das Thema hat höchstens 200 Zeichen."));
     }
     let details = Value::Object(m.details);
     if details.to_string().len() > 4096 {
-        return Err(invalid("Die weiteren Angaben sind zu lang (höchstens 4 KB)."));
+        return Err(MatrixError::invalid("Die weiteren Angaben sind zu lang (höchstens 4 KB)."));
     }
     Ok((minutes, subject, details))
 }
 
 async fn list_monitorings_route(
+    caller: Counsellor,
     State(s): State<Arc<AppState>>,
-    h: HeaderMap,
     Path(client): Path<String>,
 ) -> ApiResult {
-    counsellor_for(&s, &h, &client).await?;
+    caller.file_of(&s, &client).await?;
     let items = client_file::monitorings(&s.db, &client).await?;
     Ok(Json(json!({ "count": items.len(), "items": items })).into_response())
 }
 
 async fn add_monitoring_route(
+    caller: Counsellor,
     State(s): State<Arc<AppState>>,
-    h: HeaderMap,
     Path(client): Path<String>,
     b: axum::body::Bytes,
 ) -> ApiResult {
-    let (user, c) = counsellor_for(&s, &h, &client).await?;
-    let (minutes, subject, details) = check_monitoring(body(&b)?)?;
+    let (user, c) = caller.file_of(&s, &client).await?;
+    let (minutes, subject, details) = check_monitoring(json_body(&b, Lang::De)?)?;
     let m = client_file::add_monitoring(&s.db, &c.user_id, &user, minutes, &subject, &details).await?;
     audit::record(&s.db, &user, "client_file.monitoring_add", &c.user_id, None).await?;
     Ok((StatusCode::CREATED, Json(m)).into_response())
 }
 
 async fn get_monitoring_route(
+    caller: Counsellor,
     State(s): State<Arc<AppState>>,
-    h: HeaderMap,
     Path((client, id)): Path<(String, i64)>,
 ) -> ApiResult {
-    counsellor_for(&s, &h, &client).await?;
+    caller.file_of(&s, &client).await?;
     let m = client_file::monitoring_by_id(&s.db, &client, id)
         .await?
         .ok_or_else(|| MatrixError::not_found("Dieses Monitoring gibt es nicht."))?;
@@ -321,13 +313,13 @@ async fn get_monitoring_route(
 }
 
 async fn edit_monitoring_route(
+    caller: Counsellor,
     State(s): State<Arc<AppState>>,
-    h: HeaderMap,
     Path((client, id)): Path<(String, i64)>,
     b: axum::body::Bytes,
 ) -> ApiResult {
-    let (user, c) = counsellor_for(&s, &h, &client).await?;
-    let (minutes, subject, details) = check_monitoring(body(&b)?)?;
+    let (user, c) = caller.file_of(&s, &client).await?;
+    let (minutes, subject, details) = check_monitoring(json_body(&b, Lang::De)?)?;
     let m = client_file::edit_monitoring(&s.db, &c.user_id, id, minutes, &subject, &details)
         .await?
         .ok_or_else(|| MatrixError::not_found("Dieses Monitoring gibt es nicht."))?;
@@ -336,11 +328,11 @@ async fn edit_monitoring_route(
 }
 
 async fn delete_monitoring_route(
+    caller: Counsellor,
     State(s): State<Arc<AppState>>,
-    h: HeaderMap,
     Path((client, id)): Path<(String, i64)>,
 ) -> ApiResult {
-    let (user, c) = counsellor_for(&s, &h, &client).await?;
+    let (user, c) = caller.file_of(&s, &client).await?;
     if !client_file::delete_monitoring(&s.db, &c.user_id, id).await? {
         return Err(MatrixError::not_found("Dieses Monitoring gibt es nicht."));
     }
@@ -348,37 +340,41 @@ async fn delete_monitoring_route(
     Ok(Json(json!({})).into_response())
 }
 
-async fn block_route(State(s): State<Arc<AppState>>, h: HeaderMap, Path(client): Path<String>) -> ApiResult {
-    let (user, _) = counsellor_for(&s, &h, &client).await?;
+async fn block_route(
+    caller: Counsellor,
+    State(s): State<Arc<AppState>>,
+    Path(client): Path<String>,
+) -> ApiResult {
+    let (user, _) = caller.file_of(&s, &client).await?;
     Ok(Json(s.provisioning.set_blocked(&user, &client, true).await?).into_response())
 }
 
 async fn unblock_route(
+    caller: Counsellor,
     State(s): State<Arc<AppState>>,
-    h: HeaderMap,
     Path(client): Path<String>,
 ) -> ApiResult {
-    let (user, _) = counsellor_for(&s, &h, &client).await?;
+    let (user, _) = caller.file_of(&s, &client).await?;
     Ok(Json(s.provisioning.set_blocked(&user, &client, false).await?).into_response())
 }
 
 async fn mark_deletion_route(
+    caller: Counsellor,
     State(s): State<Arc<AppState>>,
-    h: HeaderMap,
     Path(client): Path<String>,
 ) -> ApiResult {
-    let (user, _) = counsellor_for(&s, &h, &client).await?;
+    let (user, _) = caller.file_of(&s, &client).await?;
     let d =
         Deleter::new(s.db.clone(), s.hs.clone(), s.provisioning.files.clone()).mark(&user, &client).await?;
     Ok(Json(d).into_response())
 }
 
 async fn unmark_deletion_route(
+    caller: Counsellor,
     State(s): State<Arc<AppState>>,
-    h: HeaderMap,
     Path(client): Path<String>,
 ) -> ApiResult {
-    let (user, _) = counsellor_for(&s, &h, &client).await?;
+    let (user, _) = caller.file_of(&s, &client).await?;
     Deleter::new(s.db.clone(), s.hs.clone(), s.provisioning.files.clone()).unmark(&user, &client).await?;
     Ok(Json(json!({})).into_response())
 }
