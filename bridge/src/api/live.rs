@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::{cors::same_origin, limits::CALLS_PER_MINUTE, query, session_of, ApiError, ApiResult, Bridge};
+use super::{cors::same_origin, limits::Limit, query, session_of, ApiError, ApiResult, Bridge};
 use crate::{
     core::{CoreError, Message},
     hub::Frame,
@@ -213,7 +213,7 @@ async fn serve_socket(b: Arc<Bridge>, mut socket: WebSocket, site: Option<String
                 match incoming {
                     Some(Ok(WsMessage::Text(t))) => match serde_json::from_str::<Incoming>(&t) {
                         Ok(Incoming::Typing { typing })
-                            if b.limits.hit(format!("calls:{}", s.id), CALLS_PER_MINUTE).is_ok() =>
+                            if b.limits.check(Limit::Call, &s.id).is_ok() =>
                         {
                             let _ = b.core.typing(&s, typing).await;
                         }

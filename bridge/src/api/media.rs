@@ -12,10 +12,7 @@ use axum::{
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{
-    limits::{limited, SENDS_PER_MINUTE},
-    query, session_of, ApiError, ApiResult, Bridge,
-};
+use super::{limits::Limit, query, session_of, ApiError, ApiResult, Bridge};
 
 /// Longest voice message.
 pub const MAX_VOICE_MS: u64 = 10 * 60 * 1000;
@@ -92,10 +89,8 @@ pub(super) async fn files_route(
     if files.is_empty() {
         return Err(ApiError::invalid("Es wurde keine Datei ausgewählt."));
     }
-    // Counted before any is sent, so the rate limit never cuts an upload in half.
-    for _ in &files {
-        limited(&b, format!("send:{}", s.id), SENDS_PER_MINUTE)?;
-    }
+    // Counted before any is sent, all or none, so the rate limit never cuts an upload in half.
+    b.limits.check_n(Limit::Send, &s.id, files.len())?;
     let mut messages = Vec::with_capacity(files.len());
     for (name, bytes) in files {
         messages.push(b.core.send_file(&s, &name, bytes).await?);
@@ -139,7 +134,7 @@ pub(super) async fn voice_route(
     if bytes.is_empty() {
         return Err(ApiError::invalid("Die Sprachnachricht ist leer."));
     }
-    limited(&b, format!("send:{}", s.id), SENDS_PER_MINUTE)?;
+    b.limits.check(Limit::Send, &s.id)?;
     let m = b.core.send_voice(&s, &mime, q.duration_ms, bytes.to_vec()).await?;
     Ok((StatusCode::CREATED, Json(m)).into_response())
 }

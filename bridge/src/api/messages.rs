@@ -12,11 +12,7 @@ use axum::{
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{
-    body,
-    limits::{limited, SENDS_PER_MINUTE},
-    query, session_of, ApiError, ApiResult, Bridge,
-};
+use super::{body, limits::Limit, query, session_of, ApiError, ApiResult, Bridge};
 use crate::hub::Frame;
 
 /// Longest text message, in characters.
@@ -85,7 +81,7 @@ pub(super) async fn send_route(
     let req: SendText = body(&bytes)?;
     check_txn_id(&req.txn_id)?;
     let text = check_text(&req.text)?;
-    limited(&b, format!("send:{}", s.id), SENDS_PER_MINUTE)?;
+    b.limits.check(Limit::Send, &s.id)?;
     let m = b.core.send_text(&s, &req.txn_id, &text).await?;
     Ok((StatusCode::CREATED, Json(m)).into_response())
 }

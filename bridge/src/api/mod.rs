@@ -45,13 +45,13 @@ mod session;
 pub use media::{MAX_VOICE_BYTES, MAX_VOICE_MS};
 pub use messages::MAX_TEXT_CHARS;
 
-use limits::{limited, RateLimiter, CALLS_PER_MINUTE};
+use limits::{Limit, Limits};
 
 /// The bridge: the core, the hub, and per-session and per-address rate limits.
 pub struct Bridge {
     core: Arc<dyn Core>,
     hub: Arc<Hub>,
-    limits: RateLimiter,
+    limits: Limits,
     max_file_bytes: u64,
     max_files: usize,
 }
@@ -60,7 +60,7 @@ impl Bridge {
     /// A bridge over `core`, receiving live frames from `hub`; files at most
     /// `max_file_bytes`, at most `max_files` per upload.
     pub fn new(core: Arc<dyn Core>, hub: Arc<Hub>, max_file_bytes: u64, max_files: usize) -> Arc<Self> {
-        Arc::new(Self { core, hub, limits: RateLimiter::default(), max_file_bytes, max_files })
+        Arc::new(Self { core, hub, limits: Limits::default(), max_file_bytes, max_files })
     }
 }
 
@@ -178,6 +178,6 @@ async fn session_of(b: &Bridge, h: &HeaderMap) -> Result<Session, ApiError> {
         .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "M_MISSING_TOKEN", "Es fehlt die Sitzung."))?;
     let s = b.core.session(token).await?;
     cors::check_origin(b, h, &s.institution).await?;
-    limited(b, format!("calls:{}", s.id), CALLS_PER_MINUTE)?;
+    b.limits.check(Limit::Call, &s.id)?;
     Ok(s)
 }

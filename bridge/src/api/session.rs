@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use super::{
     body,
     cors::check_origin,
-    limits::{limited, PeerIp, SESSIONS_PER_MINUTE},
+    limits::{Limit, PeerIp},
     session_of, ApiError, ApiResult, Bridge,
 };
 use crate::{
@@ -68,7 +68,7 @@ pub(super) async fn open_session_route(
     bytes: axum::body::Bytes,
 ) -> ApiResult {
     check_origin(&b, &h, &inst).await?;
-    limited(&b, format!("sessions:{ip}"), SESSIONS_PER_MINUTE)?;
+    b.limits.check(Limit::Session, &ip)?;
     let req: OpenSession = body(&bytes)?;
     let identity = match (req.area, req.token) {
         (Area::Anonymous, None) => Identity::Anonymous,
