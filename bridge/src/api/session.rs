@@ -1,0 +1,115 @@
+//! The session routes: an institution's config, opening a session (anonymous or with the
+//! site's signed token), the session itself, ending the conversation and deleting the
+//! client's data.
+
+use std::sync::Arc;
+
+use axum::{
+    extract::{Path, State},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    response::IntoResponse,
+    Json,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{
+    body,
+    cors::check_origin,
+    limits::{Limit, PeerIp},
+    session_of, ApiError, ApiResult, Bridge,
+};
+use crate::{
+    core::{Area, Form, Identity, Session, State as ConvState},
+    hub::Frame,
+    token,
+};
+
+fn session_json(s: &Session, state: &ConvState, token: Option<&str>) -> Value {
+    let mut v = json!({
+        "expires_at": s.expires_at,
+        "client": { "display_name": s.display_name },
+        "conversation": { "kind": s.kind },
+        "state": state,
+    });
+    if let (Some(t), Some(o)) = (token, v.as_object_mut()) {
+        o.insert("session".into(), json!(t));
+    }
+    v
+}
+
+pub(super) async fn config_route(State(b): State<Arc<Bridge>>, Path(inst): Path<String>) -> ApiResult {
+    let c = b.core.config(&inst).await?;
+    let mut res = Json(c).into_response();
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok(res)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OpenSession {
+    area: Area,
+    form: Form,
+    token: Option<String>,
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+pub(super) async fn open_session_route(
+    State(b): State<Arc<Bridge>>,
+    PeerIp(ip): PeerIp,
+    h: HeaderMap,
+    Path(inst): Path<String>,
+    bytes: axum::body::Bytes,
+) -> ApiResult {
+    check_origin(&b, &h, &inst).await?;
+    b.limits.check(Limit::Session, &ip)?;
+    let req: OpenSession = body(&bytes)?;
+    let identity = match (req.area, req.token) {
+        (Area::Anonymous, None) => Identity::Anonymous,
+        (Area::Anonymous, Some(_)) => {
+            return Err(ApiError::invalid("Im anonymen Bereich gibt es keine Anmeldung."))
+        }
+        (Area::Registered, None) => return Err(ApiError::invalid("Es fehlt die Anmeldung der Website.")),
+        (Area::Registered, Some(t)) => {
+            let secret = b.core.embed_secret(&inst).await?.ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "M_FORBIDDEN",
+                    "Diese Beratungsstelle nimmt noch keine angemeldeten Chats an.",
+                )
+            })?;
+            let claims = token::verify(&secret, &inst, &t, unix_now())
+                .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "M_UNKNOWN_TOKEN", e.to_string()))?;
+            Identity::Registered { external_id: claims.sub, display_name: claims.name }
+        }
+    };
+    let (token, s) = b.core.open_session(&inst, req.area, req.form, identity).await?;
+    let state = b.core.state(&s).await?;
+    Ok((StatusCode::CREATED, Json(session_json(&s, &state, Some(&token)))).into_response())
+}
+
+pub(super) async fn session_route(State(b): State<Arc<Bridge>>, h: HeaderMap) -> ApiResult {
+    let s = session_of(&b, &h).await?;
+    let state = b.core.state(&s).await?;
+    Ok(Json(session_json(&s, &state, None)).into_response())
+}
+
+pub(super) async fn end_route(State(b): State<Arc<Bridge>>, h: HeaderMap) -> ApiResult {
+    let s = session_of(&b, &h).await?;
+    b.core.end(&s).await?;
+    b.hub.publish(&s.conversation, Frame::StateChanged);
+    Ok(Json(json!({})).into_response())
+}
+
+pub(super) async fn delete_my_data_route(State(b): State<Arc<Bridge>>, h: HeaderMap) -> ApiResult {
+    let s = session_of(&b, &h).await?;
+    b.core.delete_my_data(&s).await?;
+    b.hub.publish(&s.conversation, Frame::StateChanged);
+    Ok(Json(json!({})).into_response())
+}
