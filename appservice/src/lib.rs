@@ -5,6 +5,7 @@
 //! See `docs/architecture.md` for what each module owns.
 
 pub mod app;
+pub mod bus;
 pub mod error;
 pub mod features;
 pub mod matrix;

@@ -75,16 +75,18 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("opening the file store {}", files_dir.display()))?;
     let hub = Arc::new(assisto_bridge::hub::Hub::new());
+    let bus = Arc::new(crate::bus::InProcessBus::new());
     let provisioning = crate::features::institutions::Provisioning {
         db: db.clone(),
         hs: hs.clone(),
         bot: bot_user_id.clone(),
         config: config.clone(),
         files: files.clone(),
-        hub: hub.clone(),
+        bus: bus.clone(),
     };
     let checker = crate::features::rooms::checks::Checker::new(db.clone(), &config);
     let embed = crate::features::embed::EmbedCore::new(provisioning.clone(), hub.clone());
+    bus.subscribe(Arc::new(EmbedSubscriber(embed.clone())));
     let handler = Arc::new(Assisto::new(provisioning.clone(), checker.clone()).with_embed(embed.clone()));
     let p = &config.processing;
     let (processor, processor_tasks) =
@@ -158,6 +160,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             }
         }
     }));
+    background.push(tokio::spawn(crate::bus::outbox::relay(db.clone(), bus, shutdown_rx.clone())));
     let retention = Duration::from_secs(config.processing.dedup_retention_hours * 3600);
     let prune_db = db.clone();
     background.push(tokio::spawn(async move {
@@ -176,6 +179,18 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     }));
 
     Ok(Running { addr, db, metrics, shutdown, server, background, processor, processor_tasks })
+}
+
+/// The web embed hears of changes from the live bus.
+struct EmbedSubscriber(Arc<crate::features::embed::EmbedCore>);
+
+#[async_trait::async_trait]
+impl crate::bus::Subscriber for EmbedSubscriber {
+    async fn changed(&self, change: &crate::bus::Change) {
+        match change {
+            crate::bus::Change::Client(client) => self.0.client_changed(client).await,
+        }
+    }
 }
 
 /// Announces in each Terminchat when a slot opens and when it closes. Sending is decided by
@@ -287,11 +302,13 @@ pub async fn provisioning(config: Config) -> anyhow::Result<crate::features::ins
     let hs = HomeserverClient::new(&config.homeserver, as_token, Metrics::new())?;
     let files = FileStore::at(&config.files_dir()?);
     Ok(crate::features::institutions::Provisioning {
-        db,
+        db: db.clone(),
         bot: hs.user_id(&config.bot.localpart),
         hs,
         config,
         files,
-        hub: Arc::new(assisto_bridge::hub::Hub::new()),
+        // The CLI holds no connections: its changes reach the running service's through
+        // the database.
+        bus: Arc::new(crate::bus::outbox::OutboxBus::new(db.clone())),
     })
 }

@@ -7,7 +7,7 @@ use assisto_tests::{assisto_binary, matrix, TestService};
 use tokio::io::AsyncWriteExt;
 
 /// Runs `assisto ARGS` with only `ASSISTO_CONFIG`, optionally writing `stdin`.
-async fn assisto(cwd: &Path, config: &Path, args: &[&str], stdin: &str) -> (bool, String, String) {
+pub(crate) async fn assisto(cwd: &Path, config: &Path, args: &[&str], stdin: &str) -> (bool, String, String) {
     let mut child = tokio::process::Command::new(assisto_binary())
         .args(args)
         .current_dir(cwd)

@@ -702,3 +702,42 @@ async fn the_websocket_reconnects_without_loss_and_carries_typing_and_read_state
     }
     svc.stop().await;
 }
+
+/// A block made with the admin CLI — another process, which holds no connections — closes
+/// the client's open WebSocket just as the admin API does: through the live bus's outbox,
+/// within a second or two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_from_the_cli_closes_open_connections() {
+    let mut svc = TestService::start().await;
+    let inst = svc.institution("CLI-Sperrhaus").await;
+    let _anna = svc.counsellor(&inst, "Anna Sperre").await;
+    let (guest, _) = Embed::open(&svc, &inst.id, json!({"area": "anonymous", "form": "bubble"})).await;
+    let session = guest.session.clone().expect("session");
+    let room = room_of(&svc, "Gast 1").await;
+    let client: String = sqlx::query_scalar("SELECT client FROM embed_conversations WHERE room_id = $1")
+        .bind(&room)
+        .fetch_one(svc.running().db.pool())
+        .await
+        .expect("client");
+    let (mut ws, ready) = socket(&svc, &session, None).await;
+    assert_eq!(ready["state"]["blocked"], false);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("assisto.yaml");
+    std::fs::write(&config, serde_yaml::to_string(&svc.config).expect("yaml")).expect("config");
+    let started = std::time::Instant::now();
+    let (ok, out, err) = crate::cli::assisto(dir.path(), &config, &["client", "block", &client], "").await;
+    assert!(ok, "client block: {err}");
+    assert!(out.contains("\"blocked\": true") || out.contains("\"blocked\":true"), "{out}");
+    let f =
+        frame_where(&mut ws, "the block", |f| f["type"] == "closed" || f["state"]["blocked"] == true).await;
+    if f["type"] != "closed" {
+        assert_eq!(frame_where(&mut ws, "the close", |f| f["type"] == "closed").await["code"], 4003);
+    } else {
+        assert_eq!(f["code"], 4003, "{f}");
+    }
+    // Not a wall-time assertion on the machine's speed: the relay must not wait for a
+    // reconnect or a timeout (frame_where allows 10 s per frame).
+    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "CLI block reached the socket");
+    svc.stop().await;
+}

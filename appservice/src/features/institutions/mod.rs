@@ -32,7 +32,7 @@ pub struct Provisioning {
     /// The file store (documents of the client file).
     pub files: crate::features::client_file::files::FileStore,
     /// Live frames to the web embed (a block ends the client's embed sessions at once).
-    pub hub: std::sync::Arc<assisto_bridge::hub::Hub>,
+    pub bus: std::sync::Arc<dyn crate::bus::LiveBus>,
 }
 
 /// An institution's chat configuration (Chatkonfigurationen), as the admin API shows it.
@@ -268,9 +268,10 @@ impl Provisioning {
         }
         let action = if blocked { "client.block" } else { "client.unblock" };
         audit::record(&self.db, actor, action, user_id, None).await?;
-        if let Some((room, _)) = crate::features::embed::store::conversation(&self.db, user_id).await? {
-            // The client's browsers learn it at once (a block closes their connection).
-            self.hub.publish(&room, assisto_bridge::hub::Frame::StateChanged);
+        // The client's browsers learn it at once (a block closes their connections),
+        // whichever entry point made the change.
+        if let Err(e) = self.bus.publish(crate::bus::Change::Client(user_id.to_owned())).await {
+            tracing::warn!(error = %e, "publishing a client change failed");
         }
         people::client_by_id(&self.db, user_id).await?.ok_or_else(|| Error::not_found("client vanished"))
     }

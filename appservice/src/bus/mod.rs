@@ -1,0 +1,125 @@
+//! The live bus: a change made through any entry point (admin API, bot command, widget,
+//! CLI) reaches whatever holds open connections — today the web embed — within a second.
+//!
+//! [`LiveBus`] is what features publish to. Inside the running service it is the
+//! [`InProcessBus`], which calls its [`Subscriber`]s directly. A process without
+//! subscribers (the admin CLI) publishes through the [`outbox::OutboxBus`] into the
+//! database, and the running service's [`outbox::relay`] job hands those changes to its
+//! in-process bus. The scale-out issue adds a cross-process implementation beside these.
+
+pub mod outbox;
+
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+
+/// Something that open connections must learn about. Carries opaque IDs only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// A client's state changed (blocked, unblocked): their open embed connections read
+    /// it again, and a block closes them.
+    Client(String),
+}
+
+impl Change {
+    /// The stored kind and subject.
+    pub fn parts(&self) -> (&'static str, &str) {
+        match self {
+            Change::Client(c) => ("client", c),
+        }
+    }
+
+    /// From the stored kind and subject; `None` for a kind this version doesn't know.
+    pub fn from_parts(kind: &str, subject: String) -> Option<Self> {
+        match kind {
+            "client" => Some(Change::Client(subject)),
+            _ => None,
+        }
+    }
+}
+
+/// Where features publish changes.
+#[async_trait]
+pub trait LiveBus: Send + Sync {
+    /// Publishes a change; an error means it was not published (the caller's operation
+    /// has happened, and the change is lost only for connections already open).
+    async fn publish(&self, change: Change) -> Result<(), sqlx::Error>;
+}
+
+/// What holds connections and wants to hear of changes.
+#[async_trait]
+pub trait Subscriber: Send + Sync {
+    /// Called once per change.
+    async fn changed(&self, change: &Change);
+}
+
+/// The bus inside one process: each change goes straight to every subscriber.
+#[derive(Default)]
+pub struct InProcessBus {
+    subscribers: RwLock<Vec<Arc<dyn Subscriber>>>,
+}
+
+impl InProcessBus {
+    /// A bus without subscribers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a subscriber.
+    pub fn subscribe(&self, s: Arc<dyn Subscriber>) {
+        self.subscribers.write().unwrap_or_else(|p| p.into_inner()).push(s);
+    }
+
+    /// Hands a change to every subscriber.
+    pub async fn deliver(&self, change: &Change) {
+        let subs = self.subscribers.read().unwrap_or_else(|p| p.into_inner()).clone();
+        for s in subs {
+            s.changed(change).await;
+        }
+    }
+}
+
+#[async_trait]
+impl LiveBus for InProcessBus {
+    async fn publish(&self, change: Change) -> Result<(), sqlx::Error> {
+        self.deliver(&change).await;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Seen(Mutex<Vec<Change>>);
+
+    #[async_trait]
+    impl Subscriber for Seen {
+        async fn changed(&self, change: &Change) {
+            self.0.lock().expect("lock").push(change.clone());
+        }
+    }
+
+    #[tokio::test]
+    async fn every_subscriber_hears_every_change_once() {
+        let bus = InProcessBus::new();
+        let (a, b) = (Arc::new(Seen::default()), Arc::new(Seen::default()));
+        bus.subscribe(a.clone());
+        bus.subscribe(b.clone());
+        bus.publish(Change::Client("@rs_1:hs".into())).await.expect("publish");
+        for s in [&a, &b] {
+            assert_eq!(*s.0.lock().expect("lock"), vec![Change::Client("@rs_1:hs".into())]);
+        }
+    }
+
+    #[test]
+    fn changes_survive_storage() {
+        let c = Change::Client("@rs_1:hs".into());
+        let (kind, subject) = c.parts();
+        assert_eq!(Change::from_parts(kind, subject.to_owned()), Some(c));
+        assert_eq!(Change::from_parts("später", "x".into()), None);
+    }
+}
