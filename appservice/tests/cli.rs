@@ -13,7 +13,8 @@ fn registration() -> PathBuf {
 
 /// Runs `assisto ARGS` in `cwd` with no environment but `ASSISTO_CONFIG=config`.
 fn assisto(cwd: &Path, config: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_assisto"))
+    // TEST_ASSISTO_BIN: a checkout sharing its target directory with others names its own.
+    Command::new(std::env::var_os("TEST_ASSISTO_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_assisto").into()))
         .args(args)
         .current_dir(cwd)
         .env_clear()

@@ -394,6 +394,11 @@ impl TestService {
 
 /// The `assisto` binary built next to the test binary.
 pub fn assisto_binary() -> PathBuf {
+    // Several checkouts sharing one target directory overwrite each other's binary: a run
+    // may name its own.
+    if let Some(b) = std::env::var_os("TEST_ASSISTO_BIN") {
+        return PathBuf::from(b);
+    }
     let exe = std::env::current_exe().expect("current_exe");
     // A test: target/debug/deps/it-… → target/debug/assisto; a binary of this crate (the
     // benchmarks): target/release/embed-bench → target/release/assisto.

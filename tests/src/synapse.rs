@@ -222,8 +222,8 @@ fn launch(python: &std::path::Path, dir: &std::path::Path, port: u16) -> (String
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let secrets: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(dir.join("secrets.yaml")).expect("secrets"))
+    let secrets: serde_norway::Value =
+        serde_norway::from_str(&std::fs::read_to_string(dir.join("secrets.yaml")).expect("secrets"))
             .expect("secrets yaml");
     let shared_secret = secrets["registration_shared_secret"].as_str().expect("shared secret").to_owned();
     (url, shared_secret)

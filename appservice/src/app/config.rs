@@ -11,7 +11,7 @@ use std::{
 };
 
 use figment::{
-    providers::{Env, Format, Serialized, Yaml},
+    providers::{Env, Format, Serialized},
     Figment,
 };
 use serde::{Deserialize, Serialize};
@@ -322,6 +322,20 @@ pub enum ConfigError {
     /// A value is well-formed but not usable.
     #[error("invalid configuration: {0}")]
     Check(String),
+}
+
+/// YAML for figment through `serde_norway` (figment's own YAML provider is built on the
+/// deprecated `serde_yaml`).
+struct Yaml;
+
+impl Format for Yaml {
+    type Error = serde_norway::Error;
+
+    const NAME: &'static str = "YAML";
+
+    fn from_str<'de, T: serde::de::DeserializeOwned>(string: &'de str) -> Result<T, Self::Error> {
+        serde_norway::from_str(string)
+    }
 }
 
 impl Config {

@@ -87,7 +87,7 @@ pub enum RegistrationError {
         /// The file.
         path: String,
         /// What went wrong.
-        source: serde_yaml::Error,
+        source: serde_norway::Error,
     },
 }
 
@@ -139,12 +139,12 @@ impl Registration {
         let p = path.display().to_string();
         let text = std::fs::read_to_string(path)
             .map_err(|source| RegistrationError::Io { path: p.clone(), source })?;
-        serde_yaml::from_str(&text).map_err(|source| RegistrationError::Parse { path: p, source })
+        serde_norway::from_str(&text).map_err(|source| RegistrationError::Parse { path: p, source })
     }
 
     /// The registration as YAML, with a header comment.
     pub fn to_yaml(&self, header: &str) -> String {
-        let body = serde_yaml::to_string(self).unwrap_or_default();
+        let body = serde_norway::to_string(self).unwrap_or_default();
         let mut out = String::new();
         for line in header.lines() {
             out.push_str("# ");
@@ -189,7 +189,7 @@ mod tests {
         assert!(a.receive_ephemeral && a.push_ephemeral_unstable);
         let yaml = a.to_yaml("generated");
         assert!(yaml.contains("de.sorunome.msc2409.push_ephemeral: true"), "{yaml}");
-        let back: Registration = serde_yaml::from_str(&yaml).expect("round trip");
+        let back: Registration = serde_norway::from_str(&yaml).expect("round trip");
         assert_eq!(back.hs_token, a.hs_token);
         assert!(!format!("{a:?}").contains(&a.hs_token));
     }

@@ -37,7 +37,7 @@ async fn cli_works_from_the_config_file_alone() {
     let cwd = tempfile::tempdir().expect("tempdir");
     // Everything the service has, secrets included, in one file (as `make run` writes it).
     let config = dir.path().join("assisto.yaml");
-    std::fs::write(&config, serde_yaml::to_string(&svc.config).expect("yaml")).expect("config");
+    std::fs::write(&config, serde_norway::to_string(&svc.config).expect("yaml")).expect("config");
 
     // Creating an account needs homeserver.admin_token: from the file.
     let localpart = svc.counsellor_localpart("kim.test");

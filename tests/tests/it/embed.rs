@@ -724,7 +724,7 @@ async fn a_block_from_the_cli_closes_open_connections() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("assisto.yaml");
-    std::fs::write(&config, serde_yaml::to_string(&svc.config).expect("yaml")).expect("config");
+    std::fs::write(&config, serde_norway::to_string(&svc.config).expect("yaml")).expect("config");
     let started = std::time::Instant::now();
     let (ok, out, err) = crate::cli::assisto(dir.path(), &config, &["client", "block", &client], "").await;
     assert!(ok, "client block: {err}");
