@@ -282,11 +282,11 @@ pub async fn client(config: Config, cmd: ClientCmd) -> anyhow::Result<()> {
         ClientCmd::Block { user_id } => print(&p.set_blocked(ACTOR, &user_id, true).await.map_err(fail)?),
         ClientCmd::Unblock { user_id } => print(&p.set_blocked(ACTOR, &user_id, false).await.map_err(fail)?),
         ClientCmd::Delete { user_id } => {
-            let d = crate::features::deletion::Deleter::new(p.db.clone(), p.hs.clone(), p.files.clone());
+            let d = p.deleter();
             print(&d.mark(ACTOR, &user_id).await.map_err(fail)?)
         }
         ClientCmd::Undelete { user_id } => {
-            let d = crate::features::deletion::Deleter::new(p.db.clone(), p.hs.clone(), p.files.clone());
+            let d = p.deleter();
             d.unmark(ACTOR, &user_id).await.map_err(fail)?;
             print(&serde_json::json!({}))
         }

@@ -6,6 +6,7 @@ pub mod config;
 pub mod logging;
 pub mod metrics;
 pub mod router;
+pub mod services;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -14,9 +15,9 @@ use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 
 use crate::app::config::Config;
 use crate::app::metrics::Metrics;
-use crate::app::router as api;
-use crate::app::router::AppState;
+use crate::app::services::{AsApiState, Services, WebState};
 use crate::features::client_file::files::FileStore;
+use crate::matrix::as_api::transactions::IngestState;
 use crate::matrix::dispatch::Assisto;
 use crate::matrix::homeserver::HomeserverClient;
 use crate::matrix::inbox;
@@ -97,22 +98,27 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         tracing::warn!("processing is paused: transactions are recorded but not processed");
     }
 
-    let state = Arc::new(AppState {
+    let state = Arc::new(Services {
         config: config.clone(),
-        hs_token_digest: crate::web::auth::digest(&hs_token),
         db: db.clone(),
         hs: hs.clone(),
         processor: processor.clone(),
         metrics: metrics.clone(),
         bot_user_id,
-        ingest: tokio::sync::Mutex::new(api::IngestState::new(
-            inbox::last_txn_id(&db).await?.and_then(|t| t.parse::<u64>().ok()),
-        )),
-        module_token_digest: config.appservice.module_token.as_deref().map(crate::web::auth::digest),
-        admin_token_digest: config.appservice.admin_api_token.as_deref().map(crate::web::auth::digest),
         checker,
+        deleter: provisioning.deleter(),
         provisioning,
-        openid: Default::default(),
+        as_api: AsApiState {
+            hs_token_digest: crate::web::auth::digest(&hs_token),
+            ingest: tokio::sync::Mutex::new(IngestState::new(
+                inbox::last_txn_id(&db).await?.and_then(|t| t.parse::<u64>().ok()),
+            )),
+        },
+        web: WebState {
+            module_token_digest: config.appservice.module_token.as_deref().map(crate::web::auth::digest),
+            admin_token_digest: config.appservice.admin_api_token.as_deref().map(crate::web::auth::digest),
+            openid: Default::default(),
+        },
     });
     let addr = listener.local_addr()?;
     let (shutdown, mut shutdown_rx) = watch::channel(false);
@@ -122,7 +128,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         config.files.max_document_bytes,
         config.files.max_documents_per_upload,
     );
-    let router = api::router(state).nest_service("/_assisto/embed/v1", assisto_bridge::router(bridge));
+    let deleter = state.deleter.clone();
+    let router = router::router(state).nest_service("/_assisto/embed/v1", assisto_bridge::router(bridge));
     let mut rx = shutdown_rx.clone();
     let server = tokio::spawn(async move {
         let stop = async move {
@@ -144,7 +151,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         config.bot.timezone.parse().unwrap_or(chrono_tz::Europe::Berlin),
         shutdown_rx.clone(),
     )));
-    let deleter = crate::features::deletion::Deleter::new(db.clone(), hs.clone(), files);
     let interval = Duration::from_secs(config.deletion.check_interval_secs.max(1));
     let mut stop = shutdown_rx.clone();
     background.push(tokio::spawn(async move {

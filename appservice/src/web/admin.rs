@@ -15,7 +15,7 @@ use axum::{
 };
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-use crate::app::router::AppState;
+use crate::app::services::Services;
 use crate::features::institutions::store as institutions;
 use crate::features::people::store as people;
 use crate::features::rooms::store as rooms;
@@ -27,7 +27,7 @@ const OPENAPI: &str = include_str!("../../../docs/admin-api.yaml");
 const ACTOR: &str = "admin-api";
 
 /// The admin routes (nested under `/_assisto/admin/v1`).
-pub(crate) fn routes() -> Router<Arc<AppState>> {
+pub(crate) fn routes() -> Router<Arc<Services>> {
     Router::new()
         .route("/openapi.yaml", get(openapi_route))
         .route("/institutions", get(list_institutions_route).post(create_institution_route))
@@ -68,7 +68,7 @@ struct NewInstitution {
 /// # `GET /_assisto/admin/v1/institutions`
 async fn list_institutions_route(
     _: AdminAuth,
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<Services>>,
 ) -> ApiResult<Json<Vec<institutions::Institution>>> {
     Ok(Json(institutions::list(&s.db).await?))
 }
@@ -76,7 +76,7 @@ async fn list_institutions_route(
 /// # `POST /_assisto/admin/v1/institutions`
 async fn create_institution_route(
     _: AdminAuth,
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<Services>>,
     b: axum::body::Bytes,
 ) -> ApiResult<Response> {
     let req: NewInstitution = body(&b)?;
@@ -86,13 +86,13 @@ async fn create_institution_route(
 /// # `GET /_assisto/admin/v1/institutions/{id}`
 async fn get_institution_route(
     _: AdminAuth,
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<Services>>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     Ok(Json(s.provisioning.institution(&id).await?).into_response())
 }
 
-async fn require_institution(s: &AppState, id: &str) -> ApiResult<()> {
+async fn require_institution(s: &Services, id: &str) -> ApiResult<()> {
     match institutions::get(&s.db, id).await? {
         Some(_) => Ok(()),
         None => Err(MatrixError::not_found(format!("No institution {id}"))),
@@ -108,7 +108,7 @@ struct NewDepartment {
 /// # `GET /_assisto/admin/v1/institutions/{id}/departments`
 async fn list_departments_route(
     _: AdminAuth,
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<Services>>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     require_institution(&s, &id).await?;
@@ -118,7 +118,7 @@ async fn list_departments_route(
 /// # `POST /_assisto/admin/v1/institutions/{id}/departments`
 async fn create_department_route(
     _: AdminAuth,
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<Services>>,
     Path(id): Path<String>,
     b: axum::body::Bytes,
 ) -> ApiResult<Response> {
@@ -140,7 +140,7 @@ struct NewCounsellor {
 /// # `GET /_assisto/admin/v1/institutions/{id}/counsellors`
 async fn list_counsellors_route(
     _: AdminAuth,
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<Services>>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     require_institution(&s, &id).await?;
@@ -150,7 +150,7 @@ async fn list_counsellors_route(
 /// # `POST /_assisto/admin/v1/institutions/{id}/counsellors`
 async fn add_counsellor_route(
     _: AdminAuth,
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<Services>>,
     Path(id): Path<String>,
     b: axum::body::Bytes,
 ) -> ApiResult<Response> {
@@ -178,7 +178,7 @@ struct NewClient {
 /// # `GET /_assisto/admin/v1/institutions/{id}/clients`
 async fn list_clients_route(
     _: AdminAuth,
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<Services>>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     require_institution(&s, &id).await?;
@@ -188,7 +188,7 @@ async fn list_clients_route(
 /// # `POST /_assisto/admin/v1/institutions/{id}/clients`
 async fn create_client_route(
     _: AdminAuth,
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<Services>>,
     Path(id): Path<String>,
     b: axum::body::Bytes,
 ) -> ApiResult<Response> {
@@ -199,7 +199,7 @@ async fn create_client_route(
 /// # `GET /_assisto/admin/v1/institutions/{id}/rooms`
 async fn list_rooms_route(
     _: AdminAuth,
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<Services>>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     require_institution(&s, &id).await?;
@@ -209,7 +209,7 @@ async fn list_rooms_route(
 /// # `POST /_assisto/admin/v1/clients/{userId}/block`
 async fn block_route(
     _: AdminAuth,
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<Services>>,
     Path(user_id): Path<String>,
 ) -> ApiResult<Response> {
     Ok(Json(s.provisioning.set_blocked(ACTOR, &user_id, true).await?).into_response())
@@ -218,7 +218,7 @@ async fn block_route(
 /// # `POST /_assisto/admin/v1/clients/{userId}/unblock`
 async fn unblock_route(
     _: AdminAuth,
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<Services>>,
     Path(user_id): Path<String>,
 ) -> ApiResult<Response> {
     Ok(Json(s.provisioning.set_blocked(ACTOR, &user_id, false).await?).into_response())
@@ -237,7 +237,7 @@ fn default_limit() -> i64 {
 /// # `GET /_assisto/admin/v1/audit?limit=N`
 async fn audit_route(
     _: AdminAuth,
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<Services>>,
     q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
     let Query(q) =
@@ -251,7 +251,7 @@ async fn audit_route(
 /// # `GET /_assisto/admin/v1/institutions/{id}/retention`
 async fn get_retention_route(
     _: AdminAuth,
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<Services>>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     Ok(Json(s.provisioning.retention(&id).await?).into_response())
@@ -260,7 +260,7 @@ async fn get_retention_route(
 /// # `PUT /_assisto/admin/v1/institutions/{id}/retention`
 async fn set_retention_route(
     _: AdminAuth,
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<Services>>,
     Path(id): Path<String>,
     b: axum::body::Bytes,
 ) -> ApiResult<Response> {
@@ -271,7 +271,7 @@ async fn set_retention_route(
 /// # `GET /_assisto/admin/v1/institutions/{id}/chat-config`
 async fn get_chat_config_route(
     _: AdminAuth,
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<Services>>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     Ok(Json(s.provisioning.chat_config(&id).await?).into_response())
@@ -282,7 +282,7 @@ async fn get_chat_config_route(
 /// Embedded pages see a change at their next load (the embed does not cache it).
 async fn set_chat_config_route(
     _: AdminAuth,
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<Services>>,
     Path(id): Path<String>,
     b: axum::body::Bytes,
 ) -> ApiResult<Response> {
@@ -295,15 +295,11 @@ async fn set_chat_config_route(
 /// A new secret for signing logged-in clients' tokens; shown only in this answer.
 async fn new_embed_secret_route(
     _: AdminAuth,
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<Services>>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let secret = s.provisioning.new_embed_secret(ACTOR, &id).await?;
     Ok(Json(serde_json::json!({ "secret": secret })).into_response())
-}
-
-fn deleter(s: &AppState) -> crate::features::deletion::Deleter {
-    crate::features::deletion::Deleter::new(s.db.clone(), s.hs.clone(), s.provisioning.files.clone())
 }
 
 /// # `POST /_assisto/admin/v1/clients/{userId}/deletion`
@@ -311,10 +307,10 @@ fn deleter(s: &AppState) -> crate::features::deletion::Deleter {
 /// Marks the client for deletion after the institution's deletion period.
 async fn mark_deletion_route(
     _: AdminAuth,
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<Services>>,
     Path(user_id): Path<String>,
 ) -> ApiResult<Response> {
-    Ok(Json(deleter(&s).mark(ACTOR, &user_id).await?).into_response())
+    Ok(Json(s.deleter.mark(ACTOR, &user_id).await?).into_response())
 }
 
 /// # `DELETE /_assisto/admin/v1/clients/{userId}/deletion`
@@ -322,10 +318,10 @@ async fn mark_deletion_route(
 /// Takes the mark back, as long as the deletion has not started.
 async fn unmark_deletion_route(
     _: AdminAuth,
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<Services>>,
     Path(user_id): Path<String>,
 ) -> ApiResult<Response> {
-    deleter(&s).unmark(ACTOR, &user_id).await?;
+    s.deleter.unmark(ACTOR, &user_id).await?;
     Ok(Json(serde_json::json!({})).into_response())
 }
 
@@ -338,7 +334,7 @@ struct DeletionQuery {
 /// # `GET /_assisto/admin/v1/deletions?state=pending|finished`
 async fn list_deletions_route(
     _: AdminAuth,
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<Services>>,
     q: Result<Query<DeletionQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
     let Query(q) =

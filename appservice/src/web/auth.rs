@@ -7,7 +7,7 @@ use axum::{extract::FromRequestParts, http::request::Parts};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::app::router::AppState;
+use crate::app::services::Services;
 use crate::web::error::MatrixError;
 
 /// SHA-256 of a token; comparing digests keeps the comparison constant-length.
@@ -42,10 +42,10 @@ pub(crate) fn require_bearer(
 /// first argument of a route, it refuses before anything else is read.
 pub struct AdminAuth;
 
-impl FromRequestParts<Arc<AppState>> for AdminAuth {
+impl FromRequestParts<Arc<Services>> for AdminAuth {
     type Rejection = MatrixError;
 
-    async fn from_request_parts(parts: &mut Parts, s: &Arc<AppState>) -> Result<Self, MatrixError> {
-        require_bearer(&parts.headers, s.admin_token_digest.as_ref()).map(|()| AdminAuth)
+    async fn from_request_parts(parts: &mut Parts, s: &Arc<Services>) -> Result<Self, MatrixError> {
+        require_bearer(&parts.headers, s.web.admin_token_digest.as_ref()).map(|()| AdminAuth)
     }
 }

@@ -12,7 +12,7 @@ use axum::{
     http::{request::Parts, HeaderMap, StatusCode},
 };
 
-use crate::app::router::AppState;
+use crate::app::services::Services;
 use crate::features::people::store as people;
 use crate::web::error::MatrixError;
 use assisto_core::rules::Role;
@@ -33,10 +33,10 @@ pub struct Counsellor {
     pub user_id: String,
 }
 
-impl FromRequestParts<Arc<AppState>> for Counsellor {
+impl FromRequestParts<Arc<Services>> for Counsellor {
     type Rejection = MatrixError;
 
-    async fn from_request_parts(parts: &mut Parts, s: &Arc<AppState>) -> Result<Self, MatrixError> {
+    async fn from_request_parts(parts: &mut Parts, s: &Arc<Services>) -> Result<Self, MatrixError> {
         let user = verified_user(s, &parts.headers).await?;
         let ours = user.rsplit_once(':').is_some_and(|(_, server)| server == s.config.homeserver.server_name);
         if !ours {
@@ -49,7 +49,7 @@ impl FromRequestParts<Arc<AppState>> for Counsellor {
 impl Counsellor {
     /// The client whose file this caller may open: only counsellors of the client's
     /// institution may. Answers the caller's ID with the client.
-    pub async fn file_of(&self, s: &AppState, client: &str) -> Result<(String, people::Client), MatrixError> {
+    pub async fn file_of(&self, s: &Services, client: &str) -> Result<(String, people::Client), MatrixError> {
         let c = people::client_by_id(&s.db, client)
             .await?
             .ok_or_else(|| MatrixError::not_found("Diese ratsuchende Person gibt es nicht."))?;
@@ -65,7 +65,7 @@ impl Counsellor {
 }
 
 /// The user behind the OpenID token, from the cache or else the homeserver.
-async fn verified_user(s: &AppState, h: &HeaderMap) -> Result<String, MatrixError> {
+async fn verified_user(s: &Services, h: &HeaderMap) -> Result<String, MatrixError> {
     let token = h
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -75,7 +75,7 @@ async fn verified_user(s: &AppState, h: &HeaderMap) -> Result<String, MatrixErro
         .ok_or_else(MatrixError::unauthorized)?;
     let key = crate::web::auth::digest(token);
     let cached = {
-        let cache = s.openid.0.lock().unwrap_or_else(|p| p.into_inner());
+        let cache = s.web.openid.0.lock().unwrap_or_else(|p| p.into_inner());
         cache.get(&key).filter(|(_, until)| *until > Instant::now()).map(|(u, _)| u.clone())
     };
     if let Some(u) = cached {
@@ -99,7 +99,7 @@ async fn verified_user(s: &AppState, h: &HeaderMap) -> Result<String, MatrixErro
                     "Die Anmeldung ist ungültig oder abgelaufen.",
                 )
             })?;
-    let mut cache = s.openid.0.lock().unwrap_or_else(|p| p.into_inner());
+    let mut cache = s.web.openid.0.lock().unwrap_or_else(|p| p.into_inner());
     cache.retain(|_, (_, until)| *until > Instant::now());
     cache.insert(key, (user.clone(), Instant::now() + TOKEN_CACHE));
     Ok(user)

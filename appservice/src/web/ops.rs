@@ -10,12 +10,12 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::app::router::AppState;
+use crate::app::services::Services;
 
 /// # `GET /health`
 ///
 /// 200 when the database and the homeserver answer, else 503; says which part failed.
-pub(crate) async fn health_route(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+pub(crate) async fn health_route(State(state): State<Arc<Services>>) -> impl IntoResponse {
     let timeout = std::time::Duration::from_secs(3);
     let db_ok = matches!(tokio::time::timeout(timeout, state.db.ping()).await, Ok(Ok(())));
     let hs_ok = state.hs.reachable(timeout).await;
@@ -33,6 +33,6 @@ pub(crate) async fn health_route(State(state): State<Arc<AppState>>) -> impl Int
 /// # `GET /metrics`
 ///
 /// Prometheus text format.
-pub(crate) async fn metrics_route(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+pub(crate) async fn metrics_route(State(state): State<Arc<Services>>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }

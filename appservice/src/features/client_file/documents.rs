@@ -17,7 +17,7 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::app::router::AppState;
+use crate::app::services::Services;
 use crate::features::client_file::files;
 use crate::features::client_file::files::Staged;
 use crate::features::client_file::store as client_file;
@@ -53,7 +53,7 @@ pub(super) fn upload_body_limit(c: &crate::app::config::FilesConfig) -> usize {
 /// # `GET …/documents`
 pub(super) async fn list_route(
     caller: Counsellor,
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<Services>>,
     Path(client): Path<String>,
 ) -> ApiResult {
     caller.file_of(&s, &client).await?;
@@ -85,7 +85,7 @@ struct Received {
 /// # `POST …/documents` (`multipart/form-data`)
 pub(super) async fn upload_route(
     caller: Counsellor,
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<Services>>,
     Path(client): Path<String>,
     mp: Result<Multipart, MultipartRejection>,
 ) -> ApiResult {
@@ -153,7 +153,7 @@ pub(super) async fn upload_route(
 }
 
 /// Reads every part into the store's staging area, checking each as it comes.
-async fn receive(s: &AppState, mp: &mut Multipart, out: &mut Vec<Received>) -> Result<(), MatrixError> {
+async fn receive(s: &Services, mp: &mut Multipart, out: &mut Vec<Received>) -> Result<(), MatrixError> {
     let limits = &s.config.files;
     let too_big = |name: &str| {
         MatrixError::new(
@@ -255,7 +255,7 @@ fn content_disposition(name: &str) -> String {
 
 /// The counsellor allowed to see this client's file, the client, and one of its documents.
 async fn document_for(
-    s: &AppState,
+    s: &Services,
     caller: &Counsellor,
     client: &str,
     id: i64,
@@ -270,7 +270,7 @@ async fn document_for(
 /// # `GET …/documents/{id}`: the file itself, as a download.
 pub(super) async fn download_route(
     caller: Counsellor,
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<Services>>,
     Path((client, id)): Path<(String, i64)>,
 ) -> ApiResult {
     let (user, c, doc) = document_for(&s, &caller, &client, id).await?;
@@ -304,7 +304,7 @@ pub(super) async fn download_route(
 /// request can be repeated; no file is ever left without an entry.
 pub(super) async fn delete_route(
     caller: Counsellor,
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<Services>>,
     Path((client, id)): Path<(String, i64)>,
 ) -> ApiResult {
     let (user, c, doc) = document_for(&s, &caller, &client, id).await?;

@@ -22,17 +22,16 @@ use axum::{
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::app::router::AppState;
+use crate::app::services::Services;
 use crate::features::client_file::store as client_file;
 use crate::features::deletion::store as deletions;
-use crate::features::deletion::Deleter;
 use crate::features::people::store as people;
 use crate::store::audit;
 use crate::web::error::{json_body, ApiResult, Lang, MatrixError};
 use crate::web::openid::Counsellor;
 
 /// The routes (nested under `/_assisto/client-file/v1`).
-pub(crate) fn routes(files: &crate::app::config::FilesConfig) -> Router<Arc<AppState>> {
+pub(crate) fn routes(files: &crate::app::config::FilesConfig) -> Router<Arc<Services>> {
     Router::new()
         .route("/openapi.yaml", get(openapi_route))
         .route("/clients/{client}", get(get_client_route).put(put_client_route))
@@ -136,7 +135,7 @@ pub fn check_note(text: &str) -> Result<String, String> {
     Ok(t.to_owned())
 }
 
-async fn client_view(s: &AppState, c: &people::Client) -> Result<Value, MatrixError> {
+async fn client_view(s: &Services, c: &people::Client) -> Result<Value, MatrixError> {
     let profile = client_file::profile(&s.db, &c.user_id).await?.unwrap_or(json!({}));
     let deletion = deletions::get(&s.db, &c.user_id).await?;
     Ok(json!({
@@ -151,7 +150,7 @@ async fn client_view(s: &AppState, c: &people::Client) -> Result<Value, MatrixEr
 
 async fn get_client_route(
     caller: Counsellor,
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<Services>>,
     Path(client): Path<String>,
 ) -> ApiResult {
     let (_, c) = caller.file_of(&s, &client).await?;
@@ -168,7 +167,7 @@ struct ClientUpdate {
 
 async fn put_client_route(
     caller: Counsellor,
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<Services>>,
     Path(client): Path<String>,
     b: axum::body::Bytes,
 ) -> ApiResult {
@@ -195,7 +194,7 @@ struct NoteBody {
 
 async fn list_notes_route(
     caller: Counsellor,
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<Services>>,
     Path(client): Path<String>,
 ) -> ApiResult {
     caller.file_of(&s, &client).await?;
@@ -205,7 +204,7 @@ async fn list_notes_route(
 
 async fn add_note_route(
     caller: Counsellor,
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<Services>>,
     Path(client): Path<String>,
     b: axum::body::Bytes,
 ) -> ApiResult {
@@ -219,7 +218,7 @@ async fn add_note_route(
 
 async fn edit_note_route(
     caller: Counsellor,
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<Services>>,
     Path((client, id)): Path<(String, i64)>,
     b: axum::body::Bytes,
 ) -> ApiResult {
@@ -235,7 +234,7 @@ async fn edit_note_route(
 
 async fn delete_note_route(
     caller: Counsellor,
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<Services>>,
     Path((client, id)): Path<(String, i64)>,
 ) -> ApiResult {
     let (user, c) = caller.file_of(&s, &client).await?;
@@ -279,7 +278,7 @@ fn check_monitoring(m: MonitoringBody) -> Result<(i64, String, Value), MatrixErr
 
 async fn list_monitorings_route(
     caller: Counsellor,
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<Services>>,
     Path(client): Path<String>,
 ) -> ApiResult {
     caller.file_of(&s, &client).await?;
@@ -289,7 +288,7 @@ async fn list_monitorings_route(
 
 async fn add_monitoring_route(
     caller: Counsellor,
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<Services>>,
     Path(client): Path<String>,
     b: axum::body::Bytes,
 ) -> ApiResult {
@@ -302,7 +301,7 @@ async fn add_monitoring_route(
 
 async fn get_monitoring_route(
     caller: Counsellor,
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<Services>>,
     Path((client, id)): Path<(String, i64)>,
 ) -> ApiResult {
     caller.file_of(&s, &client).await?;
@@ -314,7 +313,7 @@ async fn get_monitoring_route(
 
 async fn edit_monitoring_route(
     caller: Counsellor,
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<Services>>,
     Path((client, id)): Path<(String, i64)>,
     b: axum::body::Bytes,
 ) -> ApiResult {
@@ -329,7 +328,7 @@ async fn edit_monitoring_route(
 
 async fn delete_monitoring_route(
     caller: Counsellor,
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<Services>>,
     Path((client, id)): Path<(String, i64)>,
 ) -> ApiResult {
     let (user, c) = caller.file_of(&s, &client).await?;
@@ -342,7 +341,7 @@ async fn delete_monitoring_route(
 
 async fn block_route(
     caller: Counsellor,
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<Services>>,
     Path(client): Path<String>,
 ) -> ApiResult {
     let (user, _) = caller.file_of(&s, &client).await?;
@@ -351,7 +350,7 @@ async fn block_route(
 
 async fn unblock_route(
     caller: Counsellor,
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<Services>>,
     Path(client): Path<String>,
 ) -> ApiResult {
     let (user, _) = caller.file_of(&s, &client).await?;
@@ -360,22 +359,21 @@ async fn unblock_route(
 
 async fn mark_deletion_route(
     caller: Counsellor,
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<Services>>,
     Path(client): Path<String>,
 ) -> ApiResult {
     let (user, _) = caller.file_of(&s, &client).await?;
-    let d =
-        Deleter::new(s.db.clone(), s.hs.clone(), s.provisioning.files.clone()).mark(&user, &client).await?;
+    let d = s.deleter.mark(&user, &client).await?;
     Ok(Json(d).into_response())
 }
 
 async fn unmark_deletion_route(
     caller: Counsellor,
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<Services>>,
     Path(client): Path<String>,
 ) -> ApiResult {
     let (user, _) = caller.file_of(&s, &client).await?;
-    Deleter::new(s.db.clone(), s.hs.clone(), s.provisioning.files.clone()).unmark(&user, &client).await?;
+    s.deleter.unmark(&user, &client).await?;
     Ok(Json(json!({})).into_response())
 }
 

@@ -80,6 +80,11 @@ const SPACE_CHILD: &str = "m.space.child";
 const SPACE_PARENT: &str = "m.space.parent";
 
 impl Provisioning {
+    /// The deletion routine on the same database, homeserver and file store.
+    pub fn deleter(&self) -> crate::features::deletion::Deleter {
+        crate::features::deletion::Deleter::new(self.db.clone(), self.hs.clone(), self.files.clone())
+    }
+
     /// Creates an institution and its four spaces and directory room. Repeating it creates
     /// what is missing and changes nothing else.
     pub async fn create_institution(

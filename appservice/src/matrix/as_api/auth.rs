@@ -10,7 +10,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use crate::app::router::AppState;
+use crate::app::services::Services;
 use crate::web::auth::matches;
 use crate::web::error::MatrixError;
 
@@ -21,7 +21,7 @@ fn query_token(req: &Request) -> Option<String> {
 
 /// Middleware on every application-service route.
 pub(super) async fn require_hs_token(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Services>>,
     req: Request,
     next: Next,
 ) -> Response {
@@ -37,9 +37,9 @@ pub(super) async fn require_hs_token(
             "The access_token query parameter is only accepted with an Authorization header",
         )),
         (Some(Some(h)), q) => {
-            if !matches(&state.hs_token_digest, h) {
+            if !matches(&state.as_api.hs_token_digest, h) {
                 Err(MatrixError::forbidden("Invalid token"))
-            } else if q.is_some_and(|q| !matches(&state.hs_token_digest, &q)) {
+            } else if q.is_some_and(|q| !matches(&state.as_api.hs_token_digest, &q)) {
                 Err(MatrixError::forbidden("access_token does not match the Authorization header"))
             } else {
                 Ok(())

@@ -15,11 +15,11 @@ use axum::{
     Router,
 };
 
-use crate::app::router::AppState;
+use crate::app::services::Services;
 use crate::web::error::MatrixError;
 
 /// The application-service routes (nested under `/_matrix/app/v1`).
-pub fn routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
+pub fn routes(state: &Arc<Services>) -> Router<Arc<Services>> {
     Router::new()
         .route("/transactions/{txn_id}", put(transactions::push_events_route))
         .route("/ping", post(ping::ping_route))

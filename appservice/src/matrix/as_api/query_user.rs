@@ -12,12 +12,12 @@ use axum::{
 };
 use serde_json::{json, Value};
 
-use crate::app::router::AppState;
+use crate::app::services::Services;
 use crate::web::error::MatrixError;
 
 /// 200 `{}` for the bot (registering it if needed), 404 `M_NOT_FOUND` otherwise.
 pub(super) async fn query_user_route(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Services>>,
     Path(user_id): Path<String>,
 ) -> Result<Json<Value>, MatrixError> {
     if user_id != state.bot_user_id {

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{json, value::RawValue, Value};
 use sha2::{Digest, Sha256};
 
-use crate::app::router::AppState;
+use crate::app::services::Services;
 use crate::matrix::event::RoomEvent;
 use crate::matrix::inbox;
 use crate::matrix::inbox::NewEvent;
@@ -41,7 +41,7 @@ struct TxnBody<'a> {
 
 /// Records the transaction durably, then acknowledges it.
 pub(super) async fn push_events_route(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Services>>,
     Path(txn_id): Path<String>,
     body: Body,
 ) -> Result<Json<Value>, MatrixError> {
@@ -92,7 +92,7 @@ pub(super) async fn push_events_route(
     }
     let fingerprint = hex::encode(fingerprint.finalize());
 
-    let mut ingest = state.ingest.lock().await;
+    let mut ingest = state.as_api.ingest.lock().await;
     let recorded = record(&state, &mut ingest, &txn_id, &fingerprint, &events, &rejected).await?;
     let went_backwards_from = match (txn_id.parse::<u64>().ok(), ingest.last_txn) {
         (Some(n), Some(prev)) if n < prev && recorded != Recorded::Replay => Some(prev),
@@ -194,7 +194,7 @@ impl IngestState {
 /// Records a transaction: the fast path (one statement, synced) when every event is
 /// well-formed, else the full path (one database transaction with the dead letters).
 async fn record(
-    state: &AppState,
+    state: &Services,
     ingest: &mut IngestState,
     txn_id: &str,
     fingerprint: &str,
