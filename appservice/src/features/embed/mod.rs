@@ -21,7 +21,6 @@ use assisto_bridge::{
     hub::{Frame, Hub},
 };
 use async_trait::async_trait;
-use reqwest::Method;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -31,6 +30,7 @@ use crate::features::institutions::Provisioning;
 use crate::features::people::store as people;
 use crate::features::rooms::members;
 use crate::matrix::event::RoomEvent;
+use crate::matrix::homeserver::Direction;
 use crate::matrix::homeserver::HomeserverClient;
 use crate::matrix::homeserver::HsError;
 use crate::matrix::homeserver::TxnId;
@@ -71,6 +71,9 @@ struct Recent {
 
 /// How many of the newest messages are kept per watched conversation.
 const RECENT: usize = 100;
+
+/// How long the homeserver shows the client typing without a new notice.
+const TYPING_TIMEOUT_MS: u64 = 10_000;
 
 fn unavailable(e: impl std::fmt::Display) -> CoreError {
     tracing::warn!(error = %e, "embed: the core failed");
@@ -199,8 +202,7 @@ impl EmbedCore {
 
     /// An event of the session's conversation, read as the client.
     async fn event(&self, client: &str, room: &str, id: &str) -> Result<Value, CoreError> {
-        let path = ["_matrix", "client", "v3", "rooms", room, "event", id];
-        match self.hs.request::<Value>(Method::GET, &path, &[], Some(client), None).await {
+        match self.hs.room_event(room, id, client).await {
             Ok(v) => Ok(v),
             Err(HsError::Matrix { status, .. }) if status.is_client_error() => {
                 Err(CoreError::NotFound("Diese Nachricht gibt es nicht.".into()))
@@ -252,32 +254,20 @@ impl EmbedCore {
         from: Option<&str>,
         limit: usize,
     ) -> Result<(Vec<Value>, Option<String>), CoreError> {
-        let limit = limit.to_string();
-        let mut q = vec![("dir", "b"), ("limit", limit.as_str())];
-        if let Some(f) = from {
-            q.push(("from", f));
-        }
-        let v: Value = self
+        let page = self
             .hs
-            .request(
-                Method::GET,
-                &["_matrix", "client", "v3", "rooms", room, "messages"],
-                &q,
-                Some(client),
-                None,
-            )
+            .room_messages(room, client, Direction::Backward, from, limit)
             .await
             .map_err(unavailable)?;
-        let chunk = v["chunk"].as_array().cloned().unwrap_or_default();
-        let end = v["end"].as_str().map(str::to_owned).filter(|_| !chunk.is_empty());
+        let chunk = page.chunk;
+        let end = page.end.filter(|_| !chunk.is_empty());
         Ok((chunk, end))
     }
 
     /// The pagination token just before an event.
     async fn token_before(&self, client: &str, room: &str, event: &str) -> Result<Option<String>, CoreError> {
-        let path = ["_matrix", "client", "v3", "rooms", room, "context", event];
-        match self.hs.request::<Value>(Method::GET, &path, &[("limit", "0")], Some(client), None).await {
-            Ok(v) => Ok(v["start"].as_str().map(str::to_owned)),
+        match self.hs.event_context(room, event, client, 0).await {
+            Ok(c) => Ok(c.start),
             Err(e) if matches!(e.errcode(), Some("M_NOT_FOUND") | Some("M_FORBIDDEN")) => Ok(None),
             Err(e) => Err(unavailable(e)),
         }
@@ -734,13 +724,7 @@ impl Core for EmbedCore {
 
     async fn typing(&self, s: &Session, typing: bool) -> Result<(), CoreError> {
         let (client, _) = self.conversation(s).await?;
-        let path = ["_matrix", "client", "v3", "rooms", &s.conversation, "typing", &client];
-        let body = json!({ "typing": typing, "timeout": 10_000 });
-        self.hs
-            .request::<Value>(Method::PUT, &path, &[], Some(&client), Some(&body))
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        self.hs.set_typing(&s.conversation, &client, typing, TYPING_TIMEOUT_MS).await.map_err(unavailable)
     }
 
     async fn read(&self, s: &Session, up_to: &str) -> Result<(), CoreError> {
@@ -750,9 +734,8 @@ impl Core for EmbedCore {
             CoreError::NotFound(_) => CoreError::Invalid("up_to ist keine Nachricht dieses Chats.".into()),
             e => e,
         })?;
-        let path = ["_matrix", "client", "v3", "rooms", &s.conversation, "receipt", "m.read", up_to];
-        match self.hs.request::<Value>(Method::POST, &path, &[], Some(&client), Some(&json!({}))).await {
-            Ok(_) => Ok(()),
+        match self.hs.send_receipt(&s.conversation, &client, "m.read", up_to).await {
+            Ok(()) => Ok(()),
             Err(HsError::Matrix { status, .. }) if status.is_client_error() => {
                 Err(CoreError::Invalid("up_to ist keine Nachricht dieses Chats.".into()))
             }
@@ -858,11 +841,7 @@ impl Core for EmbedCore {
             return Err(CoreError::Forbidden("Du kannst nur deine eigenen Nachrichten löschen.".into()));
         }
         let txn = TxnId::derived(id, "embed-delete");
-        let path = ["_matrix", "client", "v3", "rooms", &s.conversation, "redact", id, txn.as_str()];
-        self.hs
-            .request::<Value>(Method::PUT, &path, &[], Some(&client), Some(&json!({})))
-            .await
-            .map_err(unavailable)?;
+        self.hs.redact(&s.conversation, &client, id, &txn).await.map_err(unavailable)?;
         Ok(())
     }
 
