@@ -20,6 +20,7 @@ use assisto_bridge::{
     },
     hub::{Frame, Hub},
 };
+use assisto_core::ids::Ids;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -37,7 +38,6 @@ use crate::matrix::homeserver::TxnId;
 use crate::store::audit;
 use crate::store::now_ms;
 use crate::store::Db;
-use assisto_core::Category;
 use assisto_core::RoomKind;
 
 /// How long a session lasts.
@@ -49,6 +49,8 @@ pub struct EmbedCore {
     hs: HomeserverClient,
     provisioning: Provisioning,
     hub: Arc<Hub>,
+    /// Who a user ID belongs to (the bot, a puppet, possibly a counsellor).
+    ids: Ids,
     /// Rooms where a counsellor is typing.
     typing: Mutex<HashMap<String, bool>>,
     /// The newest event a counsellor has read, per room.
@@ -128,11 +130,16 @@ fn token_hash(token: &str) -> String {
 impl EmbedCore {
     /// The core over the service's database and homeserver, publishing to `hub`.
     pub fn new(provisioning: Provisioning, hub: Arc<Hub>) -> Arc<Self> {
+        let cfg = &provisioning.config;
+        let ns = &cfg.namespaces;
+        let ids =
+            Ids::new(&cfg.homeserver.server_name, &cfg.bot.localpart, &ns.client_prefix, &ns.guest_prefix);
         Arc::new(Self {
             db: provisioning.db.clone(),
             hs: provisioning.hs.clone(),
             provisioning,
             hub,
+            ids,
             typing: Mutex::default(),
             read: Mutex::default(),
             recent: Mutex::default(),
@@ -141,7 +148,7 @@ impl EmbedCore {
     }
 
     fn bot(&self) -> &str {
-        &self.provisioning.bot
+        self.ids.bot()
     }
 
     /// Turns a room event into a message as `client` sees it.
@@ -293,7 +300,7 @@ impl EmbedCore {
         name: &str,
         kind: RoomKind,
     ) -> Result<String, CoreError> {
-        let cat = if kind == RoomKind::Live { Category::Live } else { Category::Clients };
+        let cat = kind.category();
         let space = institutions::room(&self.db, institution, cat).await.map_err(db_err)?;
         let mut initial_state = vec![
             json!({"type": "m.room.history_visibility", "state_key": "", "content": {"history_visibility": "shared"}}),
@@ -393,11 +400,7 @@ impl EmbedCore {
         if !self.hub.watched(room) {
             return;
         }
-        let ns = &self.provisioning.config.namespaces;
-        let is_counsellor = |u: &str| {
-            let local = u.trim_start_matches('@').split(':').next().unwrap_or_default();
-            u != self.bot() && !local.starts_with(&ns.client_prefix) && !local.starts_with(&ns.guest_prefix)
-        };
+        let is_counsellor = |u: &str| self.ids.may_be_counsellor(u);
         match ev["type"].as_str() {
             Some("m.typing") => {
                 let typing = ev["content"]["user_ids"]
@@ -489,9 +492,8 @@ impl Core for EmbedCore {
         let (client, kind) = match identity {
             Identity::Anonymous => {
                 let n = embed::next_guest_number(&self.db, institution).await.map_err(db_err)?;
-                let ns = &self.provisioning.config.namespaces;
-                let localpart = format!("{}{}", ns.guest_prefix, uuid::Uuid::new_v4().simple());
-                let user_id = self.hs.user_id(&localpart);
+                let localpart = self.ids.guest_localpart(&uuid::Uuid::new_v4().simple().to_string());
+                let user_id = self.ids.user_id(&localpart);
                 self.hs.register_appservice_user(&localpart).await.map_err(unavailable)?;
                 let name = format!("Gast {n}");
                 self.hs.set_displayname(&user_id, &name).await.map_err(unavailable)?;
@@ -574,15 +576,8 @@ impl Core for EmbedCore {
 
     async fn state(&self, s: &Session) -> Result<State, CoreError> {
         let room = &s.conversation;
-        let ns = &self.provisioning.config.namespaces;
         let joined = members::of_room(&self.db, room).await.map_err(db_err)?;
-        let counsellor_in = joined.iter().any(|(u, m)| {
-            let local = u.trim_start_matches('@').split(':').next().unwrap_or_default();
-            m == "join"
-                && u != self.bot()
-                && !local.starts_with(&ns.client_prefix)
-                && !local.starts_with(&ns.guest_prefix)
-        });
+        let counsellor_in = joined.iter().any(|(u, m)| m == "join" && self.ids.may_be_counsellor(u));
         let (client, ended) =
             embed::conversation_of_room(&self.db, room).await.map_err(db_err)?.unwrap_or_default();
         let blocked = match people::client_by_id(&self.db, &client).await.map_err(db_err)? {
