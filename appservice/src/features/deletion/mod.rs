@@ -27,17 +27,15 @@ pub mod store;
 
 use std::time::Duration;
 
-use reqwest::Method;
-use serde_json::{json, Value};
-
 use crate::error::Error;
 use crate::features::client_file::files::FileStore;
 use crate::features::deletion::store as deletions;
 use crate::features::people::store as people;
 use crate::features::rooms::members;
 use crate::features::rooms::store as rooms;
+use crate::matrix::homeserver::DeleteRoom;
 use crate::matrix::homeserver::HomeserverClient;
-use crate::matrix::homeserver::HsError;
+use crate::matrix::homeserver::JobStatus;
 use crate::store::audit;
 use crate::store::now_ms;
 use crate::store::Db;
@@ -46,9 +44,6 @@ use assisto_core::RoomKind;
 /// The steps, in order; each name is stored when the step is complete.
 pub const STEPS: [&str; 8] =
     ["pending", "redacted", "rooms_purged", "media_deleted", "deactivated", "erased", "rows_removed", "done"];
-
-/// The erasure module's endpoint in Synapse (`synapse_erasure/assisto_erasure.py`).
-const ERASE_PATH: [&str; 5] = ["_synapse", "client", "assisto", "v1", "erase"];
 
 /// Runs deletions.
 #[derive(Clone)]
@@ -198,27 +193,20 @@ impl Deleter {
             Some(j) => j.to_owned(),
             None => {
                 let rooms = members::rooms_of_user(&self.db, client).await?;
-                let path = ["_synapse", "admin", "v1", "user", client, "redact"];
-                let body = json!({ "rooms": rooms, "reason": "Gelöscht (Löschroutine)" });
-                let v: Value = self.hs.admin_request(Method::POST, &path, Some(&body)).await?;
-                let id =
-                    v["redact_id"].as_str().ok_or_else(|| HsError::Decode("no redact_id".into()))?.to_owned();
+                let id = self.hs.admin_redact_user(client, &rooms, "Gelöscht (Löschroutine)").await?;
                 deletions::set_job(&self.db, client, &id).await?;
                 id
             }
         };
         // Wait a little for the job here; a long one is looked at again on the next run.
         for _ in 0..60 {
-            let path = ["_synapse", "admin", "v1", "user", "redact_status", &job];
-            match self.hs.admin_request::<Value>(Method::GET, &path, None).await {
-                Ok(v) => match v["status"].as_str() {
-                    Some("complete") => return Ok(Progress::Done),
-                    Some("failed") => {
-                        deletions::set_step(&self.db, client, "pending").await?; // start a new job
-                        return Err(Error::invalid("redaction job failed; it will be started again"));
-                    }
-                    _ => tokio::time::sleep(Duration::from_millis(250)).await,
-                },
+            match self.hs.admin_redact_status(&job).await {
+                Ok(JobStatus::Complete) => return Ok(Progress::Done),
+                Ok(JobStatus::Failed) => {
+                    deletions::set_step(&self.db, client, "pending").await?; // start a new job
+                    return Err(Error::invalid("redaction job failed; it will be started again"));
+                }
+                Ok(JobStatus::Running) => tokio::time::sleep(Duration::from_millis(250)).await,
                 // Synapse forgets finished jobs after a while (or after a restart).
                 Err(e) if e.errcode() == Some("M_NOT_FOUND") => {
                     deletions::set_step(&self.db, client, "pending").await?;
@@ -232,37 +220,16 @@ impl Deleter {
 
     async fn purge_rooms(&self, client: &str) -> Result<Progress, Error> {
         for room in self.own_rooms(client).await? {
-            let exists = self
-                .hs
-                .admin_request::<Value>(Method::GET, &["_synapse", "admin", "v1", "rooms", &room], None)
-                .await;
-            match exists {
-                Err(e) if e.errcode() == Some("M_NOT_FOUND") => {}
-                Err(e) => return Err(e.into()),
-                Ok(_) => {
-                    // Everything the room's events refer to goes with it (the counsellors'
-                    // files too), noted before the purge makes the events unreadable.
-                    let path = ["_synapse", "admin", "v1", "room", &room, "media"];
-                    let media: Value = self.hs.admin_request(Method::GET, &path, None).await?;
-                    let mxcs: Vec<String> = ["local", "remote"]
-                        .iter()
-                        .flat_map(|k| media[k].as_array().cloned().unwrap_or_default())
-                        .filter_map(|m| m.as_str().map(str::to_owned))
-                        .collect();
-                    deletions::add_room_media(&self.db, client, &mxcs).await?;
-                    let body = json!({ "purge": true, "block": false, "force_purge": true });
-                    let v: Value = self
-                        .hs
-                        .admin_request(
-                            Method::DELETE,
-                            &["_synapse", "admin", "v2", "rooms", &room],
-                            Some(&body),
-                        )
-                        .await?;
-                    let id = v["delete_id"].as_str().unwrap_or_default().to_owned();
-                    if !self.wait_for_room_deletion(&id).await? {
-                        return Ok(Progress::Waiting);
-                    }
+            if self.hs.admin_room_exists(&room).await? {
+                // Everything the room's events refer to goes with it (the counsellors'
+                // files too), noted before the purge makes the events unreadable.
+                let media = self.hs.admin_room_media(&room).await?;
+                let mxcs: Vec<String> = media.local.into_iter().chain(media.remote).collect();
+                deletions::add_room_media(&self.db, client, &mxcs).await?;
+                let how = DeleteRoom { purge: true, block: false, force_purge: Some(true), message: None };
+                let deletion = self.hs.admin_delete_room(&room, &how).await?;
+                if !self.wait_for_room_deletion(&deletion.delete_id).await? {
+                    return Ok(Progress::Waiting);
                 }
             }
             rooms::set_deleted(&self.db, &room).await?;
@@ -272,12 +239,10 @@ impl Deleter {
 
     async fn wait_for_room_deletion(&self, delete_id: &str) -> Result<bool, Error> {
         for _ in 0..120 {
-            let path = ["_synapse", "admin", "v2", "rooms", "delete_status", delete_id];
-            let v: Value = self.hs.admin_request(Method::GET, &path, None).await?;
-            match v["status"].as_str() {
-                Some("complete") => return Ok(true),
-                Some("failed") => return Err(Error::invalid("room purge failed; it will be retried")),
-                _ => tokio::time::sleep(Duration::from_millis(250)).await,
+            match self.hs.admin_room_delete_status(delete_id).await? {
+                JobStatus::Complete => return Ok(true),
+                JobStatus::Failed => return Err(Error::invalid("room purge failed; it will be retried")),
+                JobStatus::Running => tokio::time::sleep(Duration::from_millis(250)).await,
             }
         }
         Ok(false)
@@ -292,25 +257,23 @@ impl Deleter {
             if server != self.hs.server_name() {
                 continue; // another homeserver's media: not ours to delete (no federation)
             }
-            let path = ["_synapse", "admin", "v1", "media", server, id];
-            match self.hs.admin_request::<Value>(Method::DELETE, &path, None).await {
-                Ok(_) => {}
+            match self.hs.admin_delete_media(server, id).await {
+                Ok(()) => {}
                 Err(e) if e.errcode() == Some("M_NOT_FOUND") => {}
                 Err(e) => return Err(e.into()),
             }
         }
         // The client's own uploads: page until none is left (each call deletes up to `limit`).
         for _ in 0..1000 {
-            let path = ["_synapse", "admin", "v1", "users", client, "media"];
-            let listed: Value = match self.hs.admin_request(Method::GET, &path, None).await {
-                Ok(v) => v,
+            let listed = match self.hs.admin_user_media(client).await {
+                Ok(m) => m,
                 Err(e) if e.errcode() == Some("M_NOT_FOUND") => return Ok(Progress::Done),
                 Err(e) => return Err(e.into()),
             };
-            if listed["total"].as_u64().unwrap_or(0) == 0 {
+            if listed.total == 0 {
                 return Ok(Progress::Done);
             }
-            let _: Value = self.hs.admin_request(Method::DELETE, &path, None).await?;
+            self.hs.admin_delete_user_media(client).await?;
         }
         Ok(Progress::Waiting)
     }
@@ -319,11 +282,10 @@ impl Deleter {
     /// job of its own), then has the erasure module erase what stays of the client in the
     /// remaining rooms.
     async fn erase_in_synapse(&self, client: &str) -> Result<Progress, Error> {
-        let path = ["_synapse", "admin", "v1", "users", client, "joined_rooms"];
         let mut parted = false;
         for _ in 0..120 {
-            match self.hs.admin_request::<Value>(Method::GET, &path, None).await {
-                Ok(v) if v["total"].as_u64() == Some(0) => {
+            match self.hs.admin_user_joined_rooms(client).await {
+                Ok(r) if r.total == Some(0) => {
                     parted = true;
                     break;
                 }
@@ -338,9 +300,8 @@ impl Deleter {
         if !parted {
             return Ok(Progress::Waiting);
         }
-        let body = json!({ "user_id": client });
-        match self.hs.admin_request::<Value>(Method::POST, &ERASE_PATH, Some(&body)).await {
-            Ok(_) => Ok(Progress::Done),
+        match self.hs.erase_user(client).await {
+            Ok(()) => Ok(Progress::Done),
             Err(e) if matches!(e.errcode(), Some("M_UNRECOGNIZED") | Some("M_NOT_FOUND")) => {
                 Err(Error::invalid(
                     "Synapse has no erasure module (assisto_erasure.AssistoErasure, see docs/operations.md); \
@@ -352,20 +313,13 @@ impl Deleter {
     }
 
     async fn deactivate(&self, client: &str) -> Result<Progress, Error> {
-        let path = ["_synapse", "admin", "v2", "users", client];
-        match self.hs.admin_request::<Value>(Method::GET, &path, None).await {
-            Ok(v) if v["deactivated"] == json!(true) && v["erased"] == json!(true) => {
-                return Ok(Progress::Done)
-            }
+        match self.hs.admin_user(client).await {
+            Ok(u) if u.deactivated && u.erased => return Ok(Progress::Done),
             Err(e) if e.errcode() == Some("M_NOT_FOUND") => return Ok(Progress::Done),
             Ok(_) => {}
             Err(e) => return Err(e.into()),
         }
-        let body = json!({ "erase": true });
-        let _: Value = self
-            .hs
-            .admin_request(Method::POST, &["_synapse", "admin", "v1", "deactivate", client], Some(&body))
-            .await?;
+        self.hs.admin_deactivate(client, true).await?;
         Ok(Progress::Done)
     }
 }

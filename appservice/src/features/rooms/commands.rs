@@ -11,7 +11,6 @@
 //!   read in a chat without clients (e.g. the direct chat with assisto), never in the group.
 
 use chrono::{NaiveDate, NaiveTime, TimeZone};
-use serde_json::json;
 
 use crate::features::rooms::members;
 use crate::features::rooms::store as rooms;
@@ -19,6 +18,7 @@ use crate::features::rooms::store::ManagedRoom;
 use crate::matrix::commands::Command;
 use crate::matrix::commands::Reply;
 use crate::matrix::event::RoomEvent;
+use crate::matrix::homeserver::DeleteRoom;
 use crate::matrix::processor::db_error;
 use crate::matrix::processor::HandleError;
 use crate::store::audit;
@@ -76,9 +76,14 @@ fn group<'a>(app: &'a crate::matrix::commands::Context, ev: &'a RoomEvent, args:
                 }
                 rooms::set_deleted(&app.db, &room.room_id).await.map_err(db_error)?;
                 audit::record(&app.db, &ev.sender, "group.delete", &room.room_id, None).await.map_err(db_error)?;
-                let body = json!({ "purge": true, "block": false, "message": "Dieser Gruppenchat wurde gelöscht." });
+                let how = DeleteRoom {
+                    purge: true,
+                    block: false,
+                    force_purge: None,
+                    message: Some("Dieser Gruppenchat wurde gelöscht.".into()),
+                };
                 app.hs
-                    .admin_request::<serde_json::Value>(reqwest::Method::DELETE, &["_synapse", "admin", "v2", "rooms", &room.room_id], Some(&body))
+                    .admin_delete_room(&room.room_id, &how)
                     .await
                     .map_err(crate::matrix::processor::hs_error)?;
                 Ok(String::new())

@@ -1,4 +1,6 @@
-//! The client-server endpoints the service uses, one method each.
+//! The client-server endpoints the service uses to act in rooms and on accounts, one
+//! method each: registration, profiles, creating, joining and leaving rooms, invites and
+//! kicks, sending events and state, media, OpenID and the appservice ping.
 
 use reqwest::Method;
 use serde::Deserialize;
@@ -41,7 +43,7 @@ pub struct JoinedRoom {
     pub room_id: String,
 }
 
-/// `PUT …/send/…` answer.
+/// `PUT …/rooms/{roomId}/send/…` and `PUT …/rooms/{roomId}/state/…` answer.
 #[derive(Debug, Deserialize)]
 pub struct SentEvent {
     /// The new event's ID.
@@ -56,8 +58,8 @@ impl HomeserverClient {
         self.request(Method::GET, &["_matrix", "client", "versions"], &[], None, None).await
     }
 
-    /// Registers a user of our namespace (`m.login.application_service`). An existing user
-    /// is not an error.
+    /// `POST /_matrix/client/v3/register`: registers a user of our namespace
+    /// (`m.login.application_service`). An existing user is not an error.
     pub async fn register_appservice_user(&self, localpart: &str) -> Result<(), HsError> {
         let body = json!({
             "type": "m.login.application_service",
@@ -72,26 +74,29 @@ impl HomeserverClient {
         }
     }
 
-    /// Sets a user's display name (as that user).
+    /// `PUT /_matrix/client/v3/profile/{userId}/displayname`: sets a user's display name (as
+    /// that user).
     pub async fn set_displayname(&self, user_id: &str, name: &str) -> Result<(), HsError> {
         let path = [CS[0], CS[1], CS[2], "profile", user_id, "displayname"];
         let body = json!({ "displayname": name });
         self.request::<Value>(Method::PUT, &path, &[], Some(user_id), Some(&body)).await.map(|_| ())
     }
 
-    /// Joins a room as `user_id`.
+    /// `POST /_matrix/client/v3/rooms/{roomId}/join`: joins a room as `user_id`.
     pub async fn join_room(&self, room_id: &str, user_id: &str) -> Result<JoinedRoom, HsError> {
         let path = [CS[0], CS[1], CS[2], "rooms", room_id, "join"];
         self.request(Method::POST, &path, &[], Some(user_id), Some(&json!({}))).await
     }
 
-    /// Leaves (or rejects an invite to) a room as `user_id`.
+    /// `POST /_matrix/client/v3/rooms/{roomId}/leave`: leaves (or rejects an invite to) a room
+    /// as `user_id`.
     pub async fn leave_room(&self, room_id: &str, user_id: &str) -> Result<(), HsError> {
         let path = [CS[0], CS[1], CS[2], "rooms", room_id, "leave"];
         self.request::<Value>(Method::POST, &path, &[], Some(user_id), Some(&json!({}))).await.map(|_| ())
     }
 
-    /// Sends a message event as `user_id`.
+    /// `PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}`: sends a message
+    /// event as `user_id`.
     pub async fn send_event(
         &self,
         room_id: &str,
@@ -104,7 +109,8 @@ impl HomeserverClient {
         self.request(Method::PUT, &path, &[], Some(user_id), Some(content)).await
     }
 
-    /// Sends an `m.notice` (the bot's voice) as `user_id`.
+    /// `PUT /_matrix/client/v3/rooms/{roomId}/send/m.room.message/{txnId}` with an `m.notice`
+    /// (the bot's voice), as `user_id`.
     pub async fn send_notice(
         &self,
         room_id: &str,
@@ -139,7 +145,7 @@ mod tests {
     }
 }
 
-/// `POST /createRoom` answer.
+/// `POST /_matrix/client/v3/createRoom` answer.
 #[derive(Debug, Deserialize)]
 pub struct CreatedRoom {
     /// The new room.
@@ -147,13 +153,15 @@ pub struct CreatedRoom {
 }
 
 impl HomeserverClient {
-    /// Creates a room as `user_id` with a `/createRoom` body.
+    /// `POST /_matrix/client/v3/createRoom`: creates a room as `user_id` with a `/createRoom`
+    /// body.
     pub async fn create_room(&self, user_id: &str, body: &Value) -> Result<CreatedRoom, HsError> {
         let path = [CS[0], CS[1], CS[2], "createRoom"];
         self.request(Method::POST, &path, &[], Some(user_id), Some(body)).await
     }
 
-    /// Invites `target` into a room, as `user_id`. Already invited or joined is not an error.
+    /// `POST /_matrix/client/v3/rooms/{roomId}/invite`: invites `target` into a room, as
+    /// `user_id`. Already invited or joined is not an error.
     pub async fn invite(&self, room_id: &str, user_id: &str, target: &str) -> Result<(), HsError> {
         let path = [CS[0], CS[1], CS[2], "rooms", room_id, "invite"];
         let body = json!({ "user_id": target });
@@ -169,7 +177,8 @@ impl HomeserverClient {
         }
     }
 
-    /// Kicks `target` from a room, as `user_id`, with a reason the target sees.
+    /// `POST /_matrix/client/v3/rooms/{roomId}/kick`: kicks `target` from a room, as
+    /// `user_id`, with a reason the target sees.
     pub async fn kick(
         &self,
         room_id: &str,
@@ -182,7 +191,8 @@ impl HomeserverClient {
         self.request::<Value>(Method::POST, &path, &[], Some(user_id), Some(&body)).await.map(|_| ())
     }
 
-    /// Sends a state event as `user_id`.
+    /// `PUT /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}`: sends a state
+    /// event as `user_id`.
     pub async fn set_state(
         &self,
         room_id: &str,
@@ -195,7 +205,8 @@ impl HomeserverClient {
         self.request(Method::PUT, &path, &[], Some(user_id), Some(content)).await
     }
 
-    /// Reads a state event's content (as `user_id`); `None` if there is none.
+    /// `GET /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}`: reads a state
+    /// event's content (as `user_id`); `None` if there is none.
     pub async fn get_state(
         &self,
         room_id: &str,
@@ -211,14 +222,15 @@ impl HomeserverClient {
         }
     }
 
-    /// A user's display name, or `None` if the user does not exist.
+    /// `GET /_matrix/client/v3/profile/{userId}`: a user's display name, or `None` if the user
+    /// does not exist.
     pub async fn displayname(&self, user_id: &str) -> Result<Option<String>, HsError> {
         self.displayname_as(user_id, None).await
     }
 
-    /// A user's display name as the user reads it (masquerading as them): profile look-ups
-    /// are limited to users who share a room, and a user may always read their own. `None`
-    /// if the user does not exist.
+    /// `GET /_matrix/client/v3/profile/{userId}` as the user: their display name as they read
+    /// it. Profile look-ups are limited to users who share a room, and a user may always read
+    /// their own. `None` if the user does not exist.
     pub async fn own_displayname(&self, user_id: &str) -> Result<Option<String>, HsError> {
         match self.displayname_as(user_id, Some(user_id)).await {
             Err(HsError::Matrix { errcode, error, .. })
@@ -237,22 +249,6 @@ impl HomeserverClient {
             Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(None),
             Err(e) => Err(e),
         }
-    }
-
-    /// Creates or updates a local account through the Synapse admin API
-    /// (`PUT /_synapse/admin/v2/users/{userId}`).
-    pub async fn admin_upsert_user(
-        &self,
-        user_id: &str,
-        password: Option<&str>,
-        displayname: &str,
-    ) -> Result<(), HsError> {
-        let path = ["_synapse", "admin", "v2", "users", user_id];
-        let mut body = json!({ "displayname": displayname, "admin": false });
-        if let Some(p) = password {
-            body["password"] = json!(p);
-        }
-        self.admin_request::<Value>(Method::PUT, &path, Some(&body)).await.map(|_| ())
     }
 }
 
@@ -316,7 +312,8 @@ impl HomeserverClient {
         })
     }
 
-    /// Uploads bytes to the media repository as `user_id`; returns the `mxc://` URI.
+    /// `POST /_matrix/media/v3/upload`: uploads bytes to the media repository as `user_id`;
+    /// returns the `mxc://` URI.
     ///
     /// Without a `filename`: the file's name (often personal) goes only into the event
     /// that carries the file, never into the request URI (which homeservers and proxies
@@ -334,7 +331,8 @@ impl HomeserverClient {
         v["content_uri"].as_str().map(str::to_owned).ok_or_else(|| HsError::Decode("no content_uri".into()))
     }
 
-    /// Downloads media (authenticated media API) as `user_id`: content type and bytes.
+    /// `GET /_matrix/client/v1/media/download/{serverName}/{mediaId}`: downloads media
+    /// (authenticated media API) as `user_id`: content type and bytes.
     pub async fn download_media(&self, user_id: &str, mxc: &str) -> Result<(String, bytes::Bytes), HsError> {
         let (server, id) = mxc
             .strip_prefix("mxc://")

@@ -1,0 +1,209 @@
+//! Who the browser is: the embedding site's configuration (forms, limits, signing secret,
+//! allowed origins), opening a session (a new guest puppet for an anonymous visitor, the
+//! puppet linked to the site's ID for a logged-in client), finding it again by its token,
+//! and ending the conversation (also when the client asks for its data to be deleted).
+
+use assisto_bridge::{
+    api::MAX_TEXT_CHARS,
+    core::{
+        Area, ConversationKind, CoreError, EmbedConfig, Features, Form, Identity, InstitutionInfo, Limits,
+        Session,
+    },
+};
+use assisto_core::RoomKind;
+use sha2::{Digest, Sha256};
+
+use crate::features::embed::store as embed;
+use crate::features::embed::{db_err, domain_err, unavailable, EmbedCore, BLOCKED};
+use crate::features::institutions::store as institutions;
+use crate::features::people::store as people;
+use crate::matrix::homeserver::TxnId;
+use crate::store::audit;
+use crate::store::now_ms;
+
+/// How long a session lasts.
+const SESSION_LIFETIME_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// What the database keeps of a session token (never the token itself).
+fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+impl EmbedCore {
+    /// The institution's embed configuration, as the site's script reads it.
+    pub(super) async fn site_config(&self, institution: &str) -> Result<EmbedConfig, CoreError> {
+        let inst = institutions::get(&self.db, institution)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| CoreError::NotFound("Diese Beratungsstelle gibt es nicht.".into()))?;
+        let settings = embed::settings(&self.db, institution).await.map_err(db_err)?;
+        let available = !people::counsellors(&self.db, institution).await.map_err(db_err)?.is_empty();
+        let files = &self.provisioning.config.files;
+        Ok(EmbedConfig {
+            institution: InstitutionInfo { name: inst.name },
+            forms: settings.forms,
+            available,
+            features: Features { files: true, voice: true },
+            limits: Limits {
+                max_file_bytes: files.max_document_bytes,
+                max_files: files.max_documents_per_upload,
+                max_text_chars: MAX_TEXT_CHARS,
+            },
+        })
+    }
+
+    /// The secret the institution's site signs its clients' tokens with, if it has one.
+    pub(super) async fn site_secret(&self, institution: &str) -> Result<Option<Vec<u8>>, CoreError> {
+        if institutions::get(&self.db, institution).await.map_err(db_err)?.is_none() {
+            return Err(CoreError::NotFound("Diese Beratungsstelle gibt es nicht.".into()));
+        }
+        let s = embed::settings(&self.db, institution).await.map_err(db_err)?;
+        Ok(s.secret.map(String::into_bytes))
+    }
+
+    /// Whether any institution lets `origin` embed the chat.
+    pub(super) async fn origin_allowed_anywhere(&self, origin: &str) -> bool {
+        embed::origin_allowed(&self.db, origin).await.unwrap_or(false)
+    }
+
+    /// Whether the institution lets `origin` embed the chat.
+    pub(super) async fn origin_allowed_at(&self, institution: &str, origin: &str) -> bool {
+        embed::settings(&self.db, institution)
+            .await
+            .is_ok_and(|s| s.allowed_origins.iter().any(|o| o == origin))
+    }
+
+    /// Opens a session: the client's puppet (a new guest, or the one linked to the site's
+    /// ID), its open conversation or a new one, and a new token.
+    pub(super) async fn open(
+        &self,
+        institution: &str,
+        area: Area,
+        form: Form,
+        identity: Identity,
+    ) -> Result<(String, Session), CoreError> {
+        let config = self.site_config(institution).await?;
+        if !config.forms.allows(area, form) {
+            return Err(CoreError::Forbidden("Dieser Chat ist auf dieser Seite ausgeschaltet.".into()));
+        }
+        let (client, kind) = match identity {
+            Identity::Anonymous => {
+                let n = embed::next_guest_number(&self.db, institution).await.map_err(db_err)?;
+                let localpart = self.ids.guest_localpart(&uuid::Uuid::new_v4().simple().to_string());
+                let user_id = self.ids.user_id(&localpart);
+                self.hs.register_appservice_user(&localpart).await.map_err(unavailable)?;
+                let name = format!("Gast {n}");
+                self.hs.set_displayname(&user_id, &name).await.map_err(unavailable)?;
+                people::insert_client(&self.db, &user_id, institution, &name, "guest")
+                    .await
+                    .map_err(db_err)?;
+                audit::record(&self.db, "embed", "client.create_guest", &user_id, Some(institution))
+                    .await
+                    .map_err(db_err)?;
+                (user_id, RoomKind::Live)
+            }
+            Identity::Registered { external_id, display_name } => {
+                let known = embed::identity(&self.db, institution, &external_id).await.map_err(db_err)?;
+                let client = match known {
+                    Some(c) => c,
+                    None => {
+                        let c = self
+                            .provisioning
+                            .create_client("embed", institution, &display_name)
+                            .await
+                            .map_err(domain_err)?;
+                        if !embed::insert_identity(&self.db, institution, &external_id, &c.user_id)
+                            .await
+                            .map_err(db_err)?
+                        {
+                            // Two first logins at once: keep the one linked first.
+                            embed::identity(&self.db, institution, &external_id)
+                                .await
+                                .map_err(db_err)?
+                                .ok_or_else(|| unavailable("identity vanished"))?
+                        } else {
+                            c.user_id
+                        }
+                    }
+                };
+                (client, RoomKind::ClientChat)
+            }
+        };
+        let row = self.client_row(&client).await?;
+        if row.blocked {
+            return Err(CoreError::Blocked(BLOCKED.into()));
+        }
+        let room = match embed::conversation(&self.db, &client).await.map_err(db_err)? {
+            Some((room, false)) => room,
+            _ => {
+                let room = self.create_room(institution, &client, &row.display_name, kind).await?;
+                embed::set_conversation(&self.db, &client, &room, kind.as_str()).await.map_err(db_err)?;
+                room
+            }
+        };
+        let token = crate::matrix::registration::random_token();
+        let expires_at = now_ms() + SESSION_LIFETIME_MS;
+        embed::insert_session(&self.db, &token_hash(&token), &client, institution, &room, expires_at)
+            .await
+            .map_err(db_err)?;
+        let session = self.session_of(&token).await?;
+        Ok((token, session))
+    }
+
+    /// The session of a token, unless it ended, expired or its client is blocked.
+    pub(super) async fn session_of(&self, token: &str) -> Result<Session, CoreError> {
+        let hash = token_hash(token);
+        let row = embed::session(&self.db, &hash).await.map_err(db_err)?.ok_or(CoreError::Unauthorized)?;
+        if row.ended_at.is_some() || row.expires_at <= now_ms() {
+            return Err(CoreError::Unauthorized);
+        }
+        let client = self.client_row(&row.client).await?;
+        if client.blocked {
+            return Err(CoreError::Blocked(BLOCKED.into()));
+        }
+        let kind = if client.kind == "guest" { ConversationKind::Live } else { ConversationKind::ClientChat };
+        Ok(Session {
+            id: hash[..16].to_owned(),
+            institution: row.institution,
+            conversation: row.room_id,
+            kind,
+            display_name: client.display_name,
+            expires_at: row.expires_at,
+        })
+    }
+
+    /// The client ends the chat: the bot says so, the puppet leaves, and every session of
+    /// the conversation ends.
+    pub(super) async fn end_conversation(&self, s: &Session) -> Result<(), CoreError> {
+        let (client, ended) = self.conversation(s).await?;
+        if !ended {
+            let notice = "Die ratsuchende Person hat den Chat beendet.";
+            let txn = TxnId::derived(&format!("{}/{client}", s.conversation), "embed-end");
+            let _ = self.hs.send_notice(&s.conversation, self.bot(), &txn, notice).await;
+            embed::end_conversation(&self.db, &s.conversation).await.map_err(db_err)?;
+            match self.hs.leave_room(&s.conversation, &client).await {
+                Ok(()) => {}
+                Err(e) if !e.is_transient() => {}
+                Err(e) => return Err(unavailable(e)),
+            }
+            audit::record(&self.db, &client, "embed.chat_ended", &s.conversation, None)
+                .await
+                .map_err(db_err)?;
+        }
+        embed::end_sessions(&self.db, &client, &s.conversation).await.map_err(db_err)?;
+        Ok(())
+    }
+
+    /// "Delete my data": the chat ends, and the deletion routine deletes the client at its
+    /// next run.
+    pub(super) async fn delete_client_data(&self, s: &Session) -> Result<(), CoreError> {
+        let (client, _) = self.conversation(s).await?;
+        self.end_conversation(s).await?;
+        let p = &self.provisioning;
+        crate::features::deletion::Deleter::new(self.db.clone(), self.hs.clone(), p.files.clone())
+            .mark_now(&client)
+            .await
+            .map_err(domain_err)?;
+        Ok(())
+    }
+}
