@@ -199,11 +199,7 @@ impl EmbedCore {
     pub(super) async fn delete_client_data(&self, s: &Session) -> Result<(), CoreError> {
         let (client, _) = self.conversation(s).await?;
         self.end_conversation(s).await?;
-        let p = &self.provisioning;
-        crate::features::deletion::Deleter::new(self.db.clone(), self.hs.clone(), p.files.clone())
-            .mark_now(&client)
-            .await
-            .map_err(domain_err)?;
+        self.provisioning.deleter().mark_now(&client).await.map_err(domain_err)?;
         Ok(())
     }
 }
