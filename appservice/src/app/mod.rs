@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod jobs;
 pub mod logging;
 pub mod metrics;
 pub mod router;
@@ -121,7 +122,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         },
     });
     let addr = listener.local_addr()?;
-    let (shutdown, mut shutdown_rx) = watch::channel(false);
+    let (shutdown, shutdown_rx) = watch::channel(false);
     let bridge = assisto_bridge::Bridge::new(
         embed,
         hub,
@@ -144,45 +145,21 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 
     let mut background = Vec::new();
     background.push(tokio::spawn(setup_bot(hs.clone(), config.clone(), shutdown_rx.clone())));
-    background.push(tokio::spawn(announce_appointments(
-        db.clone(),
-        hs.clone(),
-        hs.user_id(&config.bot.localpart),
-        config.bot.timezone.parse().unwrap_or(chrono_tz::Europe::Berlin),
+    background.push(jobs::spawn(
+        jobs::Appointments {
+            db: db.clone(),
+            hs: hs.clone(),
+            bot: hs.user_id(&config.bot.localpart),
+            tz: config.bot.timezone.parse().unwrap_or(chrono_tz::Europe::Berlin),
+            after: now_ms(),
+        },
         shutdown_rx.clone(),
-    )));
-    let interval = Duration::from_secs(config.deletion.check_interval_secs.max(1));
-    let mut stop = shutdown_rx.clone();
-    background.push(tokio::spawn(async move {
-        loop {
-            match deleter.run_due().await {
-                Ok(n) if n > 0 => tracing::info!(finished = n, "deletions finished"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "the deletion routine failed; trying again"),
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(interval) => {}
-                _ = stop.wait_for(|s| *s) => return,
-            }
-        }
-    }));
-    background.push(tokio::spawn(crate::bus::outbox::relay(db.clone(), bus, shutdown_rx.clone())));
+    ));
+    let every = Duration::from_secs(config.deletion.check_interval_secs.max(1));
+    background.push(jobs::spawn(jobs::Deletions { deleter, every }, shutdown_rx.clone()));
+    background.push(jobs::spawn(jobs::BusRelay::new(db.clone(), bus), shutdown_rx.clone()));
     let retention = Duration::from_secs(config.processing.dedup_retention_hours * 3600);
-    let prune_db = db.clone();
-    background.push(tokio::spawn(async move {
-        loop {
-            let before = now_ms() - retention.as_millis() as i64;
-            match inbox::prune(&prune_db, before).await {
-                Ok(n) if n > 0 => tracing::info!(rows = n, "pruned old de-duplication records"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "pruning the inbox failed"),
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
-                _ = shutdown_rx.wait_for(|s| *s) => return,
-            }
-        }
-    }));
+    background.push(jobs::spawn(jobs::InboxPrune { db: db.clone(), retention }, shutdown_rx));
 
     Ok(Running { addr, db, metrics, shutdown, server, background, processor, processor_tasks })
 }
@@ -196,53 +173,6 @@ impl crate::bus::Subscriber for EmbedSubscriber {
         match change {
             crate::bus::Change::Client(client) => self.0.client_changed(client).await,
         }
-    }
-}
-
-/// Announces in each Terminchat when a slot opens and when it closes. Sending is decided by
-/// the rules at the moment of sending; these notices tell the participants.
-async fn announce_appointments(
-    db: Db,
-    hs: HomeserverClient,
-    bot: String,
-    tz: chrono_tz::Tz,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut after = now_ms();
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(15)) => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
-        let until = now_ms();
-        let due = match crate::features::rooms::store::appointments_due(&db, after, until).await {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::warn!(error = %e, "reading appointments failed");
-                continue;
-            }
-        };
-        for (room_id, a) in due {
-            let (purpose, text) = if a.starts_at > after && a.starts_at <= until {
-                (
-                    "appointment-open",
-                    format!(
-                        "Der Terminchat ist jetzt geöffnet ({}).",
-                        crate::features::rooms::commands::format_slot(tz, a.starts_at, a.ends_at)
-                    ),
-                )
-            } else {
-                (
-                    "appointment-close",
-                    "Der Terminchat ist jetzt geschlossen. Alle können den Verlauf weiter lesen.".to_owned(),
-                )
-            };
-            let txn = crate::matrix::homeserver::TxnId::derived(&format!("{room_id}/{}", a.id), purpose);
-            if let Err(e) = hs.send_notice(&room_id, &bot, &txn, &text).await {
-                tracing::warn!(error = %e, "announcing an appointment failed");
-            }
-        }
-        after = until;
     }
 }
 

@@ -4,7 +4,7 @@
 //! [`LiveBus`] is what features publish to. Inside the running service it is the
 //! [`InProcessBus`], which calls its [`Subscriber`]s directly. A process without
 //! subscribers (the admin CLI) publishes through the [`outbox::OutboxBus`] into the
-//! database, and the running service's [`outbox::relay`] job hands those changes to its
+//! database, and the running service's [`outbox::Relay`] job hands those changes to its
 //! in-process bus. The scale-out issue adds a cross-process implementation beside these.
 
 pub mod outbox;

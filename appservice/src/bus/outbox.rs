@@ -5,7 +5,6 @@
 use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use tokio::sync::watch;
 
 use super::{Change, InProcessBus, LiveBus};
 use crate::store::{now_ms, Db};
@@ -49,42 +48,40 @@ async fn read_after(db: &Db, after: i64) -> sqlx::Result<(Vec<Change>, i64)> {
     Ok((rows.into_iter().filter_map(|(_, k, s)| Change::from_parts(&k, s)).collect(), newest))
 }
 
-/// Relays the outbox to `bus` until `stop`; changes written before the start are not
-/// relayed (nobody who saw them is still waiting), old rows are removed.
-pub async fn relay(db: Db, bus: Arc<InProcessBus>, mut stop: watch::Receiver<bool>) {
-    let mut seen = loop {
-        match sqlx::query_scalar::<_, i64>(NEWEST).fetch_one(db.pool()).await {
-            Ok(n) => break n,
-            Err(e) => tracing::warn!(error = %e, "reading the live bus failed; trying again"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
-    };
-    let mut last_prune = 0;
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(RELAY_EVERY) => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
-        match read_after(&db, seen).await {
-            Ok((changes, newest)) => {
-                seen = newest;
-                for c in &changes {
-                    bus.deliver(c).await;
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "reading the live bus failed"),
+/// Relays the outbox to an in-process bus, one [`Relay::step`] at a time (the service's job
+/// runner calls it every [`RELAY_EVERY`]). Changes written before the first step are not
+/// relayed (nobody who saw them is still waiting); rows older than [`KEEP_MS`] are removed.
+pub struct Relay {
+    db: Db,
+    bus: Arc<InProcessBus>,
+    seen: Option<i64>,
+    last_prune: i64,
+}
+
+impl Relay {
+    /// A relay from `db`'s outbox to `bus`.
+    pub fn new(db: Db, bus: Arc<InProcessBus>) -> Self {
+        Self { db, bus, seen: None, last_prune: 0 }
+    }
+
+    /// Delivers what was written since the last step.
+    pub async fn step(&mut self) -> sqlx::Result<()> {
+        let Some(seen) = self.seen else {
+            self.seen = Some(sqlx::query_scalar::<_, i64>(NEWEST).fetch_one(self.db.pool()).await?);
+            return Ok(());
+        };
+        let (changes, newest) = read_after(&self.db, seen).await?;
+        self.seen = Some(newest);
+        for c in &changes {
+            self.bus.deliver(c).await;
         }
         let now = now_ms();
-        if now - last_prune > KEEP_MS {
-            last_prune = now;
-            let _w = db.write_guard().await;
-            if let Err(e) = sqlx::query(PRUNE).bind(now - KEEP_MS).execute(db.pool()).await {
-                tracing::warn!(error = %e, "pruning the live bus failed");
-            }
+        if now - self.last_prune > KEEP_MS {
+            self.last_prune = now;
+            let _w = self.db.write_guard().await;
+            sqlx::query(PRUNE).bind(now - KEEP_MS).execute(self.db.pool()).await?;
         }
+        Ok(())
     }
 }
 
@@ -117,21 +114,13 @@ mod tests {
         let bus = Arc::new(InProcessBus::new());
         let seen = Arc::new(Seen::default());
         bus.subscribe(seen.clone());
-        let (stop, rx) = watch::channel(false);
-        let job = tokio::spawn(relay(db.clone(), bus, rx));
-        tokio::time::sleep(RELAY_EVERY * 2).await;
+        let mut relay = Relay::new(db.clone(), bus);
+        relay.step().await.expect("first step");
         // The CLI's connection is another pool on the same file.
         let cli = Db::connect(&cfg).await.expect("db");
         OutboxBus::new(cli).publish(Change::Client("@rs_1:hs".into())).await.expect("publish");
-        for _ in 0..40 {
-            if !seen.0.lock().expect("lock").is_empty() {
-                break;
-            }
-            tokio::time::sleep(RELAY_EVERY).await;
-        }
-        tokio::time::sleep(RELAY_EVERY * 2).await;
+        relay.step().await.expect("step");
+        relay.step().await.expect("step");
         assert_eq!(*seen.0.lock().expect("lock"), vec![Change::Client("@rs_1:hs".into())]);
-        let _ = stop.send(true);
-        job.await.expect("relay");
     }
 }

@@ -2,6 +2,7 @@
 //! questions answered by the core's rules (`checks`), and the group and appointment bot
 //! commands.
 
+pub mod appointments;
 pub mod checks;
 pub mod commands;
 pub mod members;
