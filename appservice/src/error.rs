@@ -1,9 +1,6 @@
 //! The service's error: a domain refusal, or a failure of the homeserver or the database.
 //! Only the web layer turns it into an HTTP answer (`web::error`).
 
-use crate::web::error::MatrixError;
-use axum::http::StatusCode;
-
 /// Why an operation of the service failed: refused by the domain, or a failure of the
 /// homeserver or the database.
 #[derive(Debug, thiserror::Error)]
@@ -38,23 +35,5 @@ impl Error {
     /// Not allowed.
     pub fn forbidden(m: impl Into<String>) -> Self {
         Self::Domain(assisto_core::DomainError::Forbidden(m.into()))
-    }
-
-    /// The Matrix-style error for an API answer.
-    pub fn to_matrix(&self) -> MatrixError {
-        use assisto_core::DomainError as D;
-        match self {
-            Error::Domain(D::Invalid(m)) => {
-                MatrixError::new(StatusCode::BAD_REQUEST, "M_INVALID_PARAM", m.clone())
-            }
-            Error::Domain(D::NotFound(m)) => MatrixError::not_found(m.clone()),
-            Error::Domain(D::Conflict(m)) => MatrixError::new(StatusCode::CONFLICT, "M_CONFLICT", m.clone()),
-            Error::Domain(D::Forbidden(m)) => MatrixError::forbidden(m.clone()),
-            Error::Homeserver(e) => {
-                tracing::error!(error = %e, "homeserver request failed");
-                MatrixError::new(StatusCode::BAD_GATEWAY, "M_UNKNOWN", "The homeserver failed; try again")
-            }
-            Error::Database(e) => MatrixError::internal(e),
-        }
     }
 }

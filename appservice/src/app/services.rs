@@ -9,11 +9,11 @@ use crate::app::metrics::Metrics;
 use crate::features::deletion::Deleter;
 use crate::features::institutions::Provisioning;
 use crate::features::rooms::checks::Checker;
-use crate::matrix::as_api::transactions::IngestState;
 use crate::matrix::homeserver::HomeserverClient;
+use crate::matrix::ingest::IngestState;
 use crate::matrix::processor::Processor;
 use crate::store::Db;
-use crate::web::openid::OpenIdCache;
+use crate::web::openid_cache::OpenIdCache;
 
 /// What every route may use.
 pub struct Services {

@@ -9,6 +9,7 @@ pub mod dispatch;
 pub mod event;
 pub mod homeserver;
 pub mod inbox;
+pub mod ingest;
 pub mod module_api;
 pub mod processor;
 pub mod registration;

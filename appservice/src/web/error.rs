@@ -116,7 +116,20 @@ impl From<sqlx::Error> for MatrixError {
 }
 
 impl From<crate::error::Error> for MatrixError {
+    /// The one mapping of the service's errors to HTTP answers.
     fn from(e: crate::error::Error) -> Self {
-        e.to_matrix()
+        use crate::error::Error;
+        use assisto_core::DomainError as D;
+        match e {
+            Error::Domain(D::Invalid(m)) => MatrixError::invalid(m),
+            Error::Domain(D::NotFound(m)) => MatrixError::not_found(m),
+            Error::Domain(D::Conflict(m)) => MatrixError::new(StatusCode::CONFLICT, "M_CONFLICT", m),
+            Error::Domain(D::Forbidden(m)) => MatrixError::forbidden(m),
+            Error::Homeserver(e) => {
+                tracing::error!(error = %e, "homeserver request failed");
+                MatrixError::new(StatusCode::BAD_GATEWAY, "M_UNKNOWN", "The homeserver failed; try again")
+            }
+            Error::Database(e) => MatrixError::internal(&e),
+        }
     }
 }

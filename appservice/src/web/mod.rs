@@ -5,4 +5,5 @@ pub mod admin;
 pub mod auth;
 pub mod error;
 pub mod openid;
+pub mod openid_cache;
 pub mod ops;

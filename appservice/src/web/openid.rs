@@ -2,7 +2,6 @@
 //! from a Matrix OpenID token the homeserver vouches for, with a short cache.
 
 use std::{
-    collections::HashMap,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -19,10 +18,6 @@ use assisto_core::rules::Role;
 
 /// How long a verified OpenID token is trusted without asking the homeserver again.
 const TOKEN_CACHE: Duration = Duration::from_secs(300);
-
-/// Verified OpenID tokens (by SHA-256), with their user and when to ask again.
-#[derive(Default)]
-pub struct OpenIdCache(std::sync::Mutex<HashMap<[u8; 32], (String, Instant)>>);
 
 /// A user of this homeserver, from the Matrix OpenID token in `Authorization: Bearer`
 /// (the widget obtains it from Element; the homeserver vouches for it). As a route's first

@@ -3,8 +3,8 @@
 
 use crate::features::rooms::members;
 use crate::features::rooms::store as rooms;
-use crate::matrix::commands::Command;
-use crate::matrix::commands::Reply;
+use crate::matrix::commands::kit::Command;
+use crate::matrix::commands::kit::Reply;
 use crate::matrix::event::RoomEvent;
 use crate::matrix::processor::db_error;
 use assisto_core::rules::Role;
@@ -24,16 +24,16 @@ pub(crate) static COMMANDS: [Command; 2] = [
     },
 ];
 
-fn block<'a>(app: &'a crate::matrix::commands::Context, ev: &'a RoomEvent, _: &'a str) -> Reply<'a> {
+fn block<'a>(app: &'a crate::matrix::commands::kit::Context, ev: &'a RoomEvent, _: &'a str) -> Reply<'a> {
     Box::pin(set_blocked(app, ev, true))
 }
 
-fn unblock<'a>(app: &'a crate::matrix::commands::Context, ev: &'a RoomEvent, _: &'a str) -> Reply<'a> {
+fn unblock<'a>(app: &'a crate::matrix::commands::kit::Context, ev: &'a RoomEvent, _: &'a str) -> Reply<'a> {
     Box::pin(set_blocked(app, ev, false))
 }
 
 async fn set_blocked(
-    app: &crate::matrix::commands::Context,
+    app: &crate::matrix::commands::kit::Context,
     ev: &RoomEvent,
     blocked: bool,
 ) -> Result<String, crate::matrix::processor::HandleError> {

@@ -15,8 +15,8 @@ use chrono::{NaiveDate, NaiveTime, TimeZone};
 use crate::features::rooms::members;
 use crate::features::rooms::store as rooms;
 use crate::features::rooms::store::ManagedRoom;
-use crate::matrix::commands::Command;
-use crate::matrix::commands::Reply;
+use crate::matrix::commands::kit::Command;
+use crate::matrix::commands::kit::Reply;
 use crate::matrix::event::RoomEvent;
 use crate::matrix::homeserver::DeleteRoom;
 use crate::matrix::processor::db_error;
@@ -35,7 +35,7 @@ pub(crate) static COMMANDS: [Command; 4] = [
 
 /// The managed group this command is about, if the sender may manage it.
 async fn group_for(
-    app: &crate::matrix::commands::Context,
+    app: &crate::matrix::commands::kit::Context,
     ev: &RoomEvent,
     room_id: &str,
 ) -> Result<Result<ManagedRoom, String>, HandleError> {
@@ -51,7 +51,7 @@ async fn group_for(
     }
 }
 
-fn group<'a>(app: &'a crate::matrix::commands::Context, ev: &'a RoomEvent, args: &'a str) -> Reply<'a> {
+fn group<'a>(app: &'a crate::matrix::commands::kit::Context, ev: &'a RoomEvent, args: &'a str) -> Reply<'a> {
     Box::pin(async move {
         let room = match group_for(app, ev, &ev.room_id).await? {
             Ok(r) => r,
@@ -93,7 +93,11 @@ fn group<'a>(app: &'a crate::matrix::commands::Context, ev: &'a RoomEvent, args:
     })
 }
 
-fn participant<'a>(app: &'a crate::matrix::commands::Context, ev: &'a RoomEvent, args: &'a str) -> Reply<'a> {
+fn participant<'a>(
+    app: &'a crate::matrix::commands::kit::Context,
+    ev: &'a RoomEvent,
+    args: &'a str,
+) -> Reply<'a> {
     Box::pin(async move {
         let room = match group_for(app, ev, &ev.room_id).await? {
             Ok(r) => r,
@@ -157,7 +161,11 @@ pub fn format_slot(tz: chrono_tz::Tz, starts: i64, ends: i64) -> String {
     format!("{} {}–{}", f(starts, "%d.%m.%Y"), f(starts, "%H:%M"), f(ends, "%H:%M"))
 }
 
-fn appointment<'a>(app: &'a crate::matrix::commands::Context, ev: &'a RoomEvent, args: &'a str) -> Reply<'a> {
+fn appointment<'a>(
+    app: &'a crate::matrix::commands::kit::Context,
+    ev: &'a RoomEvent,
+    args: &'a str,
+) -> Reply<'a> {
     Box::pin(async move {
         let room = match group_for(app, ev, &ev.room_id).await? {
             Ok(r) => r,
@@ -209,7 +217,11 @@ fn appointment<'a>(app: &'a crate::matrix::commands::Context, ev: &'a RoomEvent,
     })
 }
 
-fn description<'a>(app: &'a crate::matrix::commands::Context, ev: &'a RoomEvent, args: &'a str) -> Reply<'a> {
+fn description<'a>(
+    app: &'a crate::matrix::commands::kit::Context,
+    ev: &'a RoomEvent,
+    args: &'a str,
+) -> Reply<'a> {
     Box::pin(async move {
         // Never in a room with clients: they would read the command itself.
         let here = members::of_room(&app.db, &ev.room_id).await.map_err(db_error)?;

@@ -25,6 +25,7 @@ use crate::matrix::inbox;
 use crate::matrix::inbox::NewEvent;
 use crate::matrix::inbox::Recorded;
 use crate::matrix::inbox::Rejected;
+use crate::matrix::ingest;
 use crate::web::error::MatrixError;
 
 /// The transaction body; events are kept as the raw JSON received.
@@ -93,7 +94,9 @@ pub(super) async fn push_events_route(
     let fingerprint = hex::encode(fingerprint.finalize());
 
     let mut ingest = state.as_api.ingest.lock().await;
-    let recorded = record(&state, &mut ingest, &txn_id, &fingerprint, &events, &rejected).await?;
+    let recorded =
+        ingest::record(&state.db, &state.processor, &mut ingest, &txn_id, &fingerprint, &events, &rejected)
+            .await?;
     let went_backwards_from = match (txn_id.parse::<u64>().ok(), ingest.last_txn) {
         (Some(n), Some(prev)) if n < prev && recorded != Recorded::Replay => Some(prev),
         _ => None,
@@ -159,68 +162,4 @@ pub(super) async fn push_events_route(
     }
     m.ack_latency.observe(started.elapsed().as_secs_f64());
     Ok(Json(json!({})))
-}
-
-/// How many recent transaction IDs are remembered in memory for replay detection.
-const RECENT_TXNS: usize = 4096;
-
-/// What the ingest keeps between transactions.
-pub struct IngestState {
-    /// The last numeric transaction ID, to warn when IDs go backwards.
-    last_txn: Option<u64>,
-    /// Recent transaction IDs and their fingerprints.
-    recent: std::collections::HashMap<String, String>,
-    order: std::collections::VecDeque<String>,
-}
-
-impl IngestState {
-    /// Starts with the last transaction ID recorded before.
-    pub fn new(last_txn: Option<u64>) -> Self {
-        Self { last_txn, recent: Default::default(), order: Default::default() }
-    }
-
-    fn remember(&mut self, txn_id: &str, fingerprint: &str) {
-        if self.recent.insert(txn_id.to_owned(), fingerprint.to_owned()).is_none() {
-            self.order.push_back(txn_id.to_owned());
-            if self.order.len() > RECENT_TXNS {
-                if let Some(old) = self.order.pop_front() {
-                    self.recent.remove(&old);
-                }
-            }
-        }
-    }
-}
-
-/// Records a transaction: the fast path (one statement, synced) when every event is
-/// well-formed, else the full path (one database transaction with the dead letters).
-async fn record(
-    state: &Services,
-    ingest: &mut IngestState,
-    txn_id: &str,
-    fingerprint: &str,
-    events: &[NewEvent],
-    rejected: &[Rejected],
-) -> Result<Recorded, MatrixError> {
-    let known = ingest.recent.get(txn_id).map(|f| f == fingerprint);
-    if known == Some(true) {
-        return Ok(Recorded::Replay);
-    }
-    if !rejected.is_empty() {
-        return Ok(inbox::record_transaction(&state.db, txn_id, fingerprint, events, rejected).await?);
-    }
-    let inserted = inbox::insert_events(&state.db, txn_id, events).await?;
-    if inserted.is_empty() && !events.is_empty() && known.is_none() {
-        // Every event was known: a transaction sent again after our restart?
-        if inbox::txn_fingerprint(&state.db, txn_id).await?.as_deref() == Some(fingerprint) {
-            return Ok(Recorded::Replay);
-        }
-    }
-    state.processor.remember_txn(inbox::TxnRecord {
-        txn_id: txn_id.to_owned(),
-        fingerprint: fingerprint.to_owned(),
-        event_count: events.len() as i64,
-        received_at: crate::store::now_ms(),
-    });
-    let duplicates = (events.len() - inserted.len()) as u64;
-    Ok(Recorded::New { inserted, duplicates, rejected: 0, txn_id_reused: known == Some(false) })
 }

@@ -1,8 +1,8 @@
 //! General commands: help and status.
 
-use crate::matrix::commands::Command;
-use crate::matrix::commands::Reply;
-use crate::matrix::commands::PREFIX;
+use crate::matrix::commands::kit::Command;
+use crate::matrix::commands::kit::Reply;
+use crate::matrix::commands::kit::PREFIX;
 use crate::matrix::event::RoomEvent;
 use crate::store::now_ms;
 
@@ -15,7 +15,7 @@ pub(super) static COMMANDS: [Command; 2] = [
     },
 ];
 
-fn help<'a>(_: &'a crate::matrix::commands::Context, _: &'a RoomEvent, _: &'a str) -> Reply<'a> {
+fn help<'a>(_: &'a crate::matrix::commands::kit::Context, _: &'a RoomEvent, _: &'a str) -> Reply<'a> {
     Box::pin(async move {
         let mut out = String::from("Befehle von assisto:");
         for c in crate::matrix::commands::all() {
@@ -25,7 +25,7 @@ fn help<'a>(_: &'a crate::matrix::commands::Context, _: &'a RoomEvent, _: &'a st
     })
 }
 
-fn status<'a>(_: &'a crate::matrix::commands::Context, ev: &'a RoomEvent, _: &'a str) -> Reply<'a> {
+fn status<'a>(_: &'a crate::matrix::commands::kit::Context, ev: &'a RoomEvent, _: &'a str) -> Reply<'a> {
     Box::pin(async move {
         let delay = ev.origin_server_ts.map(|ts| (now_ms() - ts).max(0));
         Ok(match delay {
