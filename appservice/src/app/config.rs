@@ -362,6 +362,17 @@ impl Config {
 
     /// The file store's directory: `files.dir`, or `assisto-files` beside the SQLite
     /// database when it is empty. Never the working directory of whoever starts the
+    /// The service's user-ID namespaces (who is the bot, who is a puppet).
+    pub fn ids(&self) -> assisto_core::ids::Ids {
+        let ns = &self.namespaces;
+        assisto_core::ids::Ids::new(
+            &self.homeserver.server_name,
+            &self.bot.localpart,
+            &ns.client_prefix,
+            &ns.guest_prefix,
+        )
+    }
+
     /// process (unless the database itself lies there).
     pub fn files_dir(&self) -> Result<PathBuf, ConfigError> {
         if !self.files.dir.as_os_str().is_empty() {

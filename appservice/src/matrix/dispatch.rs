@@ -12,7 +12,7 @@ use crate::features::rooms::checks::Checker;
 use crate::features::rooms::checks::RoomState;
 use crate::features::rooms::checks::CREATE_INSTITUTION;
 use crate::features::rooms::checks::CREATE_KIND;
-use crate::features::rooms::members;
+use crate::features::rooms::members::{self, MembershipState};
 use crate::features::rooms::store as rooms;
 use crate::matrix::commands;
 use crate::matrix::event::RoomEvent;
@@ -87,7 +87,9 @@ impl Assisto {
         let Some(target) = ev.state_key.as_deref() else {
             return Err(HandleError::Permanent("m.room.member without state_key".into()));
         };
-        let Some(membership) = ev.content.get("membership").and_then(Value::as_str) else {
+        let Some(membership) =
+            ev.content.get("membership").and_then(Value::as_str).map(MembershipState::from)
+        else {
             return Err(HandleError::Permanent("m.room.member without membership".into()));
         };
         // A puppet without a client (deleted, or never ours) leaves no trace here: the
@@ -96,16 +98,16 @@ impl Assisto {
         if target_role == Role::UnknownPuppet {
             return Ok(());
         }
-        members::set(&self.db, &ev.room_id, target, membership).await.map_err(db_error)?;
+        members::set(&self.db, &ev.room_id, target, &membership).await.map_err(db_error)?;
 
-        if target == self.bot_user_id && membership == "join" {
+        if target == self.bot_user_id && membership == MembershipState::Join {
             self.place_in_space(&ev.room_id).await?;
             self.ensure_client_file_widget(&ev.room_id).await?;
         }
-        if target != self.bot_user_id && matches!(membership, "join" | "invite" | "knock") {
+        if target != self.bot_user_id && members::counts(&membership) {
             self.second_line_of_defence(ev, target).await?;
         }
-        if membership == "invite" && target != self.bot_user_id {
+        if membership == MembershipState::Invite && target != self.bot_user_id {
             if let Role::Client { .. } | Role::UnknownPuppet =
                 self.checker.role(target).await.map_err(db_error)?
             {
@@ -113,7 +115,7 @@ impl Assisto {
             }
         }
 
-        if target == self.bot_user_id && membership == "invite" {
+        if target == self.bot_user_id && membership == MembershipState::Invite {
             if self.is_local(&ev.sender) {
                 tracing::info!(room_id = %ev.room_id, "bot invited, joining");
                 match self.hs.join_room(&ev.room_id, &self.bot_user_id).await {
@@ -188,7 +190,9 @@ impl Assisto {
                 .get_state(&ev.room_id, puppet, "m.room.member", puppet)
                 .await
                 .or_else(|e| if e.is_transient() { Err(hs_error(e)) } else { Ok(None) })?;
-            if membership.is_some_and(|m| m["membership"] == "join") {
+            if membership.is_some_and(|m| {
+                m["membership"].as_str().map(MembershipState::from) == Some(MembershipState::Join)
+            }) {
                 return Ok(());
             }
             self.hs.leave_room(&ev.room_id, puppet).await.or_else(ignore_refusal)?;
@@ -225,7 +229,7 @@ impl Assisto {
         }
         let mut client = None;
         for (u, m) in members::of_room(&self.db, room_id).await.map_err(db_error)? {
-            if (m == "join" || m == "invite")
+            if members::holds_place(&m)
                 && matches!(self.checker.role(&u).await.map_err(db_error)?, Role::Client { .. })
             {
                 client = Some(u);
@@ -270,7 +274,7 @@ impl Assisto {
         if !now
             .as_ref()
             .and_then(|m| m["membership"].as_str())
-            .is_some_and(|m| matches!(m, "join" | "invite" | "knock"))
+            .is_some_and(|m| members::counts(&MembershipState::from(m)))
         {
             return Ok(());
         }
@@ -294,7 +298,7 @@ impl Assisto {
             return Ok(Some(Rule::NoClientsInColleagueRooms));
         }
         if matches!(role, Role::Client { blocked: true, .. })
-            && ev.content["membership"] == "join"
+            && ev.content["membership"].as_str().map(MembershipState::from) == Some(MembershipState::Join)
             && self.joined_while_blocked(target, ev).await?
         {
             return Ok(Some(Rule::BlockedClient));
@@ -313,7 +317,7 @@ impl Assisto {
         let members = members::of_room(&self.db, &ev.room_id).await.map_err(db_error)?;
         let counted: Vec<&String> = members
             .iter()
-            .filter(|(u, m)| *u != self.bot_user_id && matches!(m.as_str(), "join" | "invite" | "knock"))
+            .filter(|(u, m)| *u != self.bot_user_id && members::counts(m))
             .map(|(u, _)| u)
             .collect();
         let clients = counted.iter().filter(|u| self.checker.is_puppet(u)).count();
@@ -455,10 +459,7 @@ impl Assisto {
         self.hs.invite(new_room, &ev.sender, &self.bot_user_id).await.or_else(ignore_refusal)?;
         self.hs.join_room(new_room, &self.bot_user_id).await.map_err(hs_error)?;
         for (user, membership) in members::of_room(&self.db, &ev.room_id).await.map_err(db_error)? {
-            if user == self.bot_user_id
-                || user == ev.sender
-                || !matches!(membership.as_str(), "join" | "invite")
-            {
+            if user == self.bot_user_id || user == ev.sender || !members::holds_place(&membership) {
                 continue;
             }
             self.hs.invite(new_room, &self.bot_user_id, &user).await.or_else(ignore_refusal)?;
@@ -484,7 +485,7 @@ impl Assisto {
 
     async fn bot_is_joined(&self, room_id: &str) -> Result<bool, HandleError> {
         let members = members::of_room(&self.db, room_id).await.map_err(db_error)?;
-        Ok(members.iter().any(|(u, m)| *u == self.bot_user_id && m == "join"))
+        Ok(members.iter().any(|(u, m)| *u == self.bot_user_id && *m == MembershipState::Join))
     }
 
     async fn on_message(&self, ev: &RoomEvent) -> Result<(), HandleError> {

@@ -58,8 +58,8 @@ async fn counsellor_invites_the_bot_and_messages_are_processed_in_order() {
         let (db, room, bot, me) = (db.clone(), room.to_string(), bot.clone(), me.clone());
         async move {
             let members = assisto_appservice::features::rooms::members::of_room(&db, &room).await.ok()?;
-            (members.contains(&(bot, "join".to_owned())) && members.contains(&(me, "join".to_owned())))
-                .then_some(())
+            let joined = |who: &str| members.iter().any(|(u, m)| u == who && m.as_str() == "join");
+            (joined(&bot) && joined(&me)).then_some(())
         }
     })
     .await;

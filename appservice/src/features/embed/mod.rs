@@ -83,10 +83,7 @@ const BLOCKED: &str = "Dieser Zugang ist gesperrt. Bitte wende dich an die Berat
 impl EmbedCore {
     /// The core over the service's database and homeserver, publishing to `hub`.
     pub fn new(provisioning: Provisioning, hub: Arc<Hub>) -> Arc<Self> {
-        let cfg = &provisioning.config;
-        let ns = &cfg.namespaces;
-        let ids =
-            Ids::new(&cfg.homeserver.server_name, &cfg.bot.localpart, &ns.client_prefix, &ns.guest_prefix);
+        let ids = provisioning.config.ids();
         Arc::new(Self {
             db: provisioning.db.clone(),
             hs: provisioning.hs.clone(),

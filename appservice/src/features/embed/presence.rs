@@ -26,7 +26,8 @@ impl EmbedCore {
     pub(super) async fn conversation_state(&self, s: &Session) -> Result<State, CoreError> {
         let room = &s.conversation;
         let joined = members::of_room(&self.db, room).await.map_err(db_err)?;
-        let counsellor_in = joined.iter().any(|(u, m)| m == "join" && self.ids.may_be_counsellor(u));
+        let counsellor_in =
+            joined.iter().any(|(u, m)| *m == members::MembershipState::Join && self.ids.may_be_counsellor(u));
         let (client, ended) =
             embed::conversation_of_room(&self.db, room).await.map_err(db_err)?.unwrap_or_default();
         let blocked = match people::client_by_id(&self.db, &client).await.map_err(db_err)? {

@@ -49,7 +49,9 @@ async fn set_blocked(
     }
     let mut client = None;
     for (u, m) in members::of_room(&app.db, &ev.room_id).await.map_err(db_error)? {
-        if m != "leave" && matches!(app.checker.role(&u).await.map_err(db_error)?, Role::Client { .. }) {
+        if m != members::MembershipState::Leave
+            && matches!(app.checker.role(&u).await.map_err(db_error)?, Role::Client { .. })
+        {
             client = Some(u);
         }
     }

@@ -6,6 +6,7 @@
 //! to the service. Classification decided at creation travels in the `m.room.create`
 //! content (`de.assisto.kind`, `de.assisto.institution`), which nobody can change later.
 
+use assisto_core::ids::{Ids, UserClass};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -281,9 +282,7 @@ fn yes() -> bool {
 pub struct Checker {
     db: Db,
     bot: String,
-    server_name: String,
-    client_prefix: String,
-    guest_prefix: String,
+    ids: Ids,
 }
 
 impl Checker {
@@ -292,9 +291,7 @@ impl Checker {
         Self {
             db,
             bot: format!("@{}:{}", config.bot.localpart, config.homeserver.server_name),
-            server_name: config.homeserver.server_name.clone(),
-            client_prefix: format!("@{}", config.namespaces.client_prefix),
-            guest_prefix: format!("@{}", config.namespaces.guest_prefix),
+            ids: config.ids(),
         }
     }
 
@@ -303,15 +300,15 @@ impl Checker {
         if user_id == self.bot {
             return Ok(Role::Bot);
         }
-        let local = user_id.rsplit_once(':').is_some_and(|(_, s)| s == self.server_name);
-        if !local {
-            return Ok(Role::Remote);
-        }
-        if user_id.starts_with(&self.client_prefix) || user_id.starts_with(&self.guest_prefix) {
-            return Ok(match people::client_by_id(&self.db, user_id).await? {
-                Some(c) => Role::Client { institution: c.institution_id, blocked: c.blocked },
-                None => Role::UnknownPuppet,
-            });
+        match self.ids.classify(user_id) {
+            UserClass::Remote => return Ok(Role::Remote),
+            UserClass::Bot | UserClass::Local => {}
+            UserClass::Client | UserClass::Guest => {
+                return Ok(match people::client_by_id(&self.db, user_id).await? {
+                    Some(c) => Role::Client { institution: c.institution_id, blocked: c.blocked },
+                    None => Role::UnknownPuppet,
+                });
+            }
         }
         Ok(match people::counsellor_by_id(&self.db, user_id).await? {
             Some(c) => Role::Counsellor { institution: c.institution_id },
@@ -358,10 +355,7 @@ impl Checker {
             .filter(|m| **m != self.bot)
             .cloned()
             .collect();
-        let clients_in_room = members
-            .iter()
-            .filter(|m| m.starts_with(&self.client_prefix) || m.starts_with(&self.guest_prefix))
-            .count();
+        let clients_in_room = members.iter().filter(|m| self.ids.is_puppet(m)).count();
         let institution = match &managed {
             Some(m) => Some(m.institution_id.clone()),
             None => match state.create.get(CREATE_INSTITUTION).and_then(Value::as_str) {
@@ -388,7 +382,7 @@ impl Checker {
 
     /// Whether `user_id` is one of the service's puppets (a client or guest ID).
     pub fn is_puppet(&self, user_id: &str) -> bool {
-        user_id.starts_with(&self.client_prefix) || user_id.starts_with(&self.guest_prefix)
+        self.ids.is_puppet(user_id)
     }
 
     /// The bot's user ID.
@@ -516,24 +510,26 @@ impl Checker {
         room_id: &str,
         room: &RoomState,
     ) -> sqlx::Result<CheckResponse> {
+        use crate::features::rooms::members::MembershipState as M;
+        let membership = membership.map(M::from);
         let verdict = match membership {
-            Some("invite") => return self.check_invite(user, target, room_id, room).await,
-            Some("join") if room.members.join.iter().any(|m| m == target) => {
+            Some(M::Invite) => return self.check_invite(user, target, room_id, room).await,
+            Some(M::Join) if room.members.join.iter().any(|m| m == target) => {
                 // Already a member: a profile change.
                 Verdict::Allow
             }
-            Some("join") | Some("knock") => {
+            Some(M::Join | M::Knock) => {
                 let role = self.role(target).await?;
                 let facts = self.facts(room_id, room).await?;
                 if user != target {
                     Verdict::Deny(Rule::ClientsDoNotAct)
-                } else if membership == Some("join") {
+                } else if membership == Some(M::Join) {
                     rules::may_join(&role, target, &facts)
                 } else {
                     rules::may_knock(&role, target, &facts)
                 }
             }
-            Some("leave") | Some("ban") if target == self.bot && user != self.bot => {
+            Some(M::Leave | M::Ban) if target == self.bot && user != self.bot => {
                 let facts = self.facts(room_id, room).await?;
                 if facts.is_managed() {
                     Verdict::Deny(Rule::BotStays)
@@ -541,7 +537,7 @@ impl Checker {
                     Verdict::Allow
                 }
             }
-            Some("leave") | Some("ban") => Verdict::Allow,
+            Some(M::Leave | M::Ban) => Verdict::Allow,
             _ => Verdict::Deny(Rule::ProtectedSetting),
         };
         Ok(CheckResponse::from_verdict(verdict))

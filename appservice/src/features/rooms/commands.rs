@@ -116,7 +116,7 @@ fn participant<'a>(
             .await
             .map_err(db_error)?
             .iter()
-            .any(|(u, m)| u == user && (m == "join" || m == "invite"));
+            .any(|(u, m)| u == user && members::holds_place(m));
         if !is_member || user == app.bot_user_id {
             return Ok(format!("{user} nimmt an diesem Gruppenchat nicht teil."));
         }
@@ -226,7 +226,7 @@ fn description<'a>(
         // Never in a room with clients: they would read the command itself.
         let here = members::of_room(&app.db, &ev.room_id).await.map_err(db_error)?;
         for (u, m) in &here {
-            if (m == "join" || m == "invite") && app.checker.role(u).await.map_err(db_error)?.is_client() {
+            if members::holds_place(m) && app.checker.role(u).await.map_err(db_error)?.is_client() {
                 return Ok("Die Beschreibung ist nur für Beratende sichtbar. Bitte setzen oder lesen Sie sie im Chat mit assisto, nicht hier: „!assisto beschreibung !raum:server Text“.".into());
             }
         }

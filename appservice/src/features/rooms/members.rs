@@ -1,5 +1,6 @@
 //! `room_members`: the membership of every room the service sees, from `m.room.member`.
 
+pub use ruma::events::room::member::MembershipState;
 use sqlx::Row;
 
 use crate::store::now_ms;
@@ -11,12 +12,12 @@ const UPSERT: &str = "INSERT INTO room_members (room_id, user_id, membership, up
 const OF_ROOM: &str = "SELECT user_id, membership FROM room_members WHERE room_id = $1 ORDER BY user_id";
 
 /// Records a member's current membership.
-pub async fn set(db: &Db, room_id: &str, user_id: &str, membership: &str) -> sqlx::Result<()> {
+pub async fn set(db: &Db, room_id: &str, user_id: &str, membership: &MembershipState) -> sqlx::Result<()> {
     let _w = db.write_guard().await;
     sqlx::query(UPSERT)
         .bind(room_id)
         .bind(user_id)
-        .bind(membership)
+        .bind(membership.as_str())
         .bind(now_ms())
         .execute(db.pool())
         .await
@@ -24,9 +25,19 @@ pub async fn set(db: &Db, room_id: &str, user_id: &str, membership: &str) -> sql
 }
 
 /// All recorded members of a room with their membership.
-pub async fn of_room(db: &Db, room_id: &str) -> sqlx::Result<Vec<(String, String)>> {
+pub async fn of_room(db: &Db, room_id: &str) -> sqlx::Result<Vec<(String, MembershipState)>> {
     let rows = sqlx::query(OF_ROOM).bind(room_id).fetch_all(db.pool()).await?;
-    rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    rows.iter().map(|r| Ok((r.try_get(0)?, MembershipState::from(r.try_get::<String, _>(1)?)))).collect()
+}
+
+/// Whether a membership holds a place in the room: joined or invited.
+pub fn holds_place(m: &MembershipState) -> bool {
+    matches!(m, MembershipState::Join | MembershipState::Invite)
+}
+
+/// Whether a membership counts against a room's cap: joined, invited or knocking.
+pub fn counts(m: &MembershipState) -> bool {
+    matches!(m, MembershipState::Join | MembershipState::Invite | MembershipState::Knock)
 }
 
 const ROOMS_OF_USER: &str = "SELECT room_id FROM room_members WHERE user_id = $1 ORDER BY room_id";
