@@ -87,21 +87,22 @@ impl LiveBus for InProcessBus {
     }
 }
 
+/// A subscriber that keeps what it heard, for the bus's tests.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct Seen(pub(crate) std::sync::Mutex<Vec<Change>>);
+
+#[cfg(test)]
+#[async_trait]
+impl Subscriber for Seen {
+    async fn changed(&self, change: &Change) {
+        self.0.lock().expect("lock").push(change.clone());
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
     use super::*;
-
-    #[derive(Default)]
-    struct Seen(Mutex<Vec<Change>>);
-
-    #[async_trait]
-    impl Subscriber for Seen {
-        async fn changed(&self, change: &Change) {
-            self.0.lock().expect("lock").push(change.clone());
-        }
-    }
 
     #[tokio::test]
     async fn every_subscriber_hears_every_change_once() {

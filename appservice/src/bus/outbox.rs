@@ -87,20 +87,8 @@ impl Relay {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
     use super::*;
-    use crate::bus::Subscriber;
-
-    #[derive(Default)]
-    struct Seen(Mutex<Vec<Change>>);
-
-    #[async_trait]
-    impl Subscriber for Seen {
-        async fn changed(&self, change: &Change) {
-            self.0.lock().expect("lock").push(change.clone());
-        }
-    }
+    use crate::bus::Seen;
 
     #[tokio::test]
     async fn a_change_of_another_process_is_relayed_once() {
