@@ -1,11 +1,12 @@
 //! assisto's domain core: who a user is ([`ids`]), what a managed room is ([`RoomKind`],
-//! [`Category`]), every rule as a pure function ([`rules`]), validation and
-//! [`DomainError`].
+//! [`Category`]), every rule as a pure function ([`rules`]), the live-chat desk ([`live`]),
+//! validation and [`DomainError`].
 //!
 //! Pure: no I/O, no HTTP, no database, no clock. The service gathers the facts and asks;
 //! this crate decides. Unit- and property-tested on its own (`cargo test -p assisto-core`).
 
 pub mod ids;
+pub mod live;
 pub mod rules;
 
 use std::fmt;
