@@ -436,10 +436,13 @@ pub fn estimated_wait_secs(position: u32, available: u32, recent_wait_secs: &[u3
     if position == 0 || available == 0 || recent_wait_secs.is_empty() {
         return None;
     }
-    let avg = recent_wait_secs.iter().map(|&s| u64::from(s)).sum::<u64>() / recent_wait_secs.len() as u64;
-    let rounds = u64::from(position).div_ceil(u64::from(available));
-    let secs = (avg.max(30) * rounds).div_ceil(60) * 60;
-    Some(secs.min(u64::from(u32::MAX)) as u32)
+    // The average (at least 30 s) times the rounds, rounded up once, at the end: rounding the
+    // average down first would lose up to a second per round, and could promise less.
+    let n = recent_wait_secs.len() as u128;
+    let total = recent_wait_secs.iter().map(|&s| u128::from(s)).sum::<u128>().max(30 * n);
+    let rounds = u128::from(position.div_ceil(available));
+    let secs = (total * rounds).div_ceil(60 * n) * 60;
+    Some(secs.min(u128::from(u32::MAX)) as u32)
 }
 
 /// The response reminder of a taken chat (Antworterinnerung).
