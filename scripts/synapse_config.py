@@ -90,7 +90,9 @@ def main() -> int:
         "app_service_config_files": [os.path.abspath(r) for r in args.registration],
         "url_preview_enabled": False,
         "enable_metrics": False,
-        "presence": {"enabled": False},
+        # The live-chat desk learns from presence whether a counsellor's Element is open:
+        # closing it or logging out makes them not available (never silently available).
+        "presence": {"enabled": True},
         # Counsellors find clients of their institution in the user directory.
         "user_directory": {"enabled": True, "search_all_users": False},
         # Nobody looks up a client's display name by user ID unless they share a room
@@ -118,6 +120,7 @@ def main() -> int:
         cfg["rc_joins"] = {"local": GENEROUS, "remote": GENEROUS}
         cfg["rc_invites"] = {"per_room": GENEROUS, "per_user": GENEROUS, "per_issuer": GENEROUS}
         cfg["rc_registration"] = GENEROUS
+        cfg["rc_presence"] = {"per_user": GENEROUS}
     import json
     # The erasure module (synapse_erasure/): what the deletion routine must erase in
     # Synapse's database and no admin API reaches (see docs/operations.md, 4c).

@@ -43,6 +43,8 @@
       typingAnon: 'Die Beratung schreibt …',
       waiting: 'Du bist im Warteraum. Gleich ist jemand für dich da.',
       queue: 'Du bist an Position {n}.',
+      queueWait: 'Geschätzte Wartezeit: etwa {m} Min.',
+      someoneComing: 'Eine beratende Person kommt gleich zu dir.',
       reconnecting: 'Die Verbindung ist unterbrochen. Sie wird wiederhergestellt …',
       starting: 'Der Chat wird gestartet …',
       unavailable:
@@ -139,6 +141,8 @@
       typingAnon: 'The counsellor is typing …',
       waiting: 'You are in the waiting room. Someone will be with you shortly.',
       queue: 'You are number {n} in the queue.',
+      queueWait: 'Estimated wait: about {m} min.',
+      someoneComing: 'A counsellor is on the way.',
       reconnecting: 'The connection was interrupted. Reconnecting …',
       starting: 'Starting the chat …',
       unavailable: 'No counsellor is available at the moment. Please try again later.',
@@ -938,13 +942,22 @@
     ui.busy.hidden = !text;
   }
 
-  function renderWaiting(waiting, position) {
+  function renderWaiting(waiting, queue) {
     let el = ui.statusbar.querySelector('.assisto-waiting');
     if (!waiting) {
       if (el) el.remove();
       return;
     }
-    const text = T.waiting + (Number.isInteger(position) && position > 0 ? ` ${t('queue', { n: position })}` : '');
+    const q = queue && typeof queue === 'object' ? queue : {};
+    let text = T.waiting;
+    if (q.someone_coming === true) {
+      text = T.someoneComing;
+    } else if (Number.isInteger(q.position) && q.position > 0) {
+      text += ` ${t('queue', { n: q.position })}`;
+      if (Number.isInteger(q.estimated_wait_secs) && q.estimated_wait_secs > 0) {
+        text += ` ${t('queueWait', { m: Math.max(1, Math.round(q.estimated_wait_secs / 60)) })}`;
+      }
+    }
     if (!el) {
       el = h('p', { class: 'assisto-waiting' });
       ui.statusbar.prepend(el);
@@ -1973,7 +1986,7 @@
       chatEnded();
       return;
     }
-    renderWaiting(!!state.waiting, state.queue_position);
+    renderWaiting(!!state.waiting, state.queue);
     renderTyping(!!state.counsellor_typing);
     updateReadMarks();
   }

@@ -99,6 +99,31 @@ pub struct State {
     pub counsellor_typing: bool,
     /// The newest own message a counsellor has read.
     pub read_up_to: Option<String>,
+    /// While a live chat waits in its department's queue: the visitor's place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<QueuePlace>,
+}
+
+/// A waiting visitor's place in the queue.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuePlace {
+    /// 1 = next.
+    pub position: u32,
+    /// Estimated wait in seconds, when there is anything to estimate it from.
+    pub estimated_wait_secs: Option<u32>,
+    /// A counsellor has been offered the chat: someone is coming.
+    pub someone_coming: bool,
+}
+
+/// A department the visitor may choose.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DepartmentInfo {
+    /// Its ID (given when opening a session).
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Whether someone of it can take a chat now.
+    pub available: bool,
 }
 
 /// Where on the institution's site the embed is.
@@ -182,8 +207,10 @@ pub struct EmbedConfig {
     pub institution: InstitutionInfo,
     /// Which forms are switched on.
     pub forms: Forms,
-    /// Whether a counsellor can answer at all.
+    /// Whether a counsellor can take a chat now (the chat button shows).
     pub available: bool,
+    /// The departments a visitor may choose (empty: the institution has one queue).
+    pub departments: Vec<DepartmentInfo>,
     /// Optional abilities.
     pub features: Features,
     /// Limits.
@@ -288,6 +315,7 @@ pub trait Core: Send + Sync + 'static {
         area: Area,
         form: Form,
         identity: Identity,
+        department: Option<&str>,
     ) -> Result<(String, Session), CoreError>;
 
     /// The session of a token: `Unauthorized` if unknown, expired or ended, `Blocked` if the

@@ -10,6 +10,7 @@
 //! parallel never see each other's events. Synapse dies with the test process.
 
 pub mod browser;
+pub mod embed;
 pub mod matrix;
 pub mod synapse;
 pub mod traces;
@@ -158,6 +159,9 @@ impl TestService {
         config.appservice.module_token = Some(slot.module_token.clone());
         config.appservice.admin_api_token = Some(ADMIN_API_TOKEN.to_owned());
         config.homeserver.admin_token = Some(matrix::admin_token().await);
+        // The harness's clients sync only now and then, unlike Element: their presence
+        // would flicker. The live-chat tests of presence switch it on.
+        config.live.presence = false;
         tweak(&mut config);
         TestService { slot, config, running: None, _dir: dir }
     }
@@ -244,6 +248,7 @@ impl TestService {
                 c.appservice.admin_api_token.clone().unwrap_or_default(),
             ),
             ("ASSISTO_FILES__MAX_DOCUMENT_BYTES".into(), c.files.max_document_bytes.to_string()),
+            ("ASSISTO_LIVE__PRESENCE".into(), c.live.presence.to_string()),
         ]
     }
 
@@ -296,6 +301,15 @@ pub struct TestInstitution {
 }
 
 impl TestService {
+    /// Sets a counsellor's live-chat status through the admin API (`online`, `busy`,
+    /// `not_online`, `not_selectable`).
+    pub async fn set_status(&self, user_id: &str, status: &str) {
+        let path = format!("/counsellors/{}/status", matrix::enc(user_id));
+        let (s, v) =
+            self.admin(reqwest::Method::PUT, &path, Some(serde_json::json!({ "status": status }))).await;
+        assert_eq!(s, 200, "setting {user_id}'s status: {v}");
+    }
+
     /// Calls the admin API; returns status and JSON body.
     pub async fn admin(
         &self,

@@ -46,7 +46,9 @@ impl Status {
             "online" | "verfügbar" | "da" => Status::Online,
             "busy" | "beschäftigt" | "beschaeftigt" => Status::Busy,
             "not-online" | "nicht-online" | "offline" | "abgemeldet" => Status::NotOnline,
-            "not-selectable" | "nicht-anwählbar" | "nicht-anwaehlbar" | "unerreichbar" => Status::NotSelectable,
+            "not-selectable" | "nicht-anwählbar" | "nicht-anwaehlbar" | "unerreichbar" => {
+                Status::NotSelectable
+            }
             _ => return None,
         })
     }
@@ -182,15 +184,12 @@ impl Candidate {
 /// let this chat's offer lapse, the least busy; then who waited longest since their last
 /// chat; then by ID, so the choice is deterministic.
 pub fn pick<'a>(candidates: &'a [Candidate], declined: &[String]) -> Option<&'a Candidate> {
-    candidates
-        .iter()
-        .filter(|c| c.can_take() && !declined.contains(&c.user_id))
-        .min_by(|a, b| {
-            a.open_chats
-                .cmp(&b.open_chats)
-                .then(a.last_taken_ms.cmp(&b.last_taken_ms))
-                .then(a.user_id.cmp(&b.user_id))
-        })
+    candidates.iter().filter(|c| c.can_take() && !declined.contains(&c.user_id)).min_by(|a, b| {
+        a.open_chats
+            .cmp(&b.open_chats)
+            .then(a.last_taken_ms.cmp(&b.last_taken_ms))
+            .then(a.user_id.cmp(&b.user_id))
+    })
 }
 
 /// Where a live chat is.
@@ -275,8 +274,12 @@ pub enum Step {
         /// Now (ms).
         at_ms: i64,
     },
-    /// The offer lapsed or was declined: back to waiting.
-    Lapse,
+    /// The offer to `to` lapsed or was declined: back to waiting. Names whose offer, so
+    /// that a late timer cannot end a newer offer to someone else.
+    Lapse {
+        /// Whose offer.
+        to: String,
+    },
     /// The owner gives the chat back to the queue (or their status or absence does, after
     /// the grace period: `by` is then the owner too).
     Return {
@@ -333,6 +336,63 @@ pub enum LiveError {
     /// A forward to oneself.
     #[error("Sie können den Live-Chat nicht an sich selbst weiterleiten.")]
     ToSelf,
+    /// Not a counsellor of the chat's institution or department.
+    #[error("Dieser Live-Chat gehört zu einer Abteilung, der Sie nicht angehören.")]
+    NotInDepartment,
+    /// Their status keeps them from taking chats.
+    #[error("Ihr Status ist „{}“: Live-Chats übernehmen Sie im Status „online“ („!assisto status online“).", .0.label_de())]
+    NotOnline(Status),
+    /// They own as many chats as they may.
+    #[error("Sie führen bereits {0} Live-Chats – so viele, wie Sie gleichzeitig führen können. Beenden oder übergeben Sie zuerst einen.")]
+    Full(u32),
+    /// Closing needs a classification code.
+    #[error(
+        "Diese Abteilung verlangt zum Beenden einen Klassifizierungscode: „!assisto beenden <Code> [Notiz]“."
+    )]
+    CodeRequired,
+    /// The code is not one of the institution's.
+    #[error("Diesen Klassifizierungscode gibt es nicht. Mit „!assisto codes“ sehen Sie die Codes der Einrichtung.")]
+    UnknownCode,
+}
+
+/// What decides whether a counsellor may take a chat.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Taker {
+    /// A counsellor of the chat's institution and, if the chat has a department, of it.
+    pub in_department: bool,
+    /// What they set.
+    pub status: Status,
+    /// Live chats they own now.
+    pub open_chats: u32,
+    /// The most they may own at once.
+    pub max_chats: u32,
+}
+
+/// Whether a counsellor may take a chat (beside the chat's state, which [`step`] checks):
+/// of its department, online (presence aside: acting from Element shows they are there),
+/// below their limit.
+pub fn may_take(t: &Taker) -> Result<(), LiveError> {
+    if !t.in_department {
+        return Err(LiveError::NotInDepartment);
+    }
+    if t.status != Status::Online {
+        return Err(LiveError::NotOnline(t.status));
+    }
+    if t.open_chats >= t.max_chats {
+        return Err(LiveError::Full(t.max_chats));
+    }
+    Ok(())
+}
+
+/// Whether a chat may be closed with `code` in a department that does (not) require one,
+/// given the institution's codes.
+pub fn may_close(code: Option<&str>, required: bool, known: &[&str]) -> Result<(), LiveError> {
+    match code {
+        None if required => Err(LiveError::CodeRequired),
+        None => Ok(()),
+        Some(c) if known.contains(&c) => Ok(()),
+        Some(_) => Err(LiveError::UnknownCode),
+    }
 }
 
 /// Applies a step to a chat: the new chat, or why not. Pure; permission beyond ownership
@@ -368,14 +428,15 @@ pub fn step(chat: &Chat, s: &Step) -> Result<Chat, LiveError> {
             }
             next.state = C::Offered { to: to.clone(), since_ms: *at_ms };
         }
-        Step::Lapse => match &chat.state {
-            C::Offered { to, .. } => {
+        Step::Lapse { to: lapsed } => match &chat.state {
+            C::Offered { to, .. } if to == lapsed => {
                 if !next.declined.contains(to) {
                     next.declined.push(to.clone());
                 }
                 next.state = C::Waiting;
             }
-            // Taken or closed meanwhile: the lapse is moot.
+            C::Offered { .. } => return Err(LiveError::OfferedToOther),
+            // Back to waiting meanwhile (a return, another lapse): nothing to do.
             C::Waiting => return Ok(next),
             C::Taken { .. } => return Err(LiveError::Taken),
             C::Closed { .. } => return Err(LiveError::Closed),
@@ -473,7 +534,12 @@ impl Reminder {
 
 /// The reminder when the visitor's oldest unanswered message is from `unanswered_since`
 /// (ms; `None`: the counsellor answered last).
-pub fn reminder(unanswered_since: Option<i64>, now_ms: i64, yellow_after_secs: u32, red_after_secs: u32) -> Reminder {
+pub fn reminder(
+    unanswered_since: Option<i64>,
+    now_ms: i64,
+    yellow_after_secs: u32,
+    red_after_secs: u32,
+) -> Reminder {
     let Some(since) = unanswered_since else { return Reminder::None };
     let waited = (now_ms - since).max(0) / 1000;
     if waited >= i64::from(red_after_secs) {
@@ -505,7 +571,12 @@ impl Queue {
         }
         self.chats.insert(
             id.to_owned(),
-            Chat { department: department.map(str::to_owned), state: ChatState::Waiting, queued_at: at_ms, declined: vec![] },
+            Chat {
+                department: department.map(str::to_owned),
+                state: ChatState::Waiting,
+                queued_at: at_ms,
+                declined: vec![],
+            },
         );
         true
     }
@@ -535,6 +606,9 @@ impl Queue {
 
     /// How many chats a counsellor owns.
     pub fn owned_by(&self, user_id: &str) -> usize {
-        self.chats.values().filter(|c| matches!(&c.state, ChatState::Taken { owner } if owner == user_id)).count()
+        self.chats
+            .values()
+            .filter(|c| matches!(&c.state, ChatState::Taken { owner } if owner == user_id))
+            .count()
     }
 }

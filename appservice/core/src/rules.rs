@@ -64,6 +64,9 @@ pub enum Rule {
     ProtectedPowerLevels,
     /// The bot stays in every managed room.
     BotStays,
+    /// A live chat is for the counsellor who took it (and colleagues they invite): taking it
+    /// is one atomic step, and whoever lost it does not get in.
+    LiveChatOwner,
     /// The rule set could not be consulted, and the action touches managed rooms or
     /// clients: refused to be safe.
     Unavailable,
@@ -89,6 +92,7 @@ impl Rule {
             Rule::ProtectedSetting => "protected_setting",
             Rule::ProtectedPowerLevels => "protected_power_levels",
             Rule::BotStays => "bot_stays",
+            Rule::LiveChatOwner => "live_chat_owner",
             Rule::Unavailable => "unavailable",
         }
     }
@@ -112,6 +116,7 @@ impl Rule {
             Rule::ProtectedSetting => "Diese Einstellung legt assisto für diese Art von Chat fest (wer beitreten und den Verlauf lesen kann, Gastzugang, Verschlüsselung, Adressen, Raumverzeichnis, Bereiche, Widgets). Sie kann nicht geändert werden.",
             Rule::ProtectedPowerLevels => "Diese Berechtigungen sind nicht möglich: Der assisto-Bot behält seine Rechte, niemand erhält mehr Rechte als er, und Ratsuchende erhalten keine Rechte.",
             Rule::BotStays => "Der assisto-Bot gehört zu diesem Chat: Er setzt die Regeln der Einrichtung durch und kann nicht entfernt werden.",
+            Rule::LiveChatOwner => "Ein Live-Chat gehört der beratenden Person, die ihn übernommen hat (und den Kolleg:innen, die sie dazuholt).",
             Rule::Unavailable => "Die Regeln der Einrichtung können gerade nicht geprüft werden. Bitte versuchen Sie es in einem Moment erneut.",
         }
     }

@@ -55,7 +55,7 @@ fn every_step(who: &str) -> Vec<Step> {
     vec![
         Step::Take { by: who.clone() },
         Step::Offer { to: who.clone(), at_ms: 5 },
-        Step::Lapse,
+        Step::Lapse { to: who.clone() },
         Step::Return { by: who.clone() },
         Step::ToDepartment { by: who.clone(), department: Some("familie".into()) },
         Step::ToCounsellor { by: who.clone(), to: COUNSELLORS[4].into(), at_ms: 5 },
@@ -545,19 +545,23 @@ mod machine {
         assert_eq!(step(&taken(ANNA), &take(BEN)), Err(LiveError::Taken));
         assert_eq!(step(&taken(ANNA), &take(ANNA)), Err(LiveError::AlreadyYours));
         assert_eq!(step(&taken(ANNA), &Step::Offer { to: BEN.into(), at_ms: 3 }), Err(LiveError::Taken));
-        assert_eq!(step(&taken(ANNA), &Step::Lapse), Err(LiveError::Taken));
+        assert_eq!(step(&taken(ANNA), &Step::Lapse { to: ANNA.into() }), Err(LiveError::Taken));
     }
 
     #[test]
     fn a_lapsed_offer_goes_back_to_waiting_and_is_declined_once() {
         let chat = waiting(None, 1);
         let offer = Step::Offer { to: ANNA.into(), at_ms: 10 };
-        let once = step(&chat, &offer).and_then(|c| step(&c, &Step::Lapse)).expect("offer, lapse");
+        let lapse = Step::Lapse { to: ANNA.into() };
+        let once = step(&chat, &offer).and_then(|c| step(&c, &lapse)).expect("offer, lapse");
         assert_eq!(once, Chat { declined: vec![ANNA.into()], ..chat.clone() });
-        let twice = step(&once, &offer).and_then(|c| step(&c, &Step::Lapse)).expect("offer, lapse again");
+        let twice = step(&once, &offer).and_then(|c| step(&c, &lapse)).expect("offer, lapse again");
         assert_eq!(twice, once, "declined once, not twice");
         // Nothing offered (taken and returned meanwhile, say): the lapse is moot.
-        assert_eq!(step(&chat, &Step::Lapse), Ok(chat));
+        assert_eq!(step(&chat, &lapse), Ok(chat.clone()));
+        // A late timer of Anna's offer does not end a newer offer to Ben.
+        let to_ben = step(&chat, &Step::Offer { to: BEN.into(), at_ms: 11 }).expect("offer to Ben");
+        assert_eq!(step(&to_ben, &lapse), Err(LiveError::OfferedToOther));
     }
 
     #[test]
@@ -694,7 +698,7 @@ mod queue {
         prop_oneof![
             3 => actor().prop_map(|by| Step::Take { by }),
             2 => (actor(), at_ms.clone()).prop_map(|(to, at_ms)| Step::Offer { to, at_ms }),
-            2 => Just(Step::Lapse),
+            2 => actor().prop_map(|to| Step::Lapse { to }),
             2 => actor().prop_map(|by| Step::Return { by }),
             2 => (actor(), department()).prop_map(|(by, department)| Step::ToDepartment { by, department }),
             2 => (actor(), actor(), at_ms).prop_map(|(by, to, at_ms)| Step::ToCounsellor { by, to, at_ms }),
@@ -723,12 +727,16 @@ mod queue {
         use LiveError as E;
         match (state, s) {
             (C::Closed { .. }, _) => Err(E::Closed),
-            (C::Waiting, Step::Take { .. } | Step::Offer { .. } | Step::Lapse | Step::VisitorLeft) => Ok(()),
+            (C::Waiting, Step::Take { .. } | Step::Offer { .. } | Step::Lapse { .. } | Step::VisitorLeft) => {
+                Ok(())
+            }
             (C::Offered { to, .. }, Step::Take { by }) if to == by => Ok(()),
             (C::Offered { .. }, Step::Take { .. } | Step::Offer { .. }) => Err(E::OfferedToOther),
-            (C::Offered { .. }, Step::Lapse | Step::VisitorLeft) => Ok(()),
+            (C::Offered { to, .. }, Step::Lapse { to: lapsed }) if to == lapsed => Ok(()),
+            (C::Offered { .. }, Step::Lapse { .. }) => Err(E::OfferedToOther),
+            (C::Offered { .. }, Step::VisitorLeft) => Ok(()),
             (C::Taken { owner }, Step::Take { by }) if owner == by => Err(E::AlreadyYours),
-            (C::Taken { .. }, Step::Take { .. } | Step::Offer { .. } | Step::Lapse) => Err(E::Taken),
+            (C::Taken { .. }, Step::Take { .. } | Step::Offer { .. } | Step::Lapse { .. }) => Err(E::Taken),
             (C::Taken { .. }, Step::VisitorLeft) => Ok(()),
             (
                 C::Waiting | C::Offered { .. } | C::Taken { .. },
@@ -754,7 +762,7 @@ mod queue {
             | Step::ToDepartment { by, .. }
             | Step::ToCounsellor { by, .. }
             | Step::Close { by } => Some(by),
-            Step::Take { .. } | Step::Offer { .. } | Step::Lapse | Step::VisitorLeft => None,
+            Step::Take { .. } | Step::Offer { .. } | Step::Lapse { .. } | Step::VisitorLeft => None,
         }
     }
 
@@ -795,7 +803,7 @@ mod queue {
                 prop_assert_eq!(&post.declined, &pre.declined);
                 prop_assert!(same_department);
             }
-            Step::Lapse => match &pre.state {
+            Step::Lapse { .. } => match &pre.state {
                 ChatState::Offered { to, .. } => {
                     prop_assert_eq!(&post.state, &ChatState::Waiting);
                     prop_assert!(post.declined.contains(to));
@@ -986,7 +994,7 @@ mod queue {
             arrive("live-2", Some("sucht"), 5),
             arrive("live-3", None, 1),
             apply("live-1", Step::Offer { to: anna.clone(), at_ms: 6 }),
-            apply("live-1", Step::Lapse),
+            apply("live-1", Step::Lapse { to: anna.clone() }),
             apply("live-1", Step::Take { by: ben.clone() }),
             apply("live-1", Step::ToCounsellor { by: ben.clone(), to: cem.clone(), at_ms: 7 }),
             apply("live-1", Step::Take { by: cem.clone() }),

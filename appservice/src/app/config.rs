@@ -38,6 +38,30 @@ pub struct Config {
     pub deletion: DeletionConfig,
     /// The file store (documents of the client file).
     pub files: FilesConfig,
+    /// The live-chat desk's timings.
+    pub live: LiveConfig,
+}
+
+/// The live-chat desk's timings (per department settings live in the database).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LiveConfig {
+    /// How often offers, reminders, grace periods and abandoned chats are looked at, in
+    /// milliseconds.
+    pub tick_ms: u64,
+    /// A counsellor who went not online, not selectable or offline keeps their open live
+    /// chats this long (seconds); then they go back to the queue.
+    pub grace_secs: u64,
+    /// Whether the homeserver's presence counts: a counsellor whose Element is closed (or
+    /// who logged out) is then not available. Switch it off only where the homeserver's
+    /// presence is off (`presence.enabled: false` in Synapse): then the status alone counts.
+    pub presence: bool,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        Self { tick_ms: 1000, grace_secs: 120, presence: true }
+    }
 }
 
 /// The deletion routine (Löschroutine).

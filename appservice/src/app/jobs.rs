@@ -151,3 +151,27 @@ impl Job for BusRelay {
         Ok(self.0.step().await?)
     }
 }
+
+/// The live-chat desk's timers: offers that lapse, automatic routing, the chats of
+/// counsellors who are gone.
+pub struct LiveTick {
+    /// The desk.
+    pub desk: crate::features::live::LiveDesk,
+    /// How often.
+    pub every: Duration,
+}
+
+#[async_trait]
+impl Job for LiveTick {
+    fn name(&self) -> &'static str {
+        "live-desk"
+    }
+
+    fn every(&self) -> Duration {
+        self.every
+    }
+
+    async fn step(&mut self) -> anyhow::Result<()> {
+        Ok(self.desk.tick().await?)
+    }
+}

@@ -87,9 +87,17 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         bus: bus.clone(),
     };
     let checker = crate::features::rooms::checks::Checker::new(db.clone(), &config);
-    let embed = crate::features::embed::EmbedCore::new(provisioning.clone(), hub.clone());
+    let live = crate::features::live::LiveDesk::new(
+        db.clone(),
+        hs.clone(),
+        config.ids(),
+        bus.clone(),
+        config.live.clone(),
+    );
+    let embed = crate::features::embed::EmbedCore::new(provisioning.clone(), live.clone(), hub.clone());
     bus.subscribe(Arc::new(EmbedSubscriber(embed.clone())));
-    let handler = Arc::new(Assisto::new(provisioning.clone(), checker.clone()).with_embed(embed.clone()));
+    let handler =
+        Arc::new(Assisto::new(provisioning.clone(), checker.clone(), live.clone()).with_embed(embed.clone()));
     let p = &config.processing;
     let (processor, processor_tasks) =
         Processor::start(db.clone(), handler, metrics.clone(), p.max_attempts, p.concurrency, p.paused)
@@ -108,6 +116,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         bot_user_id,
         checker,
         deleter: provisioning.deleter(),
+        live: live.clone(),
         provisioning,
         as_api: AsApiState {
             hs_token_digest: crate::web::auth::digest(&hs_token),
@@ -158,6 +167,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let every = Duration::from_secs(config.deletion.check_interval_secs.max(1));
     background.push(jobs::spawn(jobs::Deletions { deleter, every }, shutdown_rx.clone()));
     background.push(jobs::spawn(jobs::BusRelay::new(db.clone(), bus), shutdown_rx.clone()));
+    let every = Duration::from_millis(config.live.tick_ms.max(100));
+    background.push(jobs::spawn(jobs::LiveTick { desk: live, every }, shutdown_rx.clone()));
     let retention = Duration::from_secs(config.processing.dedup_retention_hours * 3600);
     background.push(jobs::spawn(jobs::InboxPrune { db: db.clone(), retention }, shutdown_rx));
 
@@ -172,6 +183,9 @@ impl crate::bus::Subscriber for EmbedSubscriber {
     async fn changed(&self, change: &crate::bus::Change) {
         match change {
             crate::bus::Change::Client(client) => self.0.client_changed(client).await,
+            crate::bus::Change::Conversation(room) => self.0.conversation_changed(room),
+            // Open pages learn of availability when they next read the configuration.
+            crate::bus::Change::Availability(_) => {}
         }
     }
 }

@@ -8,6 +8,7 @@ use crate::app::config::Config;
 use crate::app::metrics::Metrics;
 use crate::features::deletion::Deleter;
 use crate::features::institutions::Provisioning;
+use crate::features::live::LiveDesk;
 use crate::features::rooms::checks::Checker;
 use crate::matrix::homeserver::HomeserverClient;
 use crate::matrix::ingest::IngestState;
@@ -35,6 +36,8 @@ pub struct Services {
     pub provisioning: Provisioning,
     /// The deletion routine.
     pub deleter: Deleter,
+    /// The live-chat desk.
+    pub live: LiveDesk,
     /// What the homeserver's routes need.
     pub as_api: AsApiState,
     /// What the product's routes need.

@@ -19,6 +19,12 @@ pub enum Change {
     /// A client's state changed (blocked, unblocked): their open embed connections read
     /// it again, and a block closes them.
     Client(String),
+    /// A conversation's state changed (its place in the live-chat queue, taken, closed):
+    /// its open embed connections read it again.
+    Conversation(String),
+    /// Who can take live chats in an institution changed: open pages learn whether the
+    /// chat button shows.
+    Availability(String),
 }
 
 impl Change {
@@ -26,6 +32,8 @@ impl Change {
     pub fn parts(&self) -> (&'static str, &str) {
         match self {
             Change::Client(c) => ("client", c),
+            Change::Conversation(r) => ("conversation", r),
+            Change::Availability(i) => ("availability", i),
         }
     }
 
@@ -33,6 +41,8 @@ impl Change {
     pub fn from_parts(kind: &str, subject: String) -> Option<Self> {
         match kind {
             "client" => Some(Change::Client(subject)),
+            "conversation" => Some(Change::Conversation(subject)),
+            "availability" => Some(Change::Availability(subject)),
             _ => None,
         }
     }

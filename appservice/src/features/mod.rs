@@ -5,5 +5,6 @@ pub mod client_file;
 pub mod deletion;
 pub mod embed;
 pub mod institutions;
+pub mod live;
 pub mod people;
 pub mod rooms;

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use crate::features::institutions::Provisioning;
+use crate::features::live::LiveDesk;
 use crate::features::rooms::checks::Checker;
 use crate::features::rooms::checks::RoomState;
 use crate::features::rooms::checks::CREATE_INSTITUTION;
@@ -45,13 +46,15 @@ pub struct Assisto {
     pub(crate) provisioning: Provisioning,
     /// The web embed, told of events in its conversations.
     pub(crate) embed: Option<std::sync::Arc<crate::features::embed::EmbedCore>>,
+    /// The live-chat desk.
+    pub(crate) live: LiveDesk,
     /// What bot commands work with.
     commands: commands::Context,
 }
 
 impl Assisto {
     /// Creates the handler.
-    pub fn new(provisioning: Provisioning, checker: Checker) -> Self {
+    pub fn new(provisioning: Provisioning, checker: Checker, live: LiveDesk) -> Self {
         let timezone = provisioning.config.bot.timezone.parse().unwrap_or(chrono_tz::Europe::Berlin);
         let commands = commands::Context {
             db: provisioning.db.clone(),
@@ -60,6 +63,7 @@ impl Assisto {
             timezone,
             checker: checker.clone(),
             provisioning: provisioning.clone(),
+            live: live.clone(),
         };
         Self {
             db: provisioning.db.clone(),
@@ -68,6 +72,7 @@ impl Assisto {
             checker,
             provisioning,
             embed: None,
+            live,
             commands,
         }
     }
@@ -106,6 +111,10 @@ impl Assisto {
         }
         if target != self.bot_user_id && members::counts(&membership) {
             self.second_line_of_defence(ev, target).await?;
+        }
+        if membership == MembershipState::Leave && target == ev.sender {
+            // The owner of a live chat left it: back to the queue, never lost.
+            self.live.owner_left(&ev.room_id, target).await.map_err(service_error)?;
         }
         if membership == MembershipState::Invite && target != self.bot_user_id {
             if let Role::Client { .. } | Role::UnknownPuppet =
@@ -314,6 +323,19 @@ impl Assisto {
             }
             _ => {}
         }
+        let joined =
+            ev.content["membership"].as_str().map(MembershipState::from) == Some(MembershipState::Join);
+        if room.kind == RoomKind::Live && joined && matches!(role, Role::Counsellor { .. }) {
+            // A join the module did not decide (a server admin's): the desk admits the
+            // owner and colleagues the owner invited, a join of a queued chat takes it.
+            let was_invited =
+                ev.prev_content.as_ref().and_then(|p| p["membership"].as_str()) == Some("invite");
+            if let Some(Err(_)) =
+                self.live.gate_join(&ev.room_id, target, was_invited).await.map_err(service_error)?
+            {
+                return Ok(Some(Rule::LiveChatOwner));
+            }
+        }
         let members = members::of_room(&self.db, &ev.room_id).await.map_err(db_error)?;
         let counted: Vec<&String> = members
             .iter()
@@ -518,6 +540,13 @@ impl EventHandler for Assisto {
 
     async fn handle_ephemeral(&self, ev: &Value) {
         tracing::trace!(kind = ?ev.get("type"), "ephemeral event");
+        if ev["type"] == "m.presence" {
+            if let (Some(user), Some(p)) = (ev["sender"].as_str(), ev["content"]["presence"].as_str()) {
+                if let Err(e) = self.live.presence(user, assisto_core::live::Presence::from_matrix(p)).await {
+                    tracing::warn!(error = %e, "presence not recorded");
+                }
+            }
+        }
         if let Some(embed) = &self.embed {
             embed.on_ephemeral(ev);
         }
@@ -537,5 +566,13 @@ fn ignore_refusal(e: HsError) -> Result<(), HandleError> {
         Err(hs_error(e))
     } else {
         Ok(())
+    }
+}
+
+fn service_error(e: crate::error::Error) -> HandleError {
+    match e {
+        crate::error::Error::Database(e) => db_error(e),
+        crate::error::Error::Homeserver(e) => hs_error(e),
+        other => HandleError::Permanent(other.to_string()),
     }
 }

@@ -44,6 +44,7 @@ pub(crate) fn routes() -> Router<Arc<Services>> {
         .route("/clients/{user_id}/deletion", post(mark_deletion_route).delete(unmark_deletion_route))
         .route("/deletions", get(list_deletions_route))
         .route("/audit", get(audit_route))
+        .merge(crate::features::live::routes::admin_routes())
 }
 
 fn body<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {

@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::mock_hs::Seen;
-use crate::{bot, eventually, user, Answer, Institution, Service};
+use crate::{bot, enc, eventually, user, Answer, Institution, Service, HS_TOKEN};
 
 const SEND: &str = "/_matrix/client/v3/rooms/*/send/m.room.message/*";
 
@@ -72,7 +72,27 @@ async fn open<'a>(svc: &'a Service, inst: &Institution) -> (Visitor<'a>, Value) 
 async fn a_visitor_opens_a_session_and_writes_as_the_guest_puppet() {
     let svc = Service::start().await;
     let nord = svc.institution("nord", "Beratung Nord").await;
-    svc.counsellor(&nord, "anna", "Anna Berger").await;
+    let anna = svc.counsellor(&nord, "anna", "Anna Berger").await;
+    let available = || async {
+        let (s, c) = svc.call(Method::GET, "/_assisto/embed/v1/institutions/nord/config", None, None).await;
+        assert_eq!(s, 200, "{c}");
+        c["available"].as_bool()
+    };
+    // A counsellor is available once online (status) with Element open (presence, which
+    // the homeserver pushes as an ephemeral event).
+    assert_eq!(available().await, Some(false), "a new counsellor is not online");
+    let (s, v) = svc
+        .admin(Method::PUT, &format!("/counsellors/{}/status", enc(&anna)), Some(json!({"status": "online"})))
+        .await;
+    assert_eq!((s, v["presence"].as_str()), (200, Some("offline")), "{v}");
+    assert_eq!(available().await, Some(false), "online, but Element is closed");
+    let presence = json!({"events": [], "ephemeral": [
+        {"type": "m.presence", "sender": anna, "content": {"presence": "online"}}]});
+    let (s, _) = svc
+        .call(Method::PUT, "/_matrix/app/v1/transactions/presence-1", Some(HS_TOKEN), Some(presence))
+        .await;
+    assert_eq!(s, 200);
+    eventually("available once Element is open", async || available().await == Some(true)).await;
 
     let (s, config) = svc.call(Method::GET, "/_assisto/embed/v1/institutions/nord/config", None, None).await;
     assert_eq!(s, 200, "{config}");

@@ -51,6 +51,8 @@ struct OpenSession {
     area: Area,
     form: Form,
     token: Option<String>,
+    /// The department whose queue a live chat joins (see the configuration's list).
+    department: Option<String>,
 }
 
 fn unix_now() -> i64 {
@@ -89,7 +91,11 @@ pub(super) async fn open_session_route(
             Identity::Registered { external_id: claims.sub, display_name: claims.name }
         }
     };
-    let (token, s) = b.core.open_session(&inst, req.area, req.form, identity).await?;
+    if req.department.as_ref().is_some_and(|d| d.is_empty() || d.len() > 64) {
+        return Err(ApiError::invalid("Diese Abteilung gibt es nicht."));
+    }
+    let (token, s) =
+        b.core.open_session(&inst, req.area, req.form, identity, req.department.as_deref()).await?;
     let state = b.core.state(&s).await?;
     Ok((StatusCode::CREATED, Json(session_json(&s, &state, Some(&token)))).into_response())
 }

@@ -49,6 +49,7 @@ async fn scene(svc: &TestService, period_secs: i64) -> Scene {
         .await;
     assert_eq!(s, 200, "{v}");
     let anna = svc.counsellor(&inst, "Anna Loesch").await;
+    svc.set_status(&anna.user_id, "online").await;
     let other = svc.client(&inst, "Otto").await;
     let hs = svc.hs_client();
     let http = reqwest::Client::new();

@@ -70,6 +70,7 @@ async fn an_anonymous_visitor_and_a_counsellor_chat_through_the_embed() {
     let mut svc = TestService::start().await;
     let inst = svc.institution("Embedhaus").await;
     let anna = svc.counsellor(&inst, "Anna Embed").await;
+    svc.set_status(&anna.user_id, "online").await;
 
     let (s, config) =
         Embed::new(&svc).call(Method::GET, &format!("/institutions/{}/config", inst.id), None).await;
@@ -129,8 +130,16 @@ async fn an_anonymous_visitor_and_a_counsellor_chat_through_the_embed() {
     })
     .await;
 
+    // The visitor was told that the chat was taken (a notice of the service).
+    let told = eventually("the notice that the chat was taken", Duration::from_secs(10), || async {
+        let (_, v) = guest.call(Method::GET, "/messages?limit=10", None).await;
+        v["messages"].as_array().and_then(|m| m.last()).filter(|m| m["from"] == "system").cloned()
+    })
+    .await;
+    assert!(told["text"].as_str().is_some_and(|t| t.contains("übernommen")), "{told}");
+
     // The counsellor answers; the visitor's long poll returns it.
-    let after = first["id"].as_str().expect("id").to_owned();
+    let after = told["id"].as_str().expect("id").to_owned();
     let poll = {
         let e = Embed { base: guest.base.clone(), session: guest.session.clone() };
         tokio::spawn(async move {
@@ -151,7 +160,7 @@ async fn an_anonymous_visitor_and_a_counsellor_chat_through_the_embed() {
     assert_eq!(answer["message"]["sender_name"], "Anna Embed");
     assert_eq!(answer["message"]["text"], "Hallo, ich bin Anna. Ich bin für dich da.");
 
-    // History: both, oldest first; own messages carry the txn_id.
+    // History: all three, oldest first; own messages carry the txn_id.
     let (_, h) = guest.call(Method::GET, "/messages", None).await;
     let texts: Vec<(&str, &str)> = h["messages"]
         .as_array()
@@ -163,6 +172,7 @@ async fn an_anonymous_visitor_and_a_counsellor_chat_through_the_embed() {
         texts,
         vec![
             ("me", "Hallo, ich brauche Hilfe 🙏"),
+            ("system", "Eine beratende Person hat deinen Chat übernommen und ist jetzt für dich da."),
             ("counsellor", "Hallo, ich bin Anna. Ich bin für dich da.")
         ],
         "{h}"
@@ -222,6 +232,7 @@ async fn chat_configuration_signed_logins_cors_and_rate_limits() {
     let mut svc = TestService::start().await;
     let inst = svc.institution("Konfighaus").await;
     let _anna = svc.counsellor(&inst, "Anna Konfig").await;
+    svc.set_status(&_anna.user_id, "online").await;
     let path = format!("/institutions/{}/chat-config", inst.id);
 
     // Tile and bubble of the logged-in area cannot both be on; bad origins are refused.
@@ -348,6 +359,7 @@ async fn a_visitor_deletes_their_data_and_nothing_of_it_is_left() {
     let mut svc = TestService::start_with(|c| c.deletion.check_interval_secs = 1).await;
     let inst = svc.institution("Loeschbubble").await;
     let anna = svc.counsellor(&inst, "Anna Loeschbubble").await;
+    svc.set_status(&anna.user_id, "online").await;
     let (guest, _) = Embed::open(&svc, &inst.id, json!({"area": "anonymous", "form": "bubble"})).await;
     let (s, _) = guest.send("d1", "Bitte alles löschen").await;
     assert_eq!(s, 201);
@@ -388,6 +400,7 @@ async fn files_and_voice_messages_go_both_ways_and_stay_in_their_conversation() 
     let mut svc = TestService::start_with(|c| c.files.max_document_bytes = 64 * 1024).await;
     let inst = svc.institution("Dateihaus").await;
     let anna = svc.counsellor(&inst, "Anna Datei").await;
+    svc.set_status(&anna.user_id, "online").await;
     let (guest, _) = Embed::open(&svc, &inst.id, json!({"area": "anonymous", "form": "bubble"})).await;
     let (other, _) = Embed::open(&svc, &inst.id, json!({"area": "anonymous", "form": "bubble"})).await;
     let room = room_of(&svc, "Gast 1").await;
@@ -578,6 +591,7 @@ async fn the_websocket_reconnects_without_loss_and_carries_typing_and_read_state
     let mut svc = TestService::start().await;
     let inst = svc.institution("Sockethaus").await;
     let anna = svc.counsellor(&inst, "Anna Socket").await;
+    svc.set_status(&anna.user_id, "online").await;
     let (guest, _) = Embed::open(&svc, &inst.id, json!({"area": "anonymous", "form": "bubble"})).await;
     let session = guest.session.clone().expect("session");
     let room = room_of(&svc, "Gast 1").await;
@@ -711,6 +725,7 @@ async fn a_block_from_the_cli_closes_open_connections() {
     let mut svc = TestService::start().await;
     let inst = svc.institution("CLI-Sperrhaus").await;
     let _anna = svc.counsellor(&inst, "Anna Sperre").await;
+    svc.set_status(&_anna.user_id, "online").await;
     let (guest, _) = Embed::open(&svc, &inst.id, json!({"area": "anonymous", "form": "bubble"})).await;
     let session = guest.session.clone().expect("session");
     let room = room_of(&svc, "Gast 1").await;

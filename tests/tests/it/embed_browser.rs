@@ -68,6 +68,7 @@ async fn a_visitor_chats_with_a_counsellor_through_the_bubble() {
     let mut svc = TestService::start().await;
     let inst = svc.institution("Bubblehaus").await;
     let anna = svc.counsellor(&inst, "Anna Bubble").await;
+    svc.set_status(&anna.user_id, "online").await;
     let page = institution_page(&svc.url(), &inst.id).await;
     let config = json!({"anonymous": {"tile": false, "bubble": true}, "registered": {"tile": true, "bubble": false},
         "allowed_origins": [page]});
@@ -291,6 +292,7 @@ async fn the_logged_in_tile_in_english_switched_off_forms_and_nobody_available()
     let mut svc = TestService::start().await;
     let inst = svc.institution("Kachelhaus").await;
     let _anna = svc.counsellor(&inst, "Anna Kachel").await;
+    svc.set_status(&_anna.user_id, "online").await;
     let (s, v) = svc.admin(Method::POST, &format!("/institutions/{}/embed-secret", inst.id), None).await;
     assert_eq!(s, 200, "{v}");
     let secret = v["secret"].as_str().expect("secret").to_owned();
@@ -420,6 +422,7 @@ async fn the_bubble_works_by_keyboard_alone() {
     let mut svc = TestService::start().await;
     let inst = svc.institution("Tastaturhaus").await;
     let _anna = svc.counsellor(&inst, "Anna Tastatur").await;
+    svc.set_status(&_anna.user_id, "online").await;
     let page = institution_page(&svc.url(), &inst.id).await;
     let config = json!({"anonymous": {"tile": false, "bubble": true}, "registered": {"tile": true, "bubble": false},
         "allowed_origins": [page]});

@@ -11,6 +11,7 @@ mod embed;
 mod embed_browser;
 mod groups;
 mod homeserver_client;
+mod live;
 mod rooms_flow;
 mod rules;
 mod widget_browser;

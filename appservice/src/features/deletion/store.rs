@@ -186,7 +186,9 @@ pub async fn add_room_media(db: &Db, client: &str, mxcs: &[String]) -> sqlx::Res
 }
 
 /// Tables the deletion routine deletes from (for `VACUUM` on PostgreSQL).
-pub const TABLES: [&str; 13] = [
+pub const TABLES: [&str; 15] = [
+    "live_log",
+    "live_chats",
     "client_notes",
     "client_monitorings",
     "client_documents",
@@ -216,6 +218,8 @@ pub async fn remove_client_rows(db: &Db, client: &str, purged_rooms: &[String]) 
         "DELETE FROM embed_sessions WHERE client = $1",
         "DELETE FROM client_identities WHERE client = $1",
         "DELETE FROM embed_conversations WHERE client = $1",
+        "DELETE FROM live_log WHERE room_id IN (SELECT room_id FROM live_chats WHERE client = $1)",
+        "DELETE FROM live_chats WHERE client = $1",
         "DELETE FROM clients WHERE user_id = $1",
         "DELETE FROM room_members WHERE user_id = $1",
         "DELETE FROM deactivated_participants WHERE user_id = $1",

@@ -33,6 +33,7 @@ use async_trait::async_trait;
 
 use crate::features::embed::store as embed;
 use crate::features::institutions::Provisioning;
+use crate::features::live::LiveDesk;
 use crate::features::people::store as people;
 use crate::matrix::homeserver::HomeserverClient;
 use crate::store::Db;
@@ -42,6 +43,8 @@ pub struct EmbedCore {
     db: Db,
     hs: HomeserverClient,
     provisioning: Provisioning,
+    /// The live-chat desk: a visitor's chat joins its queue, the state shows its place.
+    live: LiveDesk,
     hub: Arc<Hub>,
     /// Who a user ID belongs to (the bot, a puppet, possibly a counsellor).
     ids: Ids,
@@ -82,12 +85,13 @@ const BLOCKED: &str = "Dieser Zugang ist gesperrt. Bitte wende dich an die Berat
 
 impl EmbedCore {
     /// The core over the service's database and homeserver, publishing to `hub`.
-    pub fn new(provisioning: Provisioning, hub: Arc<Hub>) -> Arc<Self> {
+    pub fn new(provisioning: Provisioning, live: LiveDesk, hub: Arc<Hub>) -> Arc<Self> {
         let ids = provisioning.config.ids();
         Arc::new(Self {
             db: provisioning.db.clone(),
             hs: provisioning.hs.clone(),
             provisioning,
+            live,
             hub,
             ids,
             typing: Mutex::default(),
@@ -138,8 +142,9 @@ impl Core for EmbedCore {
         area: Area,
         form: Form,
         identity: Identity,
+        department: Option<&str>,
     ) -> Result<(String, Session), CoreError> {
-        self.open(institution, area, form, identity).await
+        self.open(institution, area, form, identity, department).await
     }
 
     async fn session(&self, token: &str) -> Result<Session, CoreError> {

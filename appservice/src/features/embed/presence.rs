@@ -7,13 +7,13 @@
 //! neither the bot nor a puppet.
 
 use assisto_bridge::{
-    core::{CoreError, Session, State},
+    core::{CoreError, QueuePlace, Session, State},
     hub::Frame,
 };
 use serde_json::Value;
 
 use crate::features::embed::store as embed;
-use crate::features::embed::{db_err, unavailable, EmbedCore};
+use crate::features::embed::{db_err, domain_err, unavailable, EmbedCore};
 use crate::features::people::store as people;
 use crate::features::rooms::members;
 use crate::matrix::homeserver::HsError;
@@ -34,6 +34,15 @@ impl EmbedCore {
             Some(c) => c.blocked,
             None => false,
         };
+        let queue = if ended {
+            None
+        } else {
+            self.live.place(room).await.map_err(domain_err)?.map(|p| QueuePlace {
+                position: p.position,
+                estimated_wait_secs: p.estimated_wait_secs,
+                someone_coming: p.someone_coming,
+            })
+        };
         Ok(State {
             waiting: !counsellor_in && !ended,
             blocked,
@@ -46,6 +55,7 @@ impl EmbedCore {
                 .copied()
                 .unwrap_or(false),
             read_up_to: self.read.lock().unwrap_or_else(|p| p.into_inner()).get(room).cloned(),
+            queue,
         })
     }
 
@@ -104,6 +114,14 @@ impl EmbedCore {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Tells the browsers of a conversation that its state changed (its place in the
+    /// queue, taken, closed).
+    pub fn conversation_changed(&self, room: &str) {
+        if self.hub.watched(room) {
+            self.hub.publish(room, Frame::StateChanged);
         }
     }
 

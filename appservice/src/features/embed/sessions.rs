@@ -6,8 +6,8 @@
 use assisto_bridge::{
     api::MAX_TEXT_CHARS,
     core::{
-        Area, ConversationKind, CoreError, EmbedConfig, Features, Form, Identity, InstitutionInfo, Limits,
-        Session,
+        Area, ConversationKind, CoreError, DepartmentInfo, EmbedConfig, Features, Form, Identity,
+        InstitutionInfo, Limits, Session,
     },
 };
 use assisto_core::RoomKind;
@@ -37,12 +37,19 @@ impl EmbedCore {
             .map_err(db_err)?
             .ok_or_else(|| CoreError::NotFound("Diese Beratungsstelle gibt es nicht.".into()))?;
         let settings = embed::settings(&self.db, institution).await.map_err(db_err)?;
-        let available = !people::counsellors(&self.db, institution).await.map_err(db_err)?.is_empty();
+        let mut departments = Vec::new();
+        for d in institutions::departments(&self.db, institution).await.map_err(db_err)? {
+            let available = self.live.available(institution, Some(&d.id)).await.map_err(domain_err)?;
+            departments.push(DepartmentInfo { id: d.id, name: d.name, available });
+        }
+        // The general queue is served by every counsellor of the institution.
+        let available = self.live.available(institution, None).await.map_err(domain_err)?;
         let files = &self.provisioning.config.files;
         Ok(EmbedConfig {
             institution: InstitutionInfo { name: inst.name },
             forms: settings.forms,
             available,
+            departments,
             features: Features { files: true, voice: true },
             limits: Limits {
                 max_file_bytes: files.max_document_bytes,
@@ -81,11 +88,20 @@ impl EmbedCore {
         area: Area,
         form: Form,
         identity: Identity,
+        department: Option<&str>,
     ) -> Result<(String, Session), CoreError> {
         let config = self.site_config(institution).await?;
         if !config.forms.allows(area, form) {
             return Err(CoreError::Forbidden("Dieser Chat ist auf dieser Seite ausgeschaltet.".into()));
         }
+        // A live chat waits in the chosen department's queue; with one department, in its
+        // queue; otherwise in the general queue, which every counsellor serves.
+        let department = match department {
+            Some(d) if config.departments.iter().any(|x| x.id == d) => Some(d.to_owned()),
+            Some(_) => return Err(CoreError::Invalid("Diese Abteilung gibt es nicht.".into())),
+            None if config.departments.len() == 1 => Some(config.departments[0].id.clone()),
+            None => None,
+        };
         let (client, kind) = match identity {
             Identity::Anonymous => {
                 let n = embed::next_guest_number(&self.db, institution).await.map_err(db_err)?;
@@ -138,6 +154,12 @@ impl EmbedCore {
             _ => {
                 let room = self.create_room(institution, &client, &row.display_name, kind).await?;
                 embed::set_conversation(&self.db, &client, &room, kind.as_str()).await.map_err(db_err)?;
+                if kind == RoomKind::Live {
+                    self.live
+                        .open_chat(&room, institution, department.as_deref(), &client)
+                        .await
+                        .map_err(domain_err)?;
+                }
                 room
             }
         };
@@ -181,6 +203,8 @@ impl EmbedCore {
             let txn = TxnId::derived(&format!("{}/{client}", s.conversation), "embed-end");
             let _ = self.hs.send_notice(&s.conversation, self.bot(), &txn, notice).await;
             embed::end_conversation(&self.db, &s.conversation).await.map_err(db_err)?;
+            // Out of the queue, or over for the counsellor who has it (not a live chat: nothing).
+            let _ = self.live.visitor_left(&s.conversation).await.map_err(domain_err)?;
             match self.hs.leave_room(&s.conversation, &client).await {
                 Ok(()) => {}
                 Err(e) if !e.is_transient() => {}

@@ -3,6 +3,7 @@
 //! cache of the newest messages of watched conversations, live events for the browsers
 //! watching, and the client's own text messages and their deletion.
 
+use crate::matrix::commands::{self, COMMAND_REPLY};
 use std::sync::Arc;
 
 use assisto_bridge::{
@@ -61,6 +62,11 @@ impl EmbedCore {
         let id = ev["event_id"].as_str()?.to_owned();
         let content = &ev["content"];
         let text = content["body"].as_str()?.to_owned();
+        // A counsellor's bot command and the bot's answer are for the counsellor, not the
+        // client (a closing note, a block).
+        if content[COMMAND_REPLY] == true || (sender != client && commands::parse(&text).is_some()) {
+            return None;
+        }
         let (from, sender_name) = if sender == client {
             (From::Me, "Du".to_owned())
         } else if sender == self.bot() {

@@ -211,7 +211,7 @@ pub struct CheckResponse {
     pub errcode: Option<&'static str>,
     /// For refusals: the German explanation shown to the person.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<&'static str>,
+    pub error: Option<String>,
     /// For refusals: the rule.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<&'static str>,
@@ -259,10 +259,16 @@ impl CheckResponse {
         Self {
             allow: false,
             errcode: Some("M_FORBIDDEN"),
-            error: Some(rule.message_de()),
+            error: Some(rule.message_de().to_owned()),
             rule: Some(rule.as_str()),
             ..Self::allow()
         }
+    }
+
+    /// A refusal by `rule` with its own German explanation (the live-chat desk's are
+    /// specific: taken by someone else, closed, not your department, …).
+    pub fn refused(rule: Rule, error: String) -> Self {
+        Self { error: Some(error), ..Self::deny(rule) }
     }
 
     fn from_verdict(v: Verdict) -> Self {

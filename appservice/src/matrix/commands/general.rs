@@ -1,4 +1,5 @@
-//! General commands: help and status.
+//! General commands: help. (`status`, which also says whether assisto is reachable, is the
+//! live-chat desk's: it shows and sets a counsellor's status.)
 
 use crate::matrix::commands::kit::Command;
 use crate::matrix::commands::kit::Reply;
@@ -6,14 +7,7 @@ use crate::matrix::commands::kit::PREFIX;
 use crate::matrix::event::RoomEvent;
 use crate::store::now_ms;
 
-pub(super) static COMMANDS: [Command; 2] = [
-    Command { name: "hilfe", help: "zeigt alle Befehle", run: help },
-    Command {
-        name: "status",
-        help: "prüft, ob assisto erreichbar ist und Nachrichten verarbeitet",
-        run: status,
-    },
-];
+pub(super) static COMMANDS: [Command; 1] = [Command { name: "hilfe", help: "zeigt alle Befehle", run: help }];
 
 fn help<'a>(_: &'a crate::matrix::commands::kit::Context, _: &'a RoomEvent, _: &'a str) -> Reply<'a> {
     Box::pin(async move {
@@ -25,12 +19,10 @@ fn help<'a>(_: &'a crate::matrix::commands::kit::Context, _: &'a RoomEvent, _: &
     })
 }
 
-fn status<'a>(_: &'a crate::matrix::commands::kit::Context, ev: &'a RoomEvent, _: &'a str) -> Reply<'a> {
-    Box::pin(async move {
-        let delay = ev.origin_server_ts.map(|ts| (now_ms() - ts).max(0));
-        Ok(match delay {
-            Some(ms) => format!("assisto ist erreichbar. Ihr Befehl wurde nach {ms} ms verarbeitet."),
-            None => "assisto ist erreichbar.".to_owned(),
-        })
-    })
+/// That assisto is reachable and how long the command took to be processed.
+pub fn reachable(ev: &RoomEvent) -> String {
+    match ev.origin_server_ts.map(|ts| (now_ms() - ts).max(0)) {
+        Some(ms) => format!("assisto ist erreichbar. Ihr Befehl wurde nach {ms} ms verarbeitet."),
+        None => "assisto ist erreichbar.".to_owned(),
+    }
 }

@@ -4,6 +4,7 @@
 use std::{future::Future, pin::Pin};
 
 use crate::features::institutions::Provisioning;
+use crate::features::live::LiveDesk;
 use crate::features::rooms::checks::Checker;
 use crate::matrix::event::RoomEvent;
 use crate::matrix::homeserver::HomeserverClient;
@@ -24,6 +25,8 @@ pub struct Context {
     pub checker: Checker,
     /// Institutions, counsellors, clients.
     pub provisioning: Provisioning,
+    /// The live-chat desk.
+    pub live: LiveDesk,
     /// The time zone appointments are given in.
     pub timezone: chrono_tz::Tz,
 }

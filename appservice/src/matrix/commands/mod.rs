@@ -4,21 +4,29 @@
 //! Answers are notices sent with a transaction ID derived from the command's event, so a
 //! command processed twice (after a crash) is answered once.
 
-mod general;
+pub mod general;
 pub mod kit;
 
 pub use kit::{Command, Context, Invocation, Reply, PREFIX};
 
-use crate::features::{people::commands as clients, rooms::commands as groups};
+use crate::features::{live::commands as live, people::commands as clients, rooms::commands as groups};
 
 use crate::matrix::event::RoomEvent;
 use crate::matrix::homeserver::TxnId;
 use crate::matrix::processor::hs_error;
 use crate::matrix::processor::HandleError;
 
+/// The content key that marks the bot's answer to a command.
+pub const COMMAND_REPLY: &str = "de.assisto.command_reply";
+
 /// Every command, in the order the help lists them.
 pub fn all() -> Vec<&'static Command> {
-    general::COMMANDS.iter().chain(groups::COMMANDS.iter()).chain(clients::COMMANDS.iter()).collect()
+    general::COMMANDS
+        .iter()
+        .chain(groups::COMMANDS.iter())
+        .chain(clients::COMMANDS.iter())
+        .chain(live::COMMANDS.iter())
+        .collect()
 }
 
 /// Parses `!assisto name args`; `None` if the text does not address the bot.
@@ -47,7 +55,13 @@ pub async fn run(app: &Context, ev: &RoomEvent, inv: Invocation<'_>) -> Result<(
         return Ok(()); // nothing to say (e.g. the room is gone)
     }
     let txn = TxnId::derived(&ev.event_id, "command-reply");
-    app.hs.send_notice(&ev.room_id, &app.bot_user_id, &txn, &answer).await.map_err(hs_error)?;
+    // Marked as a reply to a command: the web embed shows a client neither the command
+    // nor the answer (a counsellor's command in a client's chat is for the counsellor).
+    let content = serde_json::json!({ "msgtype": "m.notice", "body": answer, COMMAND_REPLY: true });
+    app.hs
+        .send_event(&ev.room_id, &app.bot_user_id, "m.room.message", &txn, &content)
+        .await
+        .map_err(hs_error)?;
     tracing::info!(room_id = %ev.room_id, command = %name, "command answered");
     Ok(())
 }

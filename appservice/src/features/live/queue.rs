@@ -1,0 +1,218 @@
+//! The queue as its people see it — the visitor's place and estimated wait, the
+//! counsellors' list of waiting chats — and the desk's tick: offers that lapse, automatic
+//! routing, and the chats of counsellors who are gone.
+
+use assisto_core::live::{self, ChatState, Presence, Status, Step};
+use serde::Serialize;
+
+use crate::bus::Change;
+use crate::error::Error;
+use crate::features::live::store::{self, Extra, LiveChat, Routing};
+use crate::features::live::{Guard, LiveDesk};
+use crate::features::people::store as people;
+use crate::store::now_ms;
+
+/// How many recent waits the estimate averages.
+const RECENT_WAITS: i64 = 20;
+
+/// A visitor's place in the queue.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Place {
+    /// 1 = next.
+    pub position: u32,
+    /// Estimated wait in seconds, when there is anything to estimate it from.
+    pub estimated_wait_secs: Option<u32>,
+    /// A counsellor has been offered the chat: someone is coming.
+    pub someone_coming: bool,
+}
+
+/// A queued chat as counsellors see it in their list.
+#[derive(Clone, Debug, Serialize)]
+pub struct Waiting {
+    /// The chat's number ("Live 12").
+    pub number: i64,
+    /// Its room.
+    pub room_id: String,
+    /// Its department.
+    pub department_id: Option<String>,
+    /// Its place in its department's queue.
+    pub position: u32,
+    /// Since when it waits (ms).
+    pub queued_at: i64,
+    /// Whether it is offered to someone now.
+    pub offered: bool,
+}
+
+impl LiveDesk {
+    /// The visitor's place, while their chat is queued.
+    pub async fn place(&self, room_id: &str) -> Result<Option<Place>, Error> {
+        let Some(chat) = store::chat(&self.db, room_id).await? else { return Ok(None) };
+        if !chat.chat.state.queued() {
+            return Ok(None);
+        }
+        let queued = store::queued(&self.db, &chat.institution_id).await?;
+        let same: Vec<(&str, &live::Chat)> = queued
+            .iter()
+            .filter(|c| c.chat.department == chat.chat.department)
+            .map(|c| (c.room_id.as_str(), &c.chat))
+            .collect();
+        let Some(position) = live::positions(same).into_iter().find(|(id, _)| *id == room_id).map(|(_, p)| p)
+        else {
+            return Ok(None);
+        };
+        let department = chat.chat.department.as_deref();
+        let available = self.available_count(&chat.institution_id, department).await?;
+        let waits = store::recent_waits(&self.db, &chat.institution_id, department, RECENT_WAITS).await?;
+        Ok(Some(Place {
+            position,
+            estimated_wait_secs: live::estimated_wait_secs(position, available, &waits),
+            someone_coming: matches!(chat.chat.state, ChatState::Offered { .. }),
+        }))
+    }
+
+    /// The queued chats a counsellor may take: those of their departments and of the
+    /// general queue, first arrived first.
+    pub async fn waiting_for(&self, user: &str) -> Result<Vec<Waiting>, Error> {
+        let Some(c) = people::counsellor_by_id(&self.db, user).await? else { return Ok(vec![]) };
+        let mine = people::departments_of(&self.db, user).await?;
+        let queued = store::queued(&self.db, &c.institution_id).await?;
+        let mut out = Vec::new();
+        for chat in &queued {
+            let dept = chat.chat.department.as_deref();
+            if dept.is_some_and(|d| !mine.iter().any(|m| m == d)) {
+                continue;
+            }
+            let same = queued
+                .iter()
+                .filter(|o| o.chat.department == chat.chat.department)
+                .map(|o| (o.room_id.as_str(), &o.chat));
+            let position =
+                live::positions(same).into_iter().find(|(id, _)| *id == chat.room_id).map_or(0, |(_, p)| p);
+            out.push(Waiting {
+                number: chat.number,
+                room_id: chat.room_id.clone(),
+                department_id: chat.chat.department.clone(),
+                position,
+                queued_at: chat.chat.queued_at,
+                offered: matches!(chat.chat.state, ChatState::Offered { .. }),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The queue of an institution moved: every waiting visitor's page reads its place again.
+    pub(super) async fn queue_changed(&self, institution: &str) -> Result<(), Error> {
+        for chat in store::queued(&self.db, institution).await? {
+            self.publish(Change::Conversation(chat.room_id)).await;
+        }
+        self.publish(Change::Availability(institution.to_owned())).await;
+        Ok(())
+    }
+
+    /// Automatic routing: each waiting chat of a department in automatic mode is offered
+    /// (as an invite) to the least busy counsellor who can take it and has not let its
+    /// offer lapse.
+    pub(super) async fn route(&self, institution: &str) -> Result<(), Error> {
+        for chat in store::queued(&self.db, institution).await? {
+            if chat.chat.state != ChatState::Waiting {
+                continue;
+            }
+            let department = chat.chat.department.as_deref();
+            if store::department_settings(&self.db, department).await?.routing != Routing::Auto {
+                continue;
+            }
+            let candidates = self.candidates(institution, department).await?;
+            let Some(pick) = live::pick(&candidates, &chat.chat.declined) else { continue };
+            let to = pick.user_id.clone();
+            let offered = self
+                .apply(
+                    &chat.room_id,
+                    Guard::None,
+                    Step::Offer { to: to.clone(), at_ms: now_ms() },
+                    &Extra::default(),
+                )
+                .await?;
+            if let Ok(chat) = offered {
+                store::log(&self.db, &chat, "offered", Some(&to)).await?;
+                self.hs.invite(&chat.room_id, self.bot(), &to).await.or_else(super::ignore_refusal)?;
+                self.publish(Change::Conversation(chat.room_id.clone())).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// One round of the desk's timers: offers past their time lapse (the invite is
+    /// withdrawn, the chat waits again and goes to the next counsellor); chats of owners who
+    /// are not online, not selectable or offline for longer than the grace period go back
+    /// to the queue.
+    pub async fn tick(&self) -> Result<(), Error> {
+        let now = now_ms();
+        for chat in store::all_queued(&self.db).await? {
+            let ChatState::Offered { to, since_ms } = &chat.chat.state else { continue };
+            let timeout = store::department_settings(&self.db, chat.chat.department.as_deref())
+                .await?
+                .offer_timeout_secs;
+            if now - since_ms < i64::from(timeout) * 1000 {
+                continue;
+            }
+            let to = to.clone();
+            if let Ok(after) = self
+                .apply(&chat.room_id, Guard::None, Step::Lapse { to: to.clone() }, &Extra::default())
+                .await?
+            {
+                store::log(&self.db, &after, "lapsed", Some(&to)).await?;
+                match self.hs.kick(&chat.room_id, self.bot(), &to, "Das Angebot ist abgelaufen.").await {
+                    Ok(()) => {}
+                    Err(e) if !e.is_transient() => {}
+                    Err(e) => return Err(e.into()),
+                }
+                self.publish(Change::Conversation(chat.room_id.clone())).await;
+            }
+        }
+        for institution in store::institutions_with_queue(&self.db).await? {
+            self.route(&institution).await?;
+        }
+        let grace = i64::try_from(self.config.grace_secs).unwrap_or(i64::MAX).saturating_mul(1000);
+        for chat in store::all_taken(&self.db).await? {
+            let ChatState::Taken { owner } = &chat.chat.state else { continue };
+            if let Some(gone_since) = self.gone_since(owner).await? {
+                if now - gone_since >= grace {
+                    self.owner_gone(&chat, owner).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Since when a counsellor has been unable to carry on their chats (not online, not
+    /// selectable, or Element closed), if they are.
+    async fn gone_since(&self, user: &str) -> Result<Option<i64>, Error> {
+        let st = store::status(&self.db, user).await?;
+        let by_status =
+            matches!(st.status, Status::NotOnline | Status::NotSelectable).then_some(st.status_at);
+        let by_presence =
+            (self.config.presence && st.presence == Presence::Offline).then_some(st.presence_at);
+        Ok(match (by_status, by_presence) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
+    }
+
+    /// The owner is gone: the chat goes back to the queue, the visitor is told.
+    async fn owner_gone(&self, chat: &LiveChat, owner: &str) -> Result<(), Error> {
+        let r = self
+            .apply(&chat.room_id, Guard::None, Step::Return { by: owner.to_owned() }, &Extra::default())
+            .await?;
+        if let Ok(after) = r {
+            tracing::info!(room_id = %chat.room_id, "owner gone: live chat back in the queue");
+            self.after_owner_change(
+                &after,
+                owner,
+                "returned",
+                "Die beratende Person ist gerade nicht mehr erreichbar. Du bist wieder in der Warteschlange – gleich ist jemand anderes für dich da.",
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}

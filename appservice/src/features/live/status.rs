@@ -1,0 +1,118 @@
+//! Counsellors' status (what they set: online, busy, not online, not selectable; and "only
+//! selectable by regular clients") and presence (what Element reports through the
+//! homeserver: online, away, offline), and who can take chats now.
+
+use assisto_core::live::{self, Candidate, Presence, Status};
+
+use crate::bus::Change;
+use crate::error::Error;
+use crate::features::live::store::{self, StatusRow};
+use crate::features::live::LiveDesk;
+use crate::features::people::store as people;
+use crate::store::audit;
+
+/// Where a status change came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum From {
+    /// A bot command in Element: the counsellor is evidently there.
+    Element,
+    /// The admin API (the institution's dashboard).
+    Api,
+}
+
+impl LiveDesk {
+    /// A counsellor's status.
+    pub async fn status_of(&self, user: &str) -> Result<StatusRow, Error> {
+        Ok(store::status(&self.db, user).await?)
+    }
+
+    /// The live chats a counsellor owns now.
+    pub async fn owned(&self, user: &str) -> Result<Vec<store::LiveChat>, Error> {
+        Ok(store::owned_by(&self.db, user).await?)
+    }
+
+    /// Sets a counsellor's status (and, where given, "only regular clients" and their own
+    /// limit). From Element, the counsellor is evidently present: their presence counts
+    /// as online until the homeserver reports otherwise.
+    pub async fn set_status(
+        &self,
+        user: &str,
+        status: Status,
+        only_regular: Option<bool>,
+        max_chats: Option<Option<u32>>,
+        from: From,
+    ) -> Result<StatusRow, Error> {
+        let c = people::counsellor_by_id(&self.db, user)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no counsellor {user}")))?;
+        let changed = store::set_status(&self.db, user, status, only_regular, max_chats).await?;
+        if from == From::Element {
+            store::set_presence(&self.db, user, Presence::Online).await?;
+        }
+        if changed {
+            audit::record(&self.db, user, "live.status", user, Some(status.as_str())).await?;
+            tracing::info!(status = status.as_str(), "counsellor status set");
+            self.publish(Change::Availability(c.institution_id.clone())).await;
+            self.route(&c.institution_id).await?;
+        }
+        Ok(store::status(&self.db, user).await?)
+    }
+
+    /// The homeserver reports a counsellor's presence.
+    pub async fn presence(&self, user: &str, presence: Presence) -> Result<(), Error> {
+        let Some(c) = people::counsellor_by_id(&self.db, user).await? else { return Ok(()) };
+        if store::set_presence(&self.db, user, presence).await? {
+            tracing::debug!(presence = presence.as_str(), "counsellor presence");
+            self.publish(Change::Availability(c.institution_id.clone())).await;
+            self.route(&c.institution_id).await?;
+        }
+        Ok(())
+    }
+
+    /// The counsellors of a department (`None`: every counsellor of the institution) as
+    /// routing sees them: status, presence, how many chats they own or are offered, their
+    /// limit.
+    pub async fn candidates(
+        &self,
+        institution: &str,
+        department: Option<&str>,
+    ) -> Result<Vec<Candidate>, Error> {
+        let settings = store::department_settings(&self.db, department).await?;
+        let mut out = Vec::new();
+        for c in people::counsellors(&self.db, institution).await? {
+            if let Some(d) = department {
+                if !people::departments_of(&self.db, &c.user_id).await?.iter().any(|x| x == d) {
+                    continue;
+                }
+            }
+            let st = store::status(&self.db, &c.user_id).await?;
+            let open = store::owned_by(&self.db, &c.user_id).await?.len() as u32
+                + store::offered_to(&self.db, &c.user_id).await? as u32;
+            out.push(Candidate {
+                last_taken_ms: store::last_taken(&self.db, &c.user_id).await?,
+                user_id: c.user_id,
+                status: st.status,
+                presence: if self.config.presence { st.presence } else { Presence::Online },
+                open_chats: open,
+                max_chats: st.max_chats.unwrap_or(settings.max_chats),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Whether anyone of the department can take a chat now (the chat button shows).
+    pub async fn available(&self, institution: &str, department: Option<&str>) -> Result<bool, Error> {
+        Ok(self.candidates(institution, department).await?.iter().any(Candidate::can_take))
+    }
+
+    /// How many of the department can take a chat now.
+    pub async fn available_count(&self, institution: &str, department: Option<&str>) -> Result<u32, Error> {
+        Ok(self.candidates(institution, department).await?.iter().filter(|c| c.can_take()).count() as u32)
+    }
+
+    /// What clients see of a counsellor.
+    pub async fn shown(&self, user: &str) -> Result<live::Shown, Error> {
+        let st = store::status(&self.db, user).await?;
+        Ok(live::shown(st.status, st.presence))
+    }
+}

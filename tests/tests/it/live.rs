@@ -1,0 +1,504 @@
+//! The live-chat desk against the real stack: visitors through the embed's API, counsellors
+//! as real Matrix clients. Taking over (twenty counsellors at the same instant: exactly one
+//! gets in, the others cannot read the chat), the queue's places, status, departments,
+//! returning, forwarding, closing with a required code, automatic routing with offers that
+//! lapse, a visitor who leaves, an owner who goes away, and a restart with chats in every
+//! state.
+
+use std::{sync::Arc, time::Duration};
+
+use assisto_tests::{
+    embed::Visitor,
+    eventually,
+    matrix::{enc, rid, TestUser},
+    TestInstitution, TestService,
+};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+/// The institution's open live chats (admin API), in queue order.
+async fn live_chats(svc: &TestService, inst: &TestInstitution) -> Vec<Value> {
+    let (s, v) = svc.admin(Method::GET, &format!("/institutions/{}/live-chats", inst.id), None).await;
+    assert_eq!(s, 200, "{v}");
+    v.as_array().cloned().unwrap_or_default()
+}
+
+/// The open live chat with `number`.
+async fn chat(svc: &TestService, inst: &TestInstitution, number: i64) -> Value {
+    live_chats(svc, inst).await.into_iter().find(|c| c["number"] == number).unwrap_or(Value::Null)
+}
+
+/// Waits until the live chat `number` is in `state`; returns it.
+async fn chat_in_state(svc: &TestService, inst: &TestInstitution, number: i64, state: &str) -> Value {
+    eventually(&format!("live chat {number} to be {state}"), Duration::from_secs(20), || async {
+        let c = chat(svc, inst, number).await;
+        (c["state"] == state).then_some(c)
+    })
+    .await
+}
+
+async fn join(c: &TestUser, room: &str) -> (u16, Value) {
+    c.raw(Method::POST, &format!("/_matrix/client/v3/join/{}", enc(room)), Some(json!({}))).await
+}
+
+/// Whether the counsellor can read the room's messages now.
+async fn reads(c: &TestUser, room: &str) -> bool {
+    let (s, _) = c
+        .raw(Method::GET, &format!("/_matrix/client/v3/rooms/{}/messages?dir=b&limit=5", enc(room)), None)
+        .await;
+    s == 200
+}
+
+/// Whether the counsellor is a member of the room now.
+async fn joined(c: &TestUser, room: &str) -> bool {
+    let (_, v) = c.raw(Method::GET, "/_matrix/client/v3/joined_rooms", None).await;
+    v["joined_rooms"].as_array().is_some_and(|r| r.iter().any(|x| x == room))
+}
+
+/// Waits until the counsellor is out of the room, then checks that what the visitor writes
+/// next does not reach them.
+async fn out_of_chat(c: &TestUser, room: &str, visitor: &Visitor, probe: &str) {
+    eventually("the counsellor out of the chat", Duration::from_secs(20), || async {
+        (!joined(c, room).await).then_some(())
+    })
+    .await;
+    assert_eq!(visitor.send(probe, probe).await.0, 201);
+    let (_, v) = c
+        .raw(Method::GET, &format!("/_matrix/client/v3/rooms/{}/messages?dir=b&limit=50", enc(room)), None)
+        .await;
+    assert!(!v.to_string().contains(probe), "a counsellor who left reads nothing further: {v}");
+}
+
+/// A department of the institution.
+async fn department(svc: &TestService, inst: &TestInstitution, name: &str) -> String {
+    let (s, v) = svc
+        .admin(Method::POST, &format!("/institutions/{}/departments", inst.id), Some(json!({"name": name})))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    v["id"].as_str().expect("id").to_owned()
+}
+
+/// A counsellor of `departments`, online unless said otherwise.
+async fn counsellor(
+    svc: &TestService,
+    inst: &TestInstitution,
+    name: &str,
+    departments: &[&str],
+    online: bool,
+) -> TestUser {
+    let localpart = svc.counsellor_localpart(&name.to_lowercase().replace(' ', "."));
+    let password = format!("pw-{}", uuid::Uuid::new_v4());
+    let body = json!({"localpart": localpart, "display_name": name, "password": password, "departments": departments});
+    let (s, v) = svc.admin(Method::POST, &format!("/institutions/{}/counsellors", inst.id), Some(body)).await;
+    assert_eq!(s, 201, "{v}");
+    let c = TestUser::login(&localpart, &password).await;
+    if online {
+        svc.set_status(&c.user_id, "online").await;
+    }
+    c
+}
+
+/// A room of the counsellor with the bot, for commands.
+async fn room_with_bot(svc: &TestService, c: &TestUser) -> String {
+    let bot = svc.bot();
+    let room = c.create_room(&[&bot]).await;
+    eventually("the bot to join", Duration::from_secs(20), || async {
+        c.joined_members(&room).await.contains(&bot).then_some(())
+    })
+    .await;
+    room.to_string()
+}
+
+/// Sends a command and waits for the bot's answer containing `needle`.
+async fn command(svc: &TestService, c: &TestUser, room: &str, cmd: &str, needle: &str) {
+    c.send_text(&rid(room), cmd).await;
+    let bot = svc.bot();
+    eventually(&format!("an answer to {cmd:?} with {needle:?}"), Duration::from_secs(20), || async {
+        c.recent_messages(&rid(room), 10)
+            .await
+            .iter()
+            .any(|(s, b)| *s == bot && b.contains(needle))
+            .then_some(())
+    })
+    .await;
+}
+
+/// Waits until the visitor's state satisfies `check`.
+async fn visitor_state(v: &Visitor, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    eventually(what, Duration::from_secs(20), || async {
+        let s = v.state().await;
+        check(&s).then_some(s)
+    })
+    .await
+}
+
+/// Waits until the visitor sees a notice of the service containing `needle`.
+async fn visitor_told(v: &Visitor, needle: &str) {
+    eventually(&format!("the visitor to be told {needle:?}"), Duration::from_secs(20), || async {
+        v.messages()
+            .await
+            .iter()
+            .any(|m| m["from"] == "system" && m["text"].as_str().is_some_and(|t| t.contains(needle)))
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_twenty_counsellors_taking_the_same_chat_at_once_exactly_one_gets_in() {
+    let svc = TestService::start().await;
+    let inst = svc.institution("Wettlauf").await;
+    let mut team = Vec::new();
+    for i in 0..20 {
+        team.push(counsellor(&svc, &inst, &format!("Berater {i}"), &[], true).await);
+    }
+    let visitor = Visitor::anonymous(&svc, &inst.id, None).await;
+    assert_eq!(visitor.send("t1", "Ich halte es nicht mehr aus").await.0, 201);
+    let room = chat_in_state(&svc, &inst, 1, "waiting").await["room_id"].as_str().expect("room").to_owned();
+
+    // All twenty join from the Live space at the same instant.
+    let start = Arc::new(tokio::sync::Barrier::new(team.len()));
+    let results = futures::future::join_all(team.iter().map(|c| {
+        let start = start.clone();
+        let room = room.clone();
+        async move {
+            start.wait().await;
+            join(c, &room).await
+        }
+    }))
+    .await;
+    let winners: Vec<usize> =
+        results.iter().enumerate().filter(|(_, (s, _))| *s == 200).map(|(i, _)| i).collect();
+    assert_eq!(winners.len(), 1, "exactly one counsellor takes the chat: {results:?}");
+    for (s, v) in results.iter().filter(|(s, _)| *s != 200) {
+        assert_eq!((*s, v["de.assisto.rule"].as_str()), (403, Some("live_chat_owner")), "{v}");
+        assert!(v["error"].as_str().is_some_and(|e| e.contains("bereits")), "a German reason: {v}");
+    }
+    let winner = &team[winners[0]];
+    assert_eq!(chat(&svc, &inst, 1).await["counsellor"], winner.user_id.as_str());
+    assert!(reads(winner, &room).await, "the owner reads the chat");
+    for (i, c) in team.iter().enumerate() {
+        if i != winners[0] {
+            assert!(!reads(c, &room).await, "{} lost and must not read the chat", c.user_id);
+        }
+    }
+    visitor_told(&visitor, "übernommen").await;
+    visitor_state(&visitor, "the visitor no longer waits", |s| {
+        s["waiting"] == false && s.get("queue").is_none()
+    })
+    .await;
+
+    // Trying again by command is refused in German, the chat stays the winner's.
+    let loser = &team[(winners[0] + 1) % team.len()];
+    let room_b = room_with_bot(&svc, loser).await;
+    command(&svc, loser, &room_b, "!assisto übernehmen 1", "bereits von einer anderen").await;
+    assert_eq!(chat(&svc, &inst, 1).await["counsellor"], winner.user_id.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn visitors_see_their_place_and_only_online_counsellors_of_the_department_take() {
+    let svc = TestService::start().await;
+    let inst = svc.institution("Warteschlange").await;
+    let jugend = department(&svc, &inst, "Jugend").await;
+    let sucht = department(&svc, &inst, "Sucht").await;
+    let ben = counsellor(&svc, &inst, "Ben Sucht", &[&sucht], true).await;
+    let anna = counsellor(&svc, &inst, "Anna Jugend", &[&jugend], false).await;
+
+    // Nobody of Jugend is online: the embed says so, per department.
+    let (_, cfg) =
+        Visitor::new(&svc).call(Method::GET, &format!("/institutions/{}/config", inst.id), None).await;
+    let dept = |cfg: &Value, id: &str| {
+        cfg["departments"].as_array().and_then(|a| a.iter().find(|d| d["id"] == id).cloned())
+    };
+    assert_eq!(dept(&cfg, &jugend).expect("Jugend listed")["available"], false, "{cfg}");
+    assert_eq!(dept(&cfg, &sucht).expect("Sucht listed")["available"], true, "{cfg}");
+
+    // An unknown department is refused; three visitors queue for Jugend.
+    let (s, v) = Visitor::new(&svc)
+        .call(
+            Method::POST,
+            &format!("/institutions/{}/sessions", inst.id),
+            Some(json!({"area": "anonymous", "form": "bubble", "department": "gibt-es-nicht"})),
+        )
+        .await;
+    assert_eq!((s, v["errcode"].as_str()), (400, Some("M_INVALID_PARAM")), "{v}");
+    let mut visitors = Vec::new();
+    for i in 0..3 {
+        let v = Visitor::anonymous(&svc, &inst.id, Some(&jugend)).await;
+        assert_eq!(v.send(&format!("t{i}"), "Hallo?").await.0, 201);
+        visitors.push(v);
+    }
+    for (i, v) in visitors.iter().enumerate() {
+        let s = visitor_state(v, "a place in the queue", |s| s["queue"]["position"].is_u64()).await;
+        assert_eq!(s["queue"]["position"], i as u64 + 1, "{s}");
+        assert_eq!(s["waiting"], true);
+    }
+
+    // Ben (Sucht) may not take Jugend's chat; Anna may not while not online.
+    let room1 = chat(&svc, &inst, 1).await["room_id"].as_str().expect("room").to_owned();
+    let (s, v) = join(&ben, &room1).await;
+    assert_eq!(s, 403, "{v}");
+    assert!(v["error"].as_str().is_some_and(|e| e.contains("Abteilung")), "{v}");
+    let anna_room = room_with_bot(&svc, &anna).await;
+    command(&svc, &anna, &anna_room, "!assisto übernehmen", "nicht online").await;
+    assert!(!reads(&anna, &room1).await);
+
+    // Online by command, Anna sees the queue and takes the longest waiting chat.
+    command(&svc, &anna, &anna_room, "!assisto status online", "jetzt „online“").await;
+    command(&svc, &anna, &anna_room, "!assisto warteschlange", "Live 1 – Jugend, Platz 1").await;
+    command(&svc, &anna, &anna_room, "!assisto übernehmen", "Live 1 übernommen").await;
+    assert_eq!(chat_in_state(&svc, &inst, 1, "taken").await["counsellor"], anna.user_id.as_str());
+    eventually("Anna in the chat", Duration::from_secs(20), || async {
+        reads(&anna, &room1).await.then_some(())
+    })
+    .await;
+    visitor_told(&visitors[0], "übernommen").await;
+    // The others move up, and are told so on their pages.
+    visitor_state(&visitors[1], "second visitor moves up", |s| s["queue"]["position"] == 1).await;
+    visitor_state(&visitors[2], "third visitor moves up", |s| s["queue"]["position"] == 2).await;
+    // The command and the bot's answer never reach a visitor.
+    assert!(visitors[0]
+        .messages()
+        .await
+        .iter()
+        .all(|m| !m["text"].as_str().unwrap_or("").contains("!assisto")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_owner_returns_forwards_and_closes_with_the_required_code() {
+    let svc = TestService::start().await;
+    let inst = svc.institution("Weiterleitung").await;
+    let erste = department(&svc, &inst, "Erstberatung").await;
+    let familie = department(&svc, &inst, "Familie").await;
+    let anna = counsellor(&svc, &inst, "Anna Erst", &[&erste], true).await;
+    let cem = counsellor(&svc, &inst, "Cem Erst", &[&erste], true).await;
+    let dora = counsellor(&svc, &inst, "Dora Familie", &[&familie], true).await;
+    let (s, v) = svc
+        .admin(
+            Method::PUT,
+            &format!("/departments/{familie}/live"),
+            Some(
+                json!({"routing": "manual", "max_chats": 3, "offer_timeout_secs": 30, "code_required": true}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = svc
+        .admin(
+            Method::PUT,
+            &format!("/institutions/{}/live-codes", inst.id),
+            Some(json!([{"code": "K1", "label": "Krise"}, {"code": "I2", "label": "Information"}])),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+
+    let visitor = Visitor::anonymous(&svc, &inst.id, Some(&erste)).await;
+    visitor.send("t1", "Ich weiß nicht weiter").await;
+    let later = Visitor::anonymous(&svc, &inst.id, Some(&erste)).await;
+    let room = chat(&svc, &inst, 1).await["room_id"].as_str().expect("room").to_owned();
+    assert_eq!(join(&anna, &room).await.0, 200);
+
+    // Returning asks first; confirmed, Anna is out and the visitor is back at the front.
+    command(&svc, &anna, &room, "!assisto zurückgeben", "Bestätigen mit").await;
+    anna.send_text(&rid(&room), "!assisto zurückgeben ja").await;
+    chat_in_state(&svc, &inst, 1, "waiting").await;
+    out_of_chat(&anna, &room, &visitor, "nach-der-rueckgabe").await;
+    visitor_told(&visitor, "wieder in der Warteschlange").await;
+    let s = visitor_state(&visitor, "back in the queue", |s| s["queue"]["position"].is_u64()).await;
+    assert_eq!(s["queue"]["position"], 1, "a returned visitor keeps their place ahead of later ones: {s}");
+    assert_eq!(later.state().await["queue"]["position"], 2);
+
+    // Cem takes it and forwards it to Familie; there only Dora may take it.
+    assert_eq!(join(&cem, &room).await.0, 200);
+    command(&svc, &cem, &room, "!assisto weiterleiten Gibtsnicht", "Diese Abteilung gibt es nicht").await;
+    cem.send_text(&rid(&room), "!assisto weiterleiten Familie").await;
+    let c = chat_in_state(&svc, &inst, 1, "waiting").await;
+    assert_eq!(c["department_id"], familie.as_str());
+    visitor_told(&visitor, "weitergegeben").await;
+    assert_eq!(join(&anna, &room).await.0, 403, "Familie's chat is not Anna's to take");
+    assert_eq!(join(&dora, &room).await.0, 200);
+
+    // Dora forwards it to Anna by name: an invite; Anna accepts and owns it.
+    dora.send_text(&rid(&room), &format!("!assisto weiterleiten {}", anna.user_id)).await;
+    let c = chat_in_state(&svc, &inst, 1, "offered").await;
+    assert_eq!(c["counsellor"], anna.user_id.as_str());
+    visitor_state(&visitor, "someone is coming", |s| s["queue"]["someone_coming"] == true).await;
+    assert_eq!(join(&cem, &room).await.0, 403, "an offered chat is the offered counsellor's");
+    assert_eq!(join(&anna, &room).await.0, 200);
+    chat_in_state(&svc, &inst, 1, "taken").await;
+
+    // Familie needs a code: without one, or with an unknown one, closing is refused.
+    command(&svc, &anna, &room, "!assisto beenden", "Klassifizierungscode").await;
+    command(&svc, &anna, &room, "!assisto beenden K1 Suizidgedanken, Krisendienst empfohlen", "ist beendet")
+        .await;
+    eventually("the chat closed", Duration::from_secs(20), || async {
+        chat(&svc, &inst, 1).await.is_null().then_some(())
+    })
+    .await;
+    visitor_state(&visitor, "the visitor sees the end", |s| s["ended"] == true).await;
+    // The note never reaches the visitor; the live-chat retention is scheduled.
+    assert!(visitor.messages().await.iter().all(|m| !m["text"].as_str().unwrap_or("").contains("Suizid")));
+    let (_, deletions) = svc.admin(Method::GET, "/deletions", None).await;
+    assert!(deletions.to_string().contains("guest"), "the guest is due for deletion: {deletions}");
+    let (_, log) = svc.admin(Method::GET, &format!("/institutions/{}/live-log", inst.id), None).await;
+    let what: Vec<&str> = log
+        .as_array()
+        .expect("log")
+        .iter()
+        .filter(|e| e["room_id"] == room.as_str())
+        .filter_map(|e| e["what"].as_str())
+        .collect();
+    assert_eq!(
+        what,
+        ["queued", "taken", "returned", "taken", "forwarded", "taken", "forwarded", "taken", "closed"],
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn automatic_routing_offers_the_chat_and_moves_on_when_an_offer_lapses() {
+    let svc = TestService::start_with(|c| c.live.tick_ms = 200).await;
+    let inst = svc.institution("Automatik").await;
+    let auto = department(&svc, &inst, "Automatisch").await;
+    let (s, v) = svc
+        .admin(
+            Method::PUT,
+            &format!("/departments/{auto}/live"),
+            Some(json!({"routing": "auto", "max_chats": 2, "offer_timeout_secs": 5, "code_required": false})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let anna = counsellor(&svc, &inst, "Anna Auto", &[&auto], true).await;
+    let ben = counsellor(&svc, &inst, "Ben Auto", &[&auto], true).await;
+
+    let visitor = Visitor::anonymous(&svc, &inst.id, Some(&auto)).await;
+    let first = chat_in_state(&svc, &inst, 1, "offered").await;
+    let offered = first["counsellor"].as_str().expect("offered to someone").to_owned();
+    let (first_c, other_c) = if offered == anna.user_id { (&anna, &ben) } else { (&ben, &anna) };
+    visitor_state(&visitor, "someone is coming", |s| s["queue"]["someone_coming"] == true).await;
+    assert_eq!(join(other_c, first["room_id"].as_str().expect("room")).await.0, 403, "offered to the other");
+
+    // Not accepted within 5 s: the invite is withdrawn and the other is offered the chat.
+    let second = eventually("the offer to pass to the other", Duration::from_secs(20), || async {
+        let c = chat(&svc, &inst, 1).await;
+        (c["state"] == "offered" && c["counsellor"] == other_c.user_id.as_str()).then_some(c)
+    })
+    .await;
+    let room = second["room_id"].as_str().expect("room").to_owned();
+    assert_eq!(join(first_c, &room).await.0, 403, "a lapsed offer does not let one in");
+    assert_eq!(join(other_c, &room).await.0, 200);
+    chat_in_state(&svc, &inst, 1, "taken").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_visitor_who_ends_leaves_the_queue_and_a_gone_owners_chat_goes_back() {
+    let svc = TestService::start_with(|c| {
+        c.live.tick_ms = 200;
+        c.live.grace_secs = 2;
+    })
+    .await;
+    let inst = svc.institution("Abwesend").await;
+    let anna = counsellor(&svc, &inst, "Anna Weg", &[], true).await;
+
+    let leaver = Visitor::anonymous(&svc, &inst.id, None).await;
+    let stays = Visitor::anonymous(&svc, &inst.id, None).await;
+    visitor_state(&stays, "second in line", |s| s["queue"]["position"] == 2).await;
+    assert_eq!(leaver.call(Method::POST, "/end", None).await.0, 200);
+    visitor_state(&stays, "first in line once the other left", |s| s["queue"]["position"] == 1).await;
+
+    let room = chat(&svc, &inst, 2).await["room_id"].as_str().expect("room").to_owned();
+    assert_eq!(join(&anna, &room).await.0, 200);
+    chat_in_state(&svc, &inst, 2, "taken").await;
+    // Anna goes not online: after the grace period her chat is back in the queue.
+    svc.set_status(&anna.user_id, "not_online").await;
+    chat_in_state(&svc, &inst, 2, "waiting").await;
+    visitor_told(&stays, "nicht mehr erreichbar").await;
+    out_of_chat(&anna, &room, &stays, "nach-der-frist").await;
+    let (_, log) = svc.admin(Method::GET, &format!("/institutions/{}/live-log", inst.id), None).await;
+    assert!(
+        log.as_array().expect("log").iter().any(|e| e["what"] == "abandoned"),
+        "the leaver is counted as abandoned: {log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restart_keeps_every_chat_in_its_state_and_place() {
+    let mut svc = TestService::start().await;
+    let inst = svc.institution("Neustart").await;
+    let anna = counsellor(&svc, &inst, "Anna Neu", &[], true).await;
+    let ben = counsellor(&svc, &inst, "Ben Neu", &[], true).await;
+    let mut visitors = Vec::new();
+    for _ in 0..4 {
+        visitors.push(Visitor::anonymous(&svc, &inst.id, None).await);
+    }
+    // Live 1 taken by Anna, Live 2 offered to Ben (forwarded by Anna), Live 3 waiting,
+    // Live 4 ended by its visitor.
+    let room1 = chat(&svc, &inst, 1).await["room_id"].as_str().expect("room").to_owned();
+    let room2 = chat(&svc, &inst, 2).await["room_id"].as_str().expect("room").to_owned();
+    assert_eq!(join(&anna, &room1).await.0, 200);
+    assert_eq!(join(&anna, &room2).await.0, 200);
+    anna.send_text(&rid(&room2), &format!("!assisto weiterleiten {}", ben.user_id)).await;
+    chat_in_state(&svc, &inst, 2, "offered").await;
+    assert_eq!(visitors[3].call(Method::POST, "/end", None).await.0, 200);
+    let before = live_chats(&svc, &inst).await;
+    let states: Vec<&str> = before.iter().filter_map(|c| c["state"].as_str()).collect();
+    assert_eq!(states, ["taken", "offered", "waiting"], "{before:?}");
+
+    svc.stop().await;
+    svc.resume().await;
+    assert_eq!(live_chats(&svc, &inst).await, before, "nothing lost, nothing moved");
+    assert_eq!(visitors[0].state().await["waiting"], false);
+    assert_eq!(visitors[1].state().await["queue"]["position"], 1);
+    assert_eq!(visitors[2].state().await["queue"]["position"], 2);
+    // The offer still stands: Ben accepts it after the restart.
+    assert_eq!(join(&ben, &room2).await.0, 200);
+    chat_in_state(&svc, &inst, 2, "taken").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn presence_from_the_homeserver_decides_availability_and_the_button_follows() {
+    let svc = TestService::start_with(|c| c.live.presence = true).await;
+    let inst = svc.institution("Praesenz").await;
+    let anna = counsellor(&svc, &inst, "Anna Praesenz", &[], false).await;
+    let config = || async {
+        let (_, v) =
+            Visitor::new(&svc).call(Method::GET, &format!("/institutions/{}/config", inst.id), None).await;
+        v
+    };
+    assert_eq!(config().await["available"], false, "nobody online: no chat button");
+    let presence = |p: &'static str| {
+        let anna = &anna;
+        async move {
+            let path = format!("/_matrix/client/v3/presence/{}/status", enc(&anna.user_id));
+            let (s, v) = anna.raw(Method::PUT, &path, Some(json!({"presence": p}))).await;
+            assert_eq!(s, 200, "{v}");
+        }
+    };
+    // Online status, Element open (presence online, as Element reports it): available.
+    svc.set_status(&anna.user_id, "online").await;
+    presence("online").await;
+    eventually("available", Duration::from_secs(20), || async {
+        (config().await["available"] == true).then_some(())
+    })
+    .await;
+    // Element closed or logged out (offline): not available, whatever the status says.
+    presence("offline").await;
+    eventually("not available once offline", Duration::from_secs(20), || async {
+        (config().await["available"] == false).then_some(())
+    })
+    .await;
+    let (_, st) = svc.admin(Method::GET, &format!("/counsellors/{}/status", enc(&anna.user_id)), None).await;
+    assert_eq!(
+        (st["status"].as_str(), st["presence"].as_str(), st["shown"].as_str()),
+        (Some("online"), Some("offline"), Some("offline")),
+        "{st}"
+    );
+    // Idle (away) still takes chats; busy does not.
+    presence("unavailable").await;
+    eventually("available while away", Duration::from_secs(20), || async {
+        (config().await["available"] == true).then_some(())
+    })
+    .await;
+    svc.set_status(&anna.user_id, "busy").await;
+    assert_eq!(config().await["available"], false, "busy takes no new chats");
+}
