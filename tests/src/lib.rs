@@ -310,6 +310,32 @@ impl TestService {
         assert_eq!(s, 200, "setting {user_id}'s status: {v}");
     }
 
+    /// The counsellor sends a bot command into `room` and waits for the bot's answer
+    /// containing `needle`.
+    pub async fn command(&self, c: &matrix::TestUser, room: &str, cmd: &str, needle: &str) {
+        c.send_text(&matrix::rid(room), cmd).await;
+        let bot = self.bot();
+        eventually(&format!("an answer to {cmd:?} with {needle:?}"), Duration::from_secs(20), || async {
+            c.recent_messages(&matrix::rid(room), 10)
+                .await
+                .iter()
+                .any(|(s, b)| *s == bot && b.contains(needle))
+                .then_some(())
+        })
+        .await;
+    }
+
+    /// A room of the counsellor with the bot (for commands), once the bot has joined.
+    pub async fn room_with_bot(&self, c: &matrix::TestUser) -> String {
+        let bot = self.bot();
+        let room = c.create_room(&[&bot]).await;
+        eventually("the bot to join", Duration::from_secs(20), || async {
+            c.joined_members(&room).await.contains(&bot).then_some(())
+        })
+        .await;
+        room.to_string()
+    }
+
     /// Calls the admin API; returns status and JSON body.
     pub async fn admin(
         &self,

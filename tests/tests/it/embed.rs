@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use assisto_bridge::token::{sign, Claims};
 use assisto_tests::{
+    embed::Visitor,
     eventually,
     matrix::{enc, rid},
     TestService,
@@ -13,41 +14,8 @@ use assisto_tests::{
 use reqwest::Method;
 use serde_json::{json, Value};
 
-struct Embed {
-    base: String,
-    session: Option<String>,
-}
-
-impl Embed {
-    fn new(svc: &TestService) -> Self {
-        Embed { base: format!("{}/_assisto/embed/v1", svc.url()), session: None }
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = reqwest::Client::new().request(method, format!("{}{path}", self.base));
-        if let Some(s) = &self.session {
-            req = req.bearer_auth(s);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let r = req.send().await.expect("request");
-        let s = r.status().as_u16();
-        (s, r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn open(svc: &TestService, inst: &str, body: Value) -> (Self, Value) {
-        let mut e = Embed::new(svc);
-        let (s, v) = e.call(Method::POST, &format!("/institutions/{inst}/sessions"), Some(body)).await;
-        assert_eq!(s, 201, "{v}");
-        e.session = Some(v["session"].as_str().expect("session").to_owned());
-        (e, v)
-    }
-
-    async fn send(&self, txn: &str, text: &str) -> (u16, Value) {
-        self.call(Method::POST, "/messages", Some(json!({"txn_id": txn, "text": text}))).await
-    }
-}
+/// A browser's session with the embed (the harness's).
+type Embed = Visitor;
 
 /// The conversation room of a session's client (what the counsellor sees in Element).
 async fn room_of(svc: &TestService, display_name: &str) -> String {

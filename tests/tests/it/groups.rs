@@ -25,16 +25,7 @@ async fn say(hs: &HomeserverClient, room: &str, who: &str, text: &str) -> Result
 
 /// The counsellor sends a command and waits for the bot's answer containing `needle`.
 async fn command(svc: &TestService, c: &TestUser, room: &str, cmd: &str, needle: &str) {
-    c.send_text(&rid(room), cmd).await;
-    let bot = svc.bot();
-    eventually(&format!("an answer to {cmd:?} with {needle:?}"), Duration::from_secs(20), || async {
-        c.recent_messages(&rid(room), 10)
-            .await
-            .iter()
-            .any(|(s, b)| *s == bot && b.contains(needle))
-            .then_some(())
-    })
-    .await;
+    svc.command(c, room, cmd, needle).await
 }
 
 /// A group with two clients who joined; returns (counsellor, room, clients).

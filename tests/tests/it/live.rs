@@ -98,29 +98,12 @@ async fn counsellor(
     c
 }
 
-/// A room of the counsellor with the bot, for commands.
 async fn room_with_bot(svc: &TestService, c: &TestUser) -> String {
-    let bot = svc.bot();
-    let room = c.create_room(&[&bot]).await;
-    eventually("the bot to join", Duration::from_secs(20), || async {
-        c.joined_members(&room).await.contains(&bot).then_some(())
-    })
-    .await;
-    room.to_string()
+    svc.room_with_bot(c).await
 }
 
-/// Sends a command and waits for the bot's answer containing `needle`.
 async fn command(svc: &TestService, c: &TestUser, room: &str, cmd: &str, needle: &str) {
-    c.send_text(&rid(room), cmd).await;
-    let bot = svc.bot();
-    eventually(&format!("an answer to {cmd:?} with {needle:?}"), Duration::from_secs(20), || async {
-        c.recent_messages(&rid(room), 10)
-            .await
-            .iter()
-            .any(|(s, b)| *s == bot && b.contains(needle))
-            .then_some(())
-    })
-    .await;
+    svc.command(c, room, cmd, needle).await
 }
 
 /// Waits until the visitor's state satisfies `check`.
@@ -501,4 +484,32 @@ async fn presence_from_the_homeserver_decides_availability_and_the_button_follow
     .await;
     svc.set_status(&anna.user_id, "busy").await;
     assert_eq!(config().await["available"], false, "busy takes no new chats");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_server_admin_forcing_their_way_into_a_taken_chat_is_removed() {
+    let svc = TestService::start().await;
+    let inst = svc.institution("Adminlive").await;
+    let anna = counsellor(&svc, &inst, "Anna Live", &[], true).await;
+    // A counsellor who is also a server admin: the module lets admins through, as Synapse
+    // does with its spam checks; the service repairs what they force.
+    let admin = svc.admin_counsellor(&inst, "Admin Live").await;
+    let visitor = Visitor::anonymous(&svc, &inst.id, None).await;
+    let room = chat(&svc, &inst, 1).await["room_id"].as_str().expect("room").to_owned();
+    assert_eq!(join(&anna, &room).await.0, 200);
+    chat_in_state(&svc, &inst, 1, "taken").await;
+
+    let (s, v) = join(&admin, &room).await;
+    assert_eq!(s, 200, "Synapse lets the admin in: {v}");
+    out_of_chat(&admin, &room, &visitor, "nach-dem-eindringen").await;
+    assert_eq!(chat(&svc, &inst, 1).await["counsellor"], anna.user_id.as_str(), "the chat stays Anna's");
+    eventually("the repair audited", Duration::from_secs(30), || async {
+        let (_, audit) = svc.admin(Method::GET, "/audit?limit=200", None).await;
+        audit
+            .as_array()?
+            .iter()
+            .any(|e| e["action"] == "rule.live_chat_owner.repaired" && e["subject"] == room.as_str())
+            .then_some(())
+    })
+    .await;
 }
