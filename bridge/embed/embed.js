@@ -26,6 +26,8 @@
       end: 'Chat beenden',
       confirmEnd: 'Möchtest du den Chat wirklich beenden?',
       deleteData: 'Meine Daten löschen',
+      transcript: 'Verlauf herunterladen',
+      transcriptFile: 'chatverlauf.txt',
       deleteText:
         'Damit werden alle deine Nachrichten, Dateien und Sprachnachrichten in diesem Chat und der Chat selbst gelöscht. Das kann nicht rückgängig gemacht werden.',
       deleteConfirm: 'Endgültig löschen',
@@ -124,6 +126,8 @@
       end: 'End chat',
       confirmEnd: 'Do you really want to end the chat?',
       deleteData: 'Delete my data',
+      transcript: 'Download the conversation',
+      transcriptFile: 'chat-transcript.txt',
       deleteText:
         'This deletes all your messages, files and voice messages in this chat, and the chat itself. This cannot be undone.',
       deleteConfirm: 'Delete permanently',
@@ -676,7 +680,10 @@
     ui.deleteBtn = h('button', {
       type: 'button', class: 'assisto-btn assisto-action assisto-delete-data', text: T.deleteData, hidden: true, onclick: openDeleteDialog,
     });
-    ui.actions = h('div', { class: 'assisto-actions', hidden: true }, ui.endBtn, ui.deleteBtn);
+    ui.transcriptBtn = h('button', {
+      type: 'button', class: 'assisto-btn assisto-action assisto-transcript', text: T.transcript, hidden: true, onclick: downloadTranscript,
+    });
+    ui.actions = h('div', { class: 'assisto-actions', hidden: true }, ui.transcriptBtn, ui.endBtn, ui.deleteBtn);
     const tools = h('div', { class: 'assisto-tools' }, ui.mute,
       tile ? null : h('button', {
         type: 'button', class: 'assisto-btn assisto-icon-btn assisto-minimise', 'aria-label': T.minimise, onclick: () => closePanel(true),
@@ -888,7 +895,8 @@
     ui.composer.hidden = !chat;
     ui.endBtn.hidden = !chat;
     ui.deleteBtn.hidden = !(S.token && (chat || phase === 'refused' || phase === 'ended'));
-    ui.actions.hidden = ui.endBtn.hidden && ui.deleteBtn.hidden;
+    ui.transcriptBtn.hidden = !(S.token && (chat || phase === 'ended'));
+    ui.actions.hidden = ui.endBtn.hidden && ui.deleteBtn.hidden && ui.transcriptBtn.hidden;
     ui.more.hidden = !S.more;
     const notice = renderNotice(phase);
     // Keep keyboard focus in a sensible place when the focused control just disappeared.
@@ -1477,17 +1485,28 @@
     return api('GET', mediaPath(m), { blob: true, timeoutMs: 0 });
   }
 
+  function saveBlob(blob, name) {
+    const url = URL.createObjectURL(blob);
+    const a = h('a', { href: url, download: name, hidden: true });
+    ui.root.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 30000); // give the browser time to start the download
+  }
+
+  async function downloadTranscript() {
+    try {
+      saveBlob(await api('GET', '/transcript', { blob: true, timeoutMs: 0 }), T.transcriptFile);
+    } catch (e) {
+      fail(e);
+    }
+  }
+
   async function download(m) {
     try {
       const blob = await fetchMedia(m);
-      const url = URL.createObjectURL(blob);
       const ext = (blob.type.split('/')[1] || 'webm').split(';')[0];
-      const name = (m.file && m.file.name) || `${T.voiceFileName}.${ext}`;
-      const a = h('a', { href: url, download: name, hidden: true });
-      ui.root.append(a);
-      a.click();
-      a.remove();
-      setTimeout(() => URL.revokeObjectURL(url), 30000); // give the browser time to start the download
+      saveBlob(blob, (m.file && m.file.name) || `${T.voiceFileName}.${ext}`);
     } catch (e) {
       fail(e);
     }

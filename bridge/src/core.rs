@@ -334,6 +334,9 @@ pub trait Core: Send + Sync + 'static {
         limit: usize,
     ) -> Result<(Vec<Message>, bool), CoreError>;
 
+    /// The whole conversation as German plain text, for the client to download.
+    async fn transcript(&self, session: &Session) -> Result<String, CoreError>;
+
     /// Messages after `after` (oldest first), for a browser coming back; when `after` is
     /// unknown or too far back, the newest messages (the browser de-duplicates).
     async fn since(&self, session: &Session, after: Option<&str>) -> Result<Vec<Message>, CoreError>;

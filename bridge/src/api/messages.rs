@@ -1,11 +1,11 @@
 //! The message routes: history, sending a text, deleting one of the client's messages,
-//! typing and read receipts.
+//! typing and read receipts, the transcript to download.
 
 use std::sync::Arc;
 
 use axum::{
     extract::{Path, Query, State},
-    http::{HeaderMap, StatusCode},
+    http::{header, HeaderMap, StatusCode},
     response::IntoResponse,
     Json,
 };
@@ -23,6 +23,24 @@ pub const MAX_TEXT_CHARS: usize = 4000;
 pub(super) struct HistoryQuery {
     before: Option<String>,
     limit: Option<usize>,
+}
+
+/// `GET /transcript`: the conversation as a text file to download.
+pub(super) async fn transcript_route(State(b): State<Arc<Bridge>>, h: HeaderMap) -> ApiResult {
+    let s = session_of(&b, &h).await?;
+    // A transcript reads the whole history: it counts as a message for the rate limit.
+    b.limits.check(Limit::Send, &s.id)?;
+    let text = b.core.transcript(&s).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CONTENT_DISPOSITION, "attachment; filename=\"chatverlauf.txt\""),
+            (header::CACHE_CONTROL, "private, no-store"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        text,
+    )
+        .into_response())
 }
 
 pub(super) async fn history_route(

@@ -124,6 +124,7 @@ pub fn router(bridge: Arc<Bridge>) -> Router {
         .route("/institutions/{inst}/sessions", post(session::open_session_route))
         .route("/session", get(session::session_route))
         .route("/messages", get(messages::history_route).post(messages::send_route))
+        .route("/transcript", get(messages::transcript_route))
         .route("/messages/{id}", delete(messages::delete_message_route))
         .route(
             "/files",

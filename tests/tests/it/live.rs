@@ -321,6 +321,21 @@ async fn an_owner_returns_forwards_and_closes_with_the_required_code() {
     visitor_state(&visitor, "the visitor sees the end", |s| s["ended"] == true).await;
     // The note never reaches the visitor; the live-chat retention is scheduled.
     assert!(visitor.messages().await.iter().all(|m| !m["text"].as_str().unwrap_or("").contains("Suizid")));
+    // The visitor downloads the conversation: their words and the counsellors', never a
+    // command or the note.
+    let r = reqwest::Client::new()
+        .get(format!("{}/transcript", visitor.base))
+        .bearer_auth(visitor.session.as_deref().expect("session"))
+        .send()
+        .await
+        .expect("transcript");
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.headers()["content-disposition"].to_str().expect("header").contains("attachment"));
+    let text = r.text().await.expect("text");
+    assert!(text.starts_with("Chatverlauf – Weiterleitung"), "{text}");
+    assert!(text.contains("Du: Ich weiß nicht weiter"), "{text}");
+    assert!(text.contains("Die beratende Person hat den Chat beendet"), "{text}");
+    assert!(!text.contains("!assisto") && !text.contains("Suizid"), "{text}");
     let (_, deletions) = svc.admin(Method::GET, "/deletions", None).await;
     assert!(deletions.to_string().contains("guest"), "the guest is due for deletion: {deletions}");
     let (_, log) = svc.admin(Method::GET, &format!("/institutions/{}/live-log", inst.id), None).await;

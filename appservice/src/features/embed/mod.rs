@@ -21,6 +21,7 @@ mod rooms;
 mod sessions;
 pub mod store;
 mod timeline;
+mod transcript;
 
 use std::{collections::HashMap, sync::Arc, sync::Mutex};
 
@@ -162,6 +163,10 @@ impl Core for EmbedCore {
         limit: usize,
     ) -> Result<(Vec<Message>, bool), CoreError> {
         self.load_history(s, before, limit).await
+    }
+
+    async fn transcript(&self, s: &Session) -> Result<String, CoreError> {
+        self.transcript_text(s).await
     }
 
     async fn since(&self, s: &Session, after: Option<&str>) -> Result<Vec<Message>, CoreError> {
