@@ -884,9 +884,37 @@
   // Views.
 
   // Shows what belongs to a phase; returns the notice paragraph, if the phase has one.
+  // While no chat is open, the page hears at once (Server-Sent Events) whether a counsellor
+  // can take one, and shows or hides the offer to chat accordingly.
+  let availability = null;
+  function watchAvailability(on) {
+    if (!on) {
+      if (availability) availability.close();
+      availability = null;
+      return;
+    }
+    if (availability || typeof EventSource !== 'function') return;
+    availability = new EventSource(`${opts.base}/institutions/${encodeURIComponent(opts.inst)}/availability`);
+    availability.onmessage = (e) => {
+      let v = null;
+      try {
+        v = JSON.parse(e.data);
+      } catch (err) {
+        return;
+      }
+      if (!v || typeof v.available !== 'boolean' || v.available === S.cfg.available) return;
+      S.cfg.available = v.available;
+      if (S.phase === 'idle' || S.phase === 'unavailable') {
+        setPhase(v.available ? 'idle' : 'unavailable');
+        if (v.available) ensureSession();
+      }
+    };
+  }
+
   function setPhase(phase) {
     const hadFocus = ui.chat.contains(document.activeElement);
     S.phase = phase;
+    watchAvailability(phase === 'idle' || phase === 'unavailable');
     const chat = phase === 'chat';
     if (!chat) {
       closeEmoji(false);

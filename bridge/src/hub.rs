@@ -18,6 +18,12 @@ pub enum Frame {
     StateChanged,
 }
 
+/// The hub's key under which an institution's open pages hear that who can take a chat
+/// changed (room IDs, the conversations' keys, start with `!`: no clash).
+pub fn availability_key(institution: &str) -> String {
+    format!("availability/{institution}")
+}
+
 /// How many frames a slow browser may fall behind before it catches up from history.
 const BUFFER: usize = 64;
 

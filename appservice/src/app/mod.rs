@@ -184,8 +184,7 @@ impl crate::bus::Subscriber for EmbedSubscriber {
         match change {
             crate::bus::Change::Client(client) => self.0.client_changed(client).await,
             crate::bus::Change::Conversation(room) => self.0.conversation_changed(room),
-            // Open pages learn of availability when they next read the configuration.
-            crate::bus::Change::Availability(_) => {}
+            crate::bus::Change::Availability(institution) => self.0.availability_changed(institution),
         }
     }
 }

@@ -121,6 +121,7 @@ pub fn router(bridge: Arc<Bridge>) -> Router {
         .route("/demo", get(assets::demo_route))
         .route("/openapi.yaml", get(assets::openapi_route))
         .route("/institutions/{inst}/config", get(session::config_route))
+        .route("/institutions/{inst}/availability", get(session::availability_route))
         .route("/institutions/{inst}/sessions", post(session::open_session_route))
         .route("/session", get(session::session_route))
         .route("/messages", get(messages::history_route).post(messages::send_route))

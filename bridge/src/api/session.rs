@@ -7,6 +7,7 @@ use std::sync::Arc;
 use axum::{
     extract::{Path, State},
     http::{header, HeaderMap, HeaderValue, StatusCode},
+    response::sse::{Event, KeepAlive, Sse},
     response::IntoResponse,
     Json,
 };
@@ -43,6 +44,57 @@ pub(super) async fn config_route(State(b): State<Arc<Bridge>>, Path(inst): Path<
     let mut res = Json(c).into_response();
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     Ok(res)
+}
+
+/// What an open page needs to know to show the chat button.
+fn availability(c: &crate::core::EmbedConfig) -> Value {
+    json!({ "available": c.available, "departments": c.departments })
+}
+
+/// How often an idle availability stream sends a comment, so that proxies keep it open.
+const AVAILABILITY_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(25);
+
+/// `GET /institutions/{inst}/availability`: Server-Sent Events, `{"available",
+/// "departments"}` at once and again whenever it changes, so that an open page shows the
+/// chat button exactly while someone can take a chat (pushed, not polled).
+pub(super) async fn availability_route(
+    State(b): State<Arc<Bridge>>,
+    PeerIp(ip): PeerIp,
+    h: HeaderMap,
+    Path(inst): Path<String>,
+) -> ApiResult {
+    check_origin(&b, &h, &inst).await?;
+    b.limits.check(Limit::Call, &ip)?;
+    let first = availability(&b.core.config(&inst).await?);
+    struct Watch {
+        b: Arc<Bridge>,
+        inst: String,
+        rx: tokio::sync::broadcast::Receiver<Frame>,
+        last: Option<Value>,
+        next: Option<Value>,
+    }
+    let rx = b.hub.subscribe(&crate::hub::availability_key(&inst));
+    let start = Watch { b, inst, rx, last: None, next: Some(first) };
+    let stream = futures::stream::unfold(start, |mut w| async move {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            if let Some(v) = w.next.take() {
+                if w.last.as_ref() != Some(&v) {
+                    let event = Event::default().data(v.to_string());
+                    w.last = Some(v);
+                    return Some((Ok::<_, std::convert::Infallible>(event), w));
+                }
+            }
+            match w.rx.recv().await {
+                // A change (or so many that this page fell behind): read it again.
+                Ok(_) | Err(RecvError::Lagged(_)) => {
+                    w.next = w.b.core.config(&w.inst).await.ok().map(|c| availability(&c));
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(AVAILABILITY_KEEPALIVE)).into_response())
 }
 
 #[derive(Deserialize)]

@@ -528,3 +528,58 @@ async fn a_server_admin_forcing_their_way_into_a_taken_chat_is_removed() {
     })
     .await;
 }
+
+/// The next Server-Sent Event's data on an open stream (comments skipped).
+async fn next_event(r: &mut reqwest::Response, buf: &mut String) -> Value {
+    loop {
+        if let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            if let Some(data) = block.lines().find_map(|l| l.strip_prefix("data:")) {
+                return serde_json::from_str(data.trim()).expect("event data is JSON");
+            }
+            continue;
+        }
+        let chunk = tokio::time::timeout(Duration::from_secs(20), r.chunk())
+            .await
+            .expect("an event within 20 s")
+            .expect("stream")
+            .expect("stream open");
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn open_pages_hear_at_once_when_someone_can_take_a_chat() {
+    let svc = TestService::start().await;
+    let inst = svc.institution("Knopf").await;
+    let jugend = department(&svc, &inst, "Jugend").await;
+    let anna = counsellor(&svc, &inst, "Anna Knopf", &[&jugend], false).await;
+    let mut r = reqwest::Client::new()
+        .get(format!("{}/_assisto/embed/v1/institutions/{}/availability", svc.url(), inst.id))
+        .send()
+        .await
+        .expect("availability stream");
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.headers()["content-type"].to_str().expect("type").starts_with("text/event-stream"));
+    let mut buf = String::new();
+    let first = next_event(&mut r, &mut buf).await;
+    assert_eq!(
+        (first["available"].as_bool(), first["departments"][0]["available"].as_bool()),
+        (Some(false), Some(false)),
+        "{first}"
+    );
+    // Anna goes online: the open page hears it without asking.
+    svc.set_status(&anna.user_id, "online").await;
+    let next = next_event(&mut r, &mut buf).await;
+    assert_eq!(
+        (next["available"].as_bool(), next["departments"][0]["available"].as_bool()),
+        (Some(true), Some(true)),
+        "{next}"
+    );
+    // Busy: no new chats, the button goes.
+    svc.set_status(&anna.user_id, "busy").await;
+    assert_eq!(next_event(&mut r, &mut buf).await["available"], false);
+    // An unknown institution has no stream.
+    let (s, v) = Visitor::new(&svc).call(Method::GET, "/institutions/gibt-es-nicht/availability", None).await;
+    assert_eq!((s, v["errcode"].as_str()), (404, Some("M_NOT_FOUND")), "{v}");
+}

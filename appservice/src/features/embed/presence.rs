@@ -117,6 +117,12 @@ impl EmbedCore {
         }
     }
 
+    /// Tells an institution's open pages that who can take a chat changed (they read it
+    /// again and show or hide the chat button).
+    pub fn availability_changed(&self, institution: &str) {
+        self.hub.publish(&assisto_bridge::hub::availability_key(institution), Frame::StateChanged);
+    }
+
     /// Tells the browsers of a conversation that its state changed (its place in the
     /// queue, taken, closed).
     pub fn conversation_changed(&self, room: &str) {
