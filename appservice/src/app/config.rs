@@ -52,6 +52,9 @@ pub struct LiveConfig {
     /// A counsellor who went not online, not selectable or offline keeps their open live
     /// chats this long (seconds); then they go back to the queue.
     pub grace_secs: u64,
+    /// A visitor waiting in the queue without an open page (WebSocket or long poll) for
+    /// this long (seconds) has left: the chat is closed as abandoned.
+    pub abandon_after_secs: u64,
     /// Whether the homeserver's presence counts: a counsellor whose Element is closed (or
     /// who logged out) is then not available. Switch it off only where the homeserver's
     /// presence is off (`presence.enabled: false` in Synapse): then the status alone counts.
@@ -60,7 +63,7 @@ pub struct LiveConfig {
 
 impl Default for LiveConfig {
     fn default() -> Self {
-        Self { tick_ms: 1000, grace_secs: 120, presence: true }
+        Self { tick_ms: 1000, grace_secs: 120, abandon_after_secs: 300, presence: true }
     }
 }
 

@@ -96,6 +96,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     );
     let embed = crate::features::embed::EmbedCore::new(provisioning.clone(), live.clone(), hub.clone());
     bus.subscribe(Arc::new(EmbedSubscriber(embed.clone())));
+    live.set_watching(embed.clone());
     let handler =
         Arc::new(Assisto::new(provisioning.clone(), checker.clone(), live.clone()).with_embed(embed.clone()));
     let p = &config.processing;

@@ -583,3 +583,39 @@ async fn open_pages_hear_at_once_when_someone_can_take_a_chat() {
     let (s, v) = Visitor::new(&svc).call(Method::GET, "/institutions/gibt-es-nicht/availability", None).await;
     assert_eq!((s, v["errcode"].as_str()), (404, Some("M_NOT_FOUND")), "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_queued_visitor_whose_page_is_closed_leaves_the_queue_after_a_while() {
+    let svc = TestService::start_with(|c| {
+        c.live.tick_ms = 200;
+        c.live.abandon_after_secs = 2;
+    })
+    .await;
+    let inst = svc.institution("Verlassen").await;
+    let _anna = counsellor(&svc, &inst, "Anna Verlassen", &[], true).await;
+    let gone = Visitor::anonymous(&svc, &inst.id, None).await;
+    let stays = Visitor::anonymous(&svc, &inst.id, None).await;
+    // The second visitor's page stays open: long polls one after the other, as the embed's
+    // fallback holds them.
+    let (_, sent) = stays.send("t1", "Ich bin noch da").await;
+    let after = sent["id"].as_str().expect("id").to_owned();
+    let poll = {
+        let v = Visitor { base: stays.base.clone(), session: stays.session.clone() };
+        tokio::spawn(async move {
+            loop {
+                v.call(Method::GET, &format!("/events?after={}&timeout=5", enc(&after)), None).await;
+            }
+        })
+    };
+    eventually("the visitor without a page out of the queue", Duration::from_secs(20), || async {
+        chat(&svc, &inst, 1).await.is_null().then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(chat(&svc, &inst, 2).await["state"], "waiting", "an open page keeps its place");
+    assert_eq!(stays.state().await["queue"]["position"], 1, "and moves up");
+    assert_eq!(gone.state().await["ended"], true);
+    let (_, log) = svc.admin(Method::GET, &format!("/institutions/{}/live-log", inst.id), None).await;
+    assert!(log.as_array().expect("log").iter().any(|e| e["what"] == "abandoned"), "{log}");
+    poll.abort();
+}

@@ -138,3 +138,9 @@ impl EmbedCore {
         }
     }
 }
+
+impl crate::features::live::Watching for EmbedCore {
+    fn watched(&self, room_id: &str) -> bool {
+        self.hub.watched(room_id)
+    }
+}

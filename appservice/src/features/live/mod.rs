@@ -56,6 +56,13 @@ pub enum Via {
     Api,
 }
 
+/// Whether a visitor's page is open (the web embed knows: a WebSocket or long poll
+/// watching the conversation).
+pub trait Watching: Send + Sync {
+    /// Whether anybody watches the conversation now.
+    fn watched(&self, room_id: &str) -> bool;
+}
+
 /// The desk.
 #[derive(Clone)]
 pub struct LiveDesk {
@@ -64,6 +71,10 @@ pub struct LiveDesk {
     ids: Ids,
     bus: Arc<dyn LiveBus>,
     config: LiveConfig,
+    /// Who knows whether visitors' pages are open (set once the embed exists).
+    watching: Arc<std::sync::OnceLock<Arc<dyn Watching>>>,
+    /// Since when queued chats have had no open page (ms), as seen by the desk's tick.
+    unwatched: Arc<std::sync::Mutex<std::collections::HashMap<String, i64>>>,
 }
 
 /// A step's result: the chat after it, or the refusal.
@@ -72,7 +83,13 @@ pub type Stepped = Result<LiveChat, LiveError>;
 impl LiveDesk {
     /// The desk over the service's database and homeserver, publishing to `bus`.
     pub fn new(db: Db, hs: HomeserverClient, ids: Ids, bus: Arc<dyn LiveBus>, config: LiveConfig) -> Self {
-        Self { db, hs, ids, bus, config }
+        Self { db, hs, ids, bus, config, watching: Arc::default(), unwatched: Arc::default() }
+    }
+
+    /// Lets the desk ask whether visitors' pages are open (queued visitors who left are
+    /// taken out of the queue after `live.abandon_after_secs`).
+    pub fn set_watching(&self, w: Arc<dyn Watching>) {
+        let _ = self.watching.set(w);
     }
 
     /// The bot's user ID.

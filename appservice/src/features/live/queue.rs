@@ -169,6 +169,7 @@ impl LiveDesk {
                 self.publish(Change::Conversation(chat.room_id.clone())).await;
             }
         }
+        self.abandoned(now).await?;
         for institution in store::institutions_with_queue(&self.db).await? {
             self.route(&institution).await?;
         }
@@ -180,6 +181,34 @@ impl LiveDesk {
                     self.owner_gone(&chat, owner).await?;
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Queued visitors whose page has been closed longer than `live.abandon_after_secs`
+    /// have left: their chats close as abandoned. (After a restart the clock starts again:
+    /// browsers reconnect within seconds.)
+    async fn abandoned(&self, now: i64) -> Result<(), Error> {
+        let Some(watching) = self.watching.get() else { return Ok(()) };
+        let after = i64::try_from(self.config.abandon_after_secs).unwrap_or(i64::MAX).saturating_mul(1000);
+        let queued = store::all_queued(&self.db).await?;
+        let mut gone = Vec::new();
+        {
+            let mut unwatched = self.unwatched.lock().unwrap_or_else(|p| p.into_inner());
+            unwatched.retain(|room, _| queued.iter().any(|c| c.room_id == *room));
+            for chat in &queued {
+                if watching.watched(&chat.room_id) {
+                    unwatched.remove(&chat.room_id);
+                } else if now - *unwatched.entry(chat.room_id.clone()).or_insert(now) >= after {
+                    gone.push(chat.room_id.clone());
+                }
+            }
+        }
+        for room in gone {
+            if self.visitor_left(&room).await?.is_ok() {
+                tracing::info!(room_id = %room, "queued visitor left: live chat abandoned");
+            }
+            self.unwatched.lock().unwrap_or_else(|p| p.into_inner()).remove(&room);
         }
         Ok(())
     }
