@@ -55,6 +55,10 @@ pub struct LiveConfig {
     /// A visitor waiting in the queue without an open page (WebSocket or long poll) for
     /// this long (seconds) has left: the chat is closed as abandoned.
     pub abandon_after_secs: u64,
+    /// The response reminder turns yellow after this many seconds without an answer …
+    pub reminder_yellow_secs: u32,
+    /// … and red after this many.
+    pub reminder_red_secs: u32,
     /// Whether the homeserver's presence counts: a counsellor whose Element is closed (or
     /// who logged out) is then not available. Switch it off only where the homeserver's
     /// presence is off (`presence.enabled: false` in Synapse): then the status alone counts.
@@ -63,7 +67,14 @@ pub struct LiveConfig {
 
 impl Default for LiveConfig {
     fn default() -> Self {
-        Self { tick_ms: 1000, grace_secs: 120, abandon_after_secs: 300, presence: true }
+        Self {
+            tick_ms: 1000,
+            grace_secs: 120,
+            abandon_after_secs: 300,
+            reminder_yellow_secs: 120,
+            reminder_red_secs: 300,
+            presence: true,
+        }
     }
 }
 

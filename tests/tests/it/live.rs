@@ -619,3 +619,42 @@ async fn a_queued_visitor_whose_page_is_closed_leaves_the_queue_after_a_while() 
     assert!(log.as_array().expect("log").iter().any(|e| e["what"] == "abandoned"), "{log}");
     poll.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_response_reminder_marks_the_room_name_until_a_counsellor_answers() {
+    let svc = TestService::start_with(|c| {
+        c.live.tick_ms = 200;
+        c.live.reminder_yellow_secs = 2;
+        c.live.reminder_red_secs = 4;
+    })
+    .await;
+    let inst = svc.institution("Erinnerung").await;
+    let anna = counsellor(&svc, &inst, "Anna Erinnerung", &[], true).await;
+    let visitor = Visitor::anonymous(&svc, &inst.id, None).await;
+    let room = chat(&svc, &inst, 1).await["room_id"].as_str().expect("room").to_owned();
+    assert_eq!(join(&anna, &room).await.0, 200);
+    let name = || async {
+        anna.state(&room, "m.room.name", "").await["name"].as_str().unwrap_or_default().to_owned()
+    };
+    let name_is = |want: &'static str| {
+        let name = &name;
+        async move {
+            eventually(&format!("the room name {want:?}"), Duration::from_secs(20), || async {
+                let n = name().await;
+                (n == want).then_some(n)
+            })
+            .await
+        }
+    };
+    assert_eq!(name().await, "Gast 1", "nothing unanswered: no marker");
+    assert_eq!(visitor.send("t1", "Hallo? Ist da jemand?").await.0, 201);
+    name_is("🟢 Gast 1").await;
+    name_is("🟡 Gast 1").await;
+    name_is("🔴 Gast 1").await;
+    // A command is no answer; a message is.
+    anna.send_text(&rid(&room), "!assisto status").await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(name().await, "🔴 Gast 1");
+    anna.send_text(&rid(&room), "Ja, ich bin da.").await;
+    name_is("Gast 1").await;
+}

@@ -173,6 +173,7 @@ impl LiveDesk {
         for institution in store::institutions_with_queue(&self.db).await? {
             self.route(&institution).await?;
         }
+        self.reminders(now).await?;
         let grace = i64::try_from(self.config.grace_secs).unwrap_or(i64::MAX).saturating_mul(1000);
         for chat in store::all_taken(&self.db).await? {
             let ChatState::Taken { owner } = &chat.chat.state else { continue };
@@ -182,6 +183,54 @@ impl LiveDesk {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// The response reminder (Antworterinnerung): a taken chat whose visitor waits for an
+    /// answer carries 🟢, after `live.reminder_yellow_secs` 🟡, after
+    /// `live.reminder_red_secs` 🔴 in front of its room's name, which Element shows in the
+    /// room list; an answer (or the chat leaving its owner) takes the marker off.
+    async fn reminders(&self, now: i64) -> Result<(), Error> {
+        let (yellow, red) = (self.config.reminder_yellow_secs, self.config.reminder_red_secs);
+        for r in store::reminders(&self.db).await? {
+            let marker =
+                if r.taken { live::reminder(r.unanswered_since, now, yellow, red).marker() } else { "" };
+            if marker == r.marker {
+                continue;
+            }
+            let base =
+                people::client_by_id(&self.db, &r.client).await?.map(|c| c.display_name).unwrap_or_default();
+            let name = if marker.is_empty() { base } else { format!("{marker} {base}") };
+            match self
+                .hs
+                .set_state(&r.room_id, self.bot(), "m.room.name", "", &serde_json::json!({ "name": name }))
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if !e.is_transient() => {
+                    tracing::info!(room_id = %r.room_id, errcode = ?e.errcode(), "reminder not shown")
+                }
+                Err(e) => return Err(e.into()),
+            }
+            store::set_marker(&self.db, &r.room_id, marker).await?;
+        }
+        Ok(())
+    }
+
+    /// A message in a room: in a live chat, the visitor's starts the response reminder's
+    /// clock and a counsellor's stops it (commands are no answer).
+    pub async fn message(
+        &self,
+        room_id: &str,
+        sender: &str,
+        at_ms: i64,
+        is_command: bool,
+    ) -> Result<(), Error> {
+        if sender == self.bot() || is_command {
+            return Ok(());
+        }
+        let Some(chat) = store::chat(&self.db, room_id).await? else { return Ok(()) };
+        store::message(&self.db, room_id, sender == chat.client, at_ms).await?;
         Ok(())
     }
 

@@ -541,3 +541,70 @@ pub async fn institutions_with_queue(db: &Db) -> sqlx::Result<Vec<String>> {
     .fetch_all(db.pool())
     .await
 }
+
+/// A message in a live chat: the visitor's starts the reminder's clock (if it is not
+/// running), a counsellor's stops it.
+pub async fn message(db: &Db, room_id: &str, from_visitor: bool, at_ms: i64) -> sqlx::Result<()> {
+    let _w = db.write_guard().await;
+    if from_visitor {
+        sqlx::query(
+            "UPDATE live_chats SET unanswered_since = $2 WHERE room_id = $1 AND unanswered_since IS NULL",
+        )
+        .bind(room_id)
+        .bind(at_ms)
+        .execute(db.pool())
+        .await?;
+    } else {
+        sqlx::query("UPDATE live_chats SET unanswered_since = NULL WHERE room_id = $1")
+            .bind(room_id)
+            .execute(db.pool())
+            .await?;
+    }
+    Ok(())
+}
+
+/// A chat's response reminder as stored.
+#[derive(Clone, Debug)]
+pub struct ReminderRow {
+    /// The room.
+    pub room_id: String,
+    /// The visitor.
+    pub client: String,
+    /// Whether it is taken (only taken chats carry a marker).
+    pub taken: bool,
+    /// Since when the visitor waits for an answer.
+    pub unanswered_since: Option<i64>,
+    /// The marker the room's name carries now.
+    pub marker: String,
+}
+
+/// Taken chats, and chats whose room's name still carries a marker.
+pub async fn reminders(db: &Db) -> sqlx::Result<Vec<ReminderRow>> {
+    sqlx::query(
+        "SELECT room_id, client, state, unanswered_since, marker FROM live_chats WHERE state = 'taken' OR marker <> ''",
+    )
+    .fetch_all(db.pool())
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(ReminderRow {
+            room_id: r.try_get(0)?,
+            client: r.try_get(1)?,
+            taken: r.try_get::<String, _>(2)? == "taken",
+            unanswered_since: r.try_get(3)?,
+            marker: r.try_get(4)?,
+        })
+    })
+    .collect()
+}
+
+/// Records the marker the room's name now carries.
+pub async fn set_marker(db: &Db, room_id: &str, marker: &str) -> sqlx::Result<()> {
+    let _w = db.write_guard().await;
+    sqlx::query("UPDATE live_chats SET marker = $2 WHERE room_id = $1")
+        .bind(room_id)
+        .bind(marker)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
