@@ -658,3 +658,32 @@ async fn the_response_reminder_marks_the_room_name_until_a_counsellor_answers() 
     anna.send_text(&rid(&room), "Ja, ich bin da.").await;
     name_is("Gast 1").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn only_the_owner_brings_a_colleague_into_a_live_chat() {
+    let svc = TestService::start().await;
+    let inst = svc.institution("Konferenz").await;
+    let anna = counsellor(&svc, &inst, "Anna Konferenz", &[], true).await;
+    let ben = counsellor(&svc, &inst, "Ben Konferenz", &[], false).await;
+    let cem = counsellor(&svc, &inst, "Cem Konferenz", &[], true).await;
+    let visitor = Visitor::anonymous(&svc, &inst.id, None).await;
+    let room = chat(&svc, &inst, 1).await["room_id"].as_str().expect("room").to_owned();
+    // Nobody invites into a chat nobody has taken, nor into one that is not theirs.
+    let (s, v) = cem.invite_raw(&room, &ben.user_id).await;
+    assert_eq!((s, v["de.assisto.rule"].as_str()), (403, Some("live_chat_owner")), "{v}");
+    assert_eq!(join(&anna, &room).await.0, 200);
+    let (s, v) = cem.invite_raw(&room, &ben.user_id).await;
+    assert_eq!(s, 403, "{v}");
+    // The owner consults Ben (not online, of no department): invited, he joins and reads.
+    let (s, v) = anna.invite_raw(&room, &ben.user_id).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(join(&ben, &room).await.0, 200, "an invited colleague joins");
+    assert_eq!(visitor.send("t1", "Danke euch beiden").await.0, 201);
+    eventually("Ben reads the visitor", Duration::from_secs(20), || async {
+        ben.recent_messages(&rid(&room), 10).await.iter().any(|(_, b)| b == "Danke euch beiden").then_some(())
+    })
+    .await;
+    // The chat stays Anna's; Cem, uninvited, stays out.
+    assert_eq!(chat(&svc, &inst, 1).await["counsellor"], anna.user_id.as_str());
+    assert_eq!(join(&cem, &room).await.0, 403);
+}
