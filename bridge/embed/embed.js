@@ -45,6 +45,7 @@
       typingAnon: 'Die Beratung schreibt …',
       waiting: 'Du bist im Warteraum. Gleich ist jemand für dich da.',
       queue: 'Du bist an Position {n}.',
+      nextOpen: 'Gerade ist der Chat geschlossen. Wir sind wieder am {date} ab {time} Uhr für dich da.',
       queueWait: 'Geschätzte Wartezeit: etwa {m} Min.',
       someoneComing: 'Eine beratende Person kommt gleich zu dir.',
       reconnecting: 'Die Verbindung ist unterbrochen. Sie wird wiederhergestellt …',
@@ -145,6 +146,7 @@
       typingAnon: 'The counsellor is typing …',
       waiting: 'You are in the waiting room. Someone will be with you shortly.',
       queue: 'You are number {n} in the queue.',
+      nextOpen: 'The chat is closed right now. We are here for you again on {date} from {time}.',
       queueWait: 'Estimated wait: about {m} min.',
       someoneComing: 'A counsellor is on the way.',
       reconnecting: 'The connection was interrupted. Reconnecting …',
@@ -609,6 +611,7 @@
     return {
       name: (c.institution && typeof c.institution.name === 'string' && c.institution.name) || '',
       available: c.available === true,
+      nextOpen: typeof c.next_open === 'string' ? c.next_open : null,
       files: features.files === true,
       voice: features.voice === true && !!VOICE_MIME,
       maxText: positive(limits.max_text_chars, 4000),
@@ -902,8 +905,11 @@
       } catch (err) {
         return;
       }
-      if (!v || typeof v.available !== 'boolean' || v.available === S.cfg.available) return;
+      if (!v || typeof v.available !== 'boolean') return;
+      const nextOpen = typeof v.next_open === 'string' ? v.next_open : null;
+      if (v.available === S.cfg.available && nextOpen === S.cfg.nextOpen) return;
       S.cfg.available = v.available;
+      S.cfg.nextOpen = nextOpen;
       if (S.phase === 'idle' || S.phase === 'unavailable') {
         setPhase(v.available ? 'idle' : 'unavailable');
         if (v.available) ensureSession();
@@ -939,9 +945,16 @@
     return notice;
   }
 
+  // "Nobody there", and when the service opens next, if it is outside its opening hours.
+  function unavailableText() {
+    const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})$/.exec(S.cfg.nextOpen || '');
+    if (!m) return T.unavailable;
+    return t('nextOpen', { date: `${m[3]}.${m[2]}.${m[1]}`, time: `${m[4]}:${m[5]}` });
+  }
+
   function renderNotice(phase) {
     const text = {
-      starting: T.starting, unavailable: T.unavailable, refused: S.refusedText, ended: T.ended,
+      starting: T.starting, unavailable: unavailableText(), refused: S.refusedText, ended: T.ended,
       deleted: T.deleted, expired: T.expired, error: T.startFailed,
     }[phase];
     ui.notice.replaceChildren();

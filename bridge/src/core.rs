@@ -124,6 +124,8 @@ pub struct DepartmentInfo {
     pub name: String,
     /// Whether someone of it can take a chat now.
     pub available: bool,
+    /// Outside its opening hours: when it opens next (its local time, `YYYY-MM-DDTHH:MM`).
+    pub next_open: Option<String>,
 }
 
 /// Where on the institution's site the embed is.
@@ -211,6 +213,8 @@ pub struct EmbedConfig {
     pub available: bool,
     /// The departments a visitor may choose (empty: the institution has one queue).
     pub departments: Vec<DepartmentInfo>,
+    /// Outside the opening hours of the queue a visitor would join: when it opens next.
+    pub next_open: Option<String>,
     /// Optional abilities.
     pub features: Features,
     /// Limits.

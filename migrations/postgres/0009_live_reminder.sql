@@ -3,3 +3,5 @@
 -- carries now ('', 🟢, 🟡, 🔴).
 ALTER TABLE live_chats ADD COLUMN unanswered_since BIGINT;
 ALTER TABLE live_chats ADD COLUMN marker TEXT NOT NULL DEFAULT '';
+-- A department's opening hours (JSON: weekly intervals and holidays; '{}': always open).
+ALTER TABLE live_departments ADD COLUMN hours TEXT NOT NULL DEFAULT '{}';

@@ -612,3 +612,111 @@ impl Queue {
             .count()
     }
 }
+
+/// A department's opening hours as configured: per weekday (`mon` … `sun`) a list of
+/// `HH:MM-HH:MM` intervals, and holidays (`YYYY-MM-DD`) on which it is closed. No weekday
+/// listed: open around the clock (holidays aside).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpeningHours {
+    /// Intervals per weekday.
+    #[serde(default)]
+    pub weekly: BTreeMap<String, Vec<String>>,
+    /// Closed on these dates.
+    #[serde(default)]
+    pub holidays: Vec<String>,
+}
+
+/// Opening hours, checked: minutes of the day per weekday (Monday first), and holidays.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Hours {
+    days: [Vec<(u32, u32)>; 7],
+    scheduled: bool,
+    holidays: std::collections::BTreeSet<chrono::NaiveDate>,
+}
+
+const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+fn minute_of(s: &str) -> Option<u32> {
+    let (h, m) = s.split_once(':')?;
+    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+    (h <= 24 && m < 60 && h * 60 + m <= 24 * 60 && s.len() == 5).then_some(h * 60 + m)
+}
+
+impl OpeningHours {
+    /// Checks the configuration: known weekdays, `HH:MM-HH:MM` with start before end, at
+    /// most 10 intervals a day, at most 400 holidays as `YYYY-MM-DD`.
+    pub fn check(&self) -> Result<Hours, String> {
+        let mut h = Hours::default();
+        for (day, intervals) in &self.weekly {
+            let i = WEEKDAYS
+                .iter()
+                .position(|d| d == day)
+                .ok_or_else(|| format!("unknown weekday {day:?} (mon … sun)"))?;
+            if intervals.len() > 10 {
+                return Err(format!("at most 10 intervals on {day}"));
+            }
+            for iv in intervals {
+                let parsed = iv.split_once('-').and_then(|(a, b)| Some((minute_of(a)?, minute_of(b)?)));
+                match parsed {
+                    Some((a, b)) if a < b => h.days[i].push((a, b)),
+                    _ => {
+                        return Err(format!("{day}: {iv:?} is not HH:MM-HH:MM with the start before the end"))
+                    }
+                }
+            }
+            h.days[i].sort_unstable();
+            h.scheduled = true;
+        }
+        if self.holidays.len() > 400 {
+            return Err("at most 400 holidays".into());
+        }
+        for d in &self.holidays {
+            let date = chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                .map_err(|_| format!("holiday {d:?} is not YYYY-MM-DD"))?;
+            h.holidays.insert(date);
+        }
+        Ok(h)
+    }
+}
+
+impl Hours {
+    /// Whether the department is open at this local time.
+    pub fn is_open(&self, at: chrono::NaiveDateTime) -> bool {
+        use chrono::{Datelike, Timelike};
+        if self.holidays.contains(&at.date()) {
+            return false;
+        }
+        if !self.scheduled {
+            return true;
+        }
+        let minute = at.hour() * 60 + at.minute();
+        self.days[at.weekday().num_days_from_monday() as usize]
+            .iter()
+            .any(|&(a, b)| a <= minute && minute < b)
+    }
+
+    /// When it is next open, from `at` on (`at` itself if open), looking two weeks ahead.
+    pub fn next_open(&self, at: chrono::NaiveDateTime) -> Option<chrono::NaiveDateTime> {
+        use chrono::{Datelike, Timelike};
+        if self.is_open(at) {
+            return Some(at);
+        }
+        let minute = at.hour() * 60 + at.minute();
+        for ahead in 0..=14 {
+            let date = at.date() + chrono::Days::new(ahead);
+            if self.holidays.contains(&date) {
+                continue;
+            }
+            let starts: Vec<u32> = if self.scheduled {
+                self.days[date.weekday().num_days_from_monday() as usize].iter().map(|&(a, _)| a).collect()
+            } else {
+                vec![0]
+            };
+            if let Some(start) = starts.into_iter().find(|&a| ahead > 0 || a > minute) {
+                return date.and_hms_opt(start / 60, start % 60, 0);
+            }
+        }
+        None
+    }
+}

@@ -1196,3 +1196,65 @@ mod race {
         }
     }
 }
+
+mod opening_hours {
+    use assisto_core::live::OpeningHours;
+    use chrono::NaiveDate;
+
+    fn at(d: &str, hm: &str) -> chrono::NaiveDateTime {
+        NaiveDate::parse_from_str(d, "%Y-%m-%d")
+            .expect("date")
+            .and_time(chrono::NaiveTime::parse_from_str(hm, "%H:%M").expect("time"))
+    }
+
+    fn hours(json: &str) -> OpeningHours {
+        serde_json::from_str(json).expect("opening hours")
+    }
+
+    #[test]
+    fn without_a_schedule_it_is_always_open_but_on_holidays() {
+        let h = hours(r#"{"holidays": ["2026-12-24"]}"#).check().expect("valid");
+        assert!(h.is_open(at("2026-12-23", "03:00")));
+        assert!(!h.is_open(at("2026-12-24", "12:00")));
+        assert_eq!(h.next_open(at("2026-12-24", "12:00")), Some(at("2026-12-25", "00:00")));
+    }
+
+    #[test]
+    fn a_weekly_schedule_with_a_lunch_break_and_a_holiday() {
+        // 2026-12-21 is a Monday.
+        let h = hours(r#"{"weekly": {"mon": ["13:00-17:00", "09:00-12:00"], "wed": ["18:00-24:00"]}, "holidays": ["2026-12-23"]}"#)
+            .check()
+            .expect("valid");
+        assert!(!h.is_open(at("2026-12-21", "08:59")));
+        assert!(h.is_open(at("2026-12-21", "09:00")));
+        assert!(!h.is_open(at("2026-12-21", "12:00")), "the end is exclusive");
+        assert!(h.is_open(at("2026-12-21", "16:59")));
+        assert_eq!(h.next_open(at("2026-12-21", "12:30")), Some(at("2026-12-21", "13:00")));
+        // After Monday's hours: Wednesday is a holiday, so next Monday.
+        assert_eq!(h.next_open(at("2026-12-21", "17:00")), Some(at("2026-12-28", "09:00")));
+        assert!(!h.is_open(at("2026-12-22", "10:00")), "a day without hours is closed");
+        assert!(h.is_open(at("2026-12-30", "23:59")));
+        assert_eq!(h.next_open(at("2026-12-21", "10:00")), Some(at("2026-12-21", "10:00")), "open now: now");
+    }
+
+    #[test]
+    fn bad_configurations_are_refused_with_a_reason() {
+        for bad in [
+            r#"{"weekly": {"montag": ["09:00-12:00"]}}"#,
+            r#"{"weekly": {"mon": ["12:00-09:00"]}}"#,
+            r#"{"weekly": {"mon": ["9:00-12:00"]}}"#,
+            r#"{"weekly": {"mon": ["09:00-24:30"]}}"#,
+            r#"{"holidays": ["24.12.2026"]}"#,
+        ] {
+            assert!(hours(bad).check().is_err(), "{bad}");
+        }
+        assert!(serde_json::from_str::<OpeningHours>(r#"{"weekdays": {}}"#).is_err(), "unknown fields");
+    }
+
+    #[test]
+    fn closed_for_two_weeks_has_no_next_opening() {
+        let holidays: Vec<String> = (1..=20).map(|d| format!("2026-12-{d:02}")).collect();
+        let h = OpeningHours { holidays, ..Default::default() }.check().expect("valid");
+        assert_eq!(h.next_open(at("2026-12-01", "10:00")), None);
+    }
+}

@@ -87,12 +87,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         bus: bus.clone(),
     };
     let checker = crate::features::rooms::checks::Checker::new(db.clone(), &config);
+    let tz = config.bot.timezone.parse().unwrap_or(chrono_tz::Europe::Berlin);
     let live = crate::features::live::LiveDesk::new(
         db.clone(),
         hs.clone(),
         config.ids(),
         bus.clone(),
         config.live.clone(),
+        tz,
     );
     let embed = crate::features::embed::EmbedCore::new(provisioning.clone(), live.clone(), hub.clone());
     bus.subscribe(Arc::new(EmbedSubscriber(embed.clone())));

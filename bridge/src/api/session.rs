@@ -48,7 +48,7 @@ pub(super) async fn config_route(State(b): State<Arc<Bridge>>, Path(inst): Path<
 
 /// What an open page needs to know to show the chat button.
 fn availability(c: &crate::core::EmbedConfig) -> Value {
-    json!({ "available": c.available, "departments": c.departments })
+    json!({ "available": c.available, "departments": c.departments, "next_open": c.next_open })
 }
 
 /// How often an idle availability stream sends a comment, so that proxies keep it open.

@@ -687,3 +687,42 @@ async fn only_the_owner_brings_a_colleague_into_a_live_chat() {
     assert_eq!(chat(&svc, &inst, 1).await["counsellor"], anna.user_id.as_str());
     assert_eq!(join(&cem, &room).await.0, 403);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn outside_opening_hours_the_embed_says_when_the_department_opens_again() {
+    let svc = TestService::start().await;
+    let inst = svc.institution("Oeffnungszeiten").await;
+    let abend = department(&svc, &inst, "Abendsprechstunde").await;
+    let _anna = counsellor(&svc, &inst, "Anna Abend", &[&abend], true).await;
+    let config = || async {
+        let (_, v) =
+            Visitor::new(&svc).call(Method::GET, &format!("/institutions/{}/config", inst.id), None).await;
+        v
+    };
+    assert_eq!(config().await["available"], true, "open around the clock until hours are set");
+    // Holidays from yesterday to the day after tomorrow (whatever today is in Berlin).
+    let today = chrono::Utc::now().date_naive();
+    let day = |d: i64| (today + chrono::Duration::days(d)).format("%Y-%m-%d").to_string();
+    let hours = json!({"weekly": {}, "holidays": [day(-1), day(0), day(1), day(2)]});
+    let body = json!({"routing": "manual", "max_chats": 3, "offer_timeout_secs": 30, "code_required": false, "opening_hours": hours});
+    let (s, v) = svc.admin(Method::PUT, &format!("/departments/{abend}/live"), Some(body)).await;
+    assert_eq!(s, 200, "{v}");
+    let c = config().await;
+    assert_eq!(c["available"], false, "closed, though Anna is online: {c}");
+    assert_eq!(c["next_open"], format!("{}T00:00", day(3)), "{c}");
+    assert_eq!(c["departments"][0]["next_open"], c["next_open"]);
+    // Bad hours are refused and change nothing.
+    let bad = json!({"routing": "manual", "max_chats": 3, "offer_timeout_secs": 30, "code_required": false,
+                     "opening_hours": {"weekly": {"mon": ["17:00-09:00"]}}});
+    let (s, v) = svc.admin(Method::PUT, &format!("/departments/{abend}/live"), Some(bad)).await;
+    assert_eq!((s, v["errcode"].as_str()), (400, Some("M_INVALID_PARAM")), "{v}");
+    assert_eq!(config().await["available"], false);
+    // Open every day around the clock: available again.
+    let open = json!({"routing": "manual", "max_chats": 3, "offer_timeout_secs": 30, "code_required": false,
+                      "opening_hours": {"weekly": {"mon": ["00:00-24:00"], "tue": ["00:00-24:00"], "wed": ["00:00-24:00"],
+                      "thu": ["00:00-24:00"], "fri": ["00:00-24:00"], "sat": ["00:00-24:00"], "sun": ["00:00-24:00"]}}});
+    let (s, v) = svc.admin(Method::PUT, &format!("/departments/{abend}/live"), Some(open)).await;
+    assert_eq!(s, 200, "{v}");
+    let c = config().await;
+    assert_eq!((c["available"].as_bool(), c["next_open"].is_null()), (Some(true), true), "{c}");
+}

@@ -40,16 +40,22 @@ impl EmbedCore {
         let mut departments = Vec::new();
         for d in institutions::departments(&self.db, institution).await.map_err(db_err)? {
             let available = self.live.available(institution, Some(&d.id)).await.map_err(domain_err)?;
-            departments.push(DepartmentInfo { id: d.id, name: d.name, available });
+            let (_, next_open) = self.live.opening(Some(&d.id)).await.map_err(domain_err)?;
+            departments.push(DepartmentInfo { id: d.id, name: d.name, available, next_open });
         }
-        // The general queue is served by every counsellor of the institution.
-        let available = self.live.available(institution, None).await.map_err(domain_err)?;
+        // A visitor without a choice joins the only department's queue, or else the general
+        // queue, which every counsellor of the institution serves (always open).
+        let (available, next_open) = match departments.as_slice() {
+            [only] => (only.available, only.next_open.clone()),
+            _ => (self.live.available(institution, None).await.map_err(domain_err)?, None),
+        };
         let files = &self.provisioning.config.files;
         Ok(EmbedConfig {
             institution: InstitutionInfo { name: inst.name },
             forms: settings.forms,
             available,
             departments,
+            next_open,
             features: Features { files: true, voice: true },
             limits: Limits {
                 max_file_bytes: files.max_document_bytes,

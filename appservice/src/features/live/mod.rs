@@ -71,10 +71,14 @@ pub struct LiveDesk {
     ids: Ids,
     bus: Arc<dyn LiveBus>,
     config: LiveConfig,
+    /// The time zone of opening hours (`bot.timezone`).
+    tz: chrono_tz::Tz,
     /// Who knows whether visitors' pages are open (set once the embed exists).
     watching: Arc<std::sync::OnceLock<Arc<dyn Watching>>>,
     /// Since when queued chats have had no open page (ms), as seen by the desk's tick.
     unwatched: Arc<std::sync::Mutex<std::collections::HashMap<String, i64>>>,
+    /// Whether each department with opening hours was open at the last tick.
+    was_open: Arc<std::sync::Mutex<std::collections::HashMap<String, bool>>>,
 }
 
 /// A step's result: the chat after it, or the refusal.
@@ -82,8 +86,25 @@ pub type Stepped = Result<LiveChat, LiveError>;
 
 impl LiveDesk {
     /// The desk over the service's database and homeserver, publishing to `bus`.
-    pub fn new(db: Db, hs: HomeserverClient, ids: Ids, bus: Arc<dyn LiveBus>, config: LiveConfig) -> Self {
-        Self { db, hs, ids, bus, config, watching: Arc::default(), unwatched: Arc::default() }
+    pub fn new(
+        db: Db,
+        hs: HomeserverClient,
+        ids: Ids,
+        bus: Arc<dyn LiveBus>,
+        config: LiveConfig,
+        tz: chrono_tz::Tz,
+    ) -> Self {
+        Self {
+            db,
+            hs,
+            ids,
+            bus,
+            config,
+            tz,
+            watching: Arc::default(),
+            unwatched: Arc::default(),
+            was_open: Arc::default(),
+        }
     }
 
     /// Lets the desk ask whether visitors' pages are open (queued visitors who left are

@@ -170,6 +170,7 @@ impl LiveDesk {
             }
         }
         self.abandoned(now).await?;
+        self.opening_hours_passed().await?;
         for institution in store::institutions_with_queue(&self.db).await? {
             self.route(&institution).await?;
         }
@@ -231,6 +232,27 @@ impl LiveDesk {
         }
         let Some(chat) = store::chat(&self.db, room_id).await? else { return Ok(()) };
         store::message(&self.db, room_id, sender == chat.client, at_ms).await?;
+        Ok(())
+    }
+
+    /// A department opened or closed (its hours passed a boundary): open pages learn it.
+    async fn opening_hours_passed(&self) -> Result<(), Error> {
+        let local = chrono::Utc::now().with_timezone(&self.tz).naive_local();
+        let mut changed = Vec::new();
+        {
+            let rows = store::departments_with_hours(&self.db).await?;
+            let mut was = self.was_open.lock().unwrap_or_else(|p| p.into_inner());
+            for (department, institution, hours) in rows {
+                let open = hours.check().map(|h| h.is_open(local)).unwrap_or(true);
+                if was.insert(department, open).is_some_and(|before| before != open) {
+                    changed.push(institution);
+                }
+            }
+        }
+        changed.dedup();
+        for institution in changed {
+            self.publish(Change::Availability(institution)).await;
+        }
         Ok(())
     }
 

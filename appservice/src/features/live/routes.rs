@@ -136,6 +136,8 @@ struct SetDepartment {
     max_chats: u32,
     offer_timeout_secs: u32,
     code_required: bool,
+    #[serde(default)]
+    opening_hours: live::OpeningHours,
 }
 
 /// # `PUT /_assisto/admin/v1/departments/{id}/live`
@@ -152,12 +154,14 @@ async fn set_department_route(
     if !(5..=3600).contains(&req.offer_timeout_secs) {
         return Err(MatrixError::invalid("offer_timeout_secs must be 5 to 3600"));
     }
+    req.opening_hours.check().map_err(|e| MatrixError::invalid(format!("opening_hours: {e}")))?;
     require_department(&s, &id).await?;
     let settings = DepartmentSettings {
         routing: req.routing,
         max_chats: req.max_chats,
         offer_timeout_secs: req.offer_timeout_secs,
         code_required: req.code_required,
+        opening_hours: req.opening_hours,
     };
     store::set_department_settings(&s.db, &id, &settings).await?;
     audit::record(&s.db, ACTOR, "department.live", &id, None).await?;

@@ -100,9 +100,27 @@ impl LiveDesk {
         Ok(out)
     }
 
-    /// Whether anyone of the department can take a chat now (the chat button shows).
+    /// Whether anyone of the department can take a chat now (the chat button shows): it is
+    /// open, and someone can.
     pub async fn available(&self, institution: &str, department: Option<&str>) -> Result<bool, Error> {
+        if !self.opening(department).await?.0 {
+            return Ok(false);
+        }
         Ok(self.candidates(institution, department).await?.iter().any(Candidate::can_take))
+    }
+
+    /// Whether the department is open now, and when it opens next if not (local time,
+    /// `YYYY-MM-DDTHH:MM`). The general queue is always open.
+    pub async fn opening(&self, department: Option<&str>) -> Result<(bool, Option<String>), Error> {
+        let Some(d) = department else { return Ok((true, None)) };
+        // Stored hours were checked when they were set.
+        let hours =
+            store::department_settings(&self.db, Some(d)).await?.opening_hours.check().unwrap_or_default();
+        let now = chrono::Utc::now().with_timezone(&self.tz).naive_local();
+        if hours.is_open(now) {
+            return Ok((true, None));
+        }
+        Ok((false, hours.next_open(now).map(|t| t.format("%Y-%m-%dT%H:%M").to_string())))
     }
 
     /// How many of the department can take a chat now.

@@ -2,7 +2,7 @@
 //! compare-and-set on its `version`), `live_departments`, `live_codes`,
 //! `counsellor_status`, `live_counters` and `live_log`.
 
-use assisto_core::live::{Chat, ChatState, Presence, Status};
+use assisto_core::live::{Chat, ChatState, OpeningHours, Presence, Status};
 use serde::Serialize;
 use sqlx::Row;
 
@@ -313,6 +313,8 @@ pub struct DepartmentSettings {
     pub offer_timeout_secs: u32,
     /// Whether closing needs a classification code.
     pub code_required: bool,
+    /// When the department takes live chats (in `bot.timezone`).
+    pub opening_hours: OpeningHours,
 }
 
 /// How a department's chats find a counsellor.
@@ -327,7 +329,13 @@ pub enum Routing {
 
 impl Default for DepartmentSettings {
     fn default() -> Self {
-        Self { routing: Routing::Manual, max_chats: 3, offer_timeout_secs: 30, code_required: false }
+        Self {
+            routing: Routing::Manual,
+            max_chats: 3,
+            offer_timeout_secs: 30,
+            code_required: false,
+            opening_hours: OpeningHours::default(),
+        }
     }
 }
 
@@ -335,7 +343,7 @@ impl Default for DepartmentSettings {
 pub async fn department_settings(db: &Db, department: Option<&str>) -> sqlx::Result<DepartmentSettings> {
     let Some(department) = department else { return Ok(DepartmentSettings::default()) };
     let r = sqlx::query(
-        "SELECT routing, max_chats, offer_timeout_secs, code_required FROM live_departments WHERE department_id = $1",
+        "SELECT routing, max_chats, offer_timeout_secs, code_required, hours FROM live_departments WHERE department_id = $1",
     )
     .bind(department)
     .fetch_optional(db.pool())
@@ -347,6 +355,7 @@ pub async fn department_settings(db: &Db, department: Option<&str>) -> sqlx::Res
         max_chats: r.try_get::<i64, _>(1)?.clamp(0, i64::from(u32::MAX)) as u32,
         offer_timeout_secs: r.try_get::<i64, _>(2)?.clamp(0, i64::from(u32::MAX)) as u32,
         code_required: r.try_get::<i64, _>(3)? != 0,
+        opening_hours: serde_json::from_str(&r.try_get::<String, _>(4)?).unwrap_or_default(),
     })
 }
 
@@ -354,9 +363,9 @@ pub async fn department_settings(db: &Db, department: Option<&str>) -> sqlx::Res
 pub async fn set_department_settings(db: &Db, department: &str, s: &DepartmentSettings) -> sqlx::Result<()> {
     let _w = db.write_guard().await;
     sqlx::query(
-        "INSERT INTO live_departments (department_id, routing, max_chats, offer_timeout_secs, code_required, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (department_id) DO UPDATE SET routing = $2, max_chats = $3, \
-         offer_timeout_secs = $4, code_required = $5, updated_at = $6",
+        "INSERT INTO live_departments (department_id, routing, max_chats, offer_timeout_secs, code_required, updated_at, \
+         hours) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (department_id) DO UPDATE SET routing = $2, \
+         max_chats = $3, offer_timeout_secs = $4, code_required = $5, updated_at = $6, hours = $7",
     )
     .bind(department)
     .bind(if s.routing == Routing::Auto { "auto" } else { "manual" })
@@ -364,6 +373,7 @@ pub async fn set_department_settings(db: &Db, department: &str, s: &DepartmentSe
     .bind(i64::from(s.offer_timeout_secs))
     .bind(s.code_required as i64)
     .bind(now_ms())
+    .bind(serde_json::to_string(&s.opening_hours).unwrap_or_else(|_| "{}".into()))
     .execute(db.pool())
     .await?;
     Ok(())
@@ -607,4 +617,20 @@ pub async fn set_marker(db: &Db, room_id: &str, marker: &str) -> sqlx::Result<()
         .execute(db.pool())
         .await?;
     Ok(())
+}
+
+/// Departments with opening hours: (department, institution, hours).
+pub async fn departments_with_hours(db: &Db) -> sqlx::Result<Vec<(String, String, OpeningHours)>> {
+    sqlx::query(
+        "SELECT l.department_id, d.institution_id, l.hours FROM live_departments l \
+         JOIN departments d ON d.id = l.department_id WHERE l.hours <> '{}' ORDER BY l.department_id",
+    )
+    .fetch_all(db.pool())
+    .await?
+    .iter()
+    .map(|r| {
+        let hours: String = r.try_get(2)?;
+        Ok((r.try_get(0)?, r.try_get(1)?, serde_json::from_str(&hours).unwrap_or_default()))
+    })
+    .collect()
 }
