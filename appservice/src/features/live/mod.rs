@@ -305,35 +305,33 @@ impl LiveDesk {
         department: Option<&str>,
     ) -> Result<Stepped, Error> {
         let step = Step::ToDepartment { by: by.to_owned(), department: department.map(str::to_owned) };
-        let r = self.apply(room_id, Guard::None, step, &Extra::default()).await?;
-        if let Ok(chat) = &r {
-            self.after_owner_change(
-                chat,
-                by,
-                "forwarded",
-                "Dein Chat wurde weitergegeben. Gleich ist jemand für dich da.",
-            )
-            .await?;
-        }
-        Ok(r)
+        self.forward(room_id, by, step, None).await
     }
 
     /// The owner forwards the chat to a named counsellor: it is offered to them (an
     /// invite); if they do not accept within the department's offer time it waits in the
     /// queue.
     pub async fn forward_to_counsellor(&self, room_id: &str, by: &str, to: &str) -> Result<Stepped, Error> {
-        let at = now_ms();
-        let step = Step::ToCounsellor { by: by.to_owned(), to: to.to_owned(), at_ms: at };
+        let step = Step::ToCounsellor { by: by.to_owned(), to: to.to_owned(), at_ms: now_ms() };
+        self.forward(room_id, by, step, Some(to)).await
+    }
+
+    /// A forward: the step, the previous owner out, the visitor told, the invite of a named
+    /// counsellor.
+    async fn forward(
+        &self,
+        room_id: &str,
+        by: &str,
+        step: Step,
+        invite: Option<&str>,
+    ) -> Result<Stepped, Error> {
         let r = self.apply(room_id, Guard::None, step, &Extra::default()).await?;
         if let Ok(chat) = &r {
-            self.after_owner_change(
-                chat,
-                by,
-                "forwarded",
-                "Dein Chat wurde weitergegeben. Gleich ist jemand für dich da.",
-            )
-            .await?;
-            self.hs.invite(room_id, self.bot(), to).await.or_else(ignore_refusal)?;
+            let told = "Dein Chat wurde weitergegeben. Gleich ist jemand für dich da.";
+            self.after_owner_change(chat, by, "forwarded", told).await?;
+            if let Some(to) = invite {
+                self.hs.invite(room_id, self.bot(), to).await.or_else(ignore_refusal)?;
+            }
         }
         Ok(r)
     }
