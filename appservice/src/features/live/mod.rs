@@ -224,14 +224,26 @@ impl LiveDesk {
                 Err(e) => return Err(e.into()),
             }
         }
-        self.tell_visitor(
-            chat,
-            "taken",
-            "Eine beratende Person hat deinen Chat übernommen und ist jetzt für dich da.",
-        )
-        .await?;
-        self.queue_changed(&chat.institution_id).await?;
+        if via == Via::Join {
+            // The module is waiting for the verdict (and Synapse, with the join): tell the
+            // visitor and move the queue after answering.
+            let (desk, chat) = (self.clone(), chat.clone());
+            tokio::spawn(async move {
+                if let Err(e) = desk.after_take(&chat).await {
+                    tracing::warn!(error = %e, "live chat taken; telling the visitor failed");
+                }
+            });
+        } else {
+            self.after_take(chat).await?;
+        }
         Ok(taken)
+    }
+
+    /// What follows a take: the visitor is told, the queue moves.
+    async fn after_take(&self, chat: &LiveChat) -> Result<(), Error> {
+        let told = "Eine beratende Person hat deinen Chat übernommen und ist jetzt für dich da.";
+        self.tell_visitor(chat, "taken", told).await?;
+        self.queue_changed(&chat.institution_id).await
     }
 
     /// The Synapse module asks whether `user` may join `room_id` (`invited`: they hold an

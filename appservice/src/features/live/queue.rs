@@ -12,6 +12,9 @@ use crate::features::live::{Guard, LiveDesk};
 use crate::features::people::store as people;
 use crate::store::now_ms;
 
+/// How long after a take the owner must be in the room (else the chat goes back).
+const NEVER_JOINED_MS: i64 = 60_000;
+
 /// How many recent waits the estimate averages.
 const RECENT_WAITS: i64 = 20;
 
@@ -181,7 +184,14 @@ impl LiveDesk {
             if let Some(gone_since) = self.gone_since(owner).await? {
                 if now - gone_since >= grace {
                     self.owner_gone(&chat, owner).await?;
+                    continue;
                 }
+            }
+            // Taken, but the owner never got in (the join failed at the homeserver after the
+            // desk said yes): back to the queue rather than lost.
+            if now - chat.state_since >= NEVER_JOINED_MS && !self.joined(&chat.room_id, owner).await? {
+                tracing::info!(room_id = %chat.room_id, "owner never joined: live chat back in the queue");
+                self.owner_gone(&chat, owner).await?;
             }
         }
         Ok(())
@@ -282,6 +292,15 @@ impl LiveDesk {
             self.unwatched.lock().unwrap_or_else(|p| p.into_inner()).remove(&room);
         }
         Ok(())
+    }
+
+    /// Whether `user` is joined to the room, as the service saw its membership events.
+    async fn joined(&self, room_id: &str, user: &str) -> Result<bool, Error> {
+        use crate::features::rooms::members::{self, MembershipState};
+        Ok(members::of_room(&self.db, room_id)
+            .await?
+            .iter()
+            .any(|(u, m)| u == user && *m == MembershipState::Join))
     }
 
     /// Since when a counsellor has been unable to carry on their chats (not online, not

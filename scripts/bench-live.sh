@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Benchmark of the live-chat desk: visitors arriving within a minute, counsellors taking
+# their chats; time to visible and to taken (p50/p99), races lost, queue-position updates
+# delivered per second.
+#
+# Runs the real stack: Synapse from .venv (test profile, SQLite) and the release `assisto`
+# binary in its own process; the load comes from target/release/live-bench
+# (tests/src/bin/live_bench.rs). The table goes between the live-bench markers of
+# docs/benchmarks.md.
+#
+# Usage: scripts/bench-live.sh
+# Environment (optional): BENCH_VISITORS (1000), BENCH_SECONDS (60), BENCH_COUNSELLORS (20),
+#   BENCH_OUT (docs/benchmarks.md; "-" for none)
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+bash scripts/ensure-venv.sh
+ulimit -n "$(ulimit -Hn)" || true
+echo ">> building (release)"
+cargo build --release --locked -p assisto-appservice -p assisto-tests --bin assisto --bin live-bench
+
+OUT=${BENCH_OUT:-docs/benchmarks.md}
+TABLE=$(mktemp)
+trap 'rm -f "$TABLE"' EXIT
+echo ">> running live-bench"
+BENCH_OUT="$TABLE" target/release/live-bench
+
+if [ "$OUT" != "-" ]; then
+  python3 scripts/write_bench.py "$OUT" "$TABLE" live-bench scripts/bench-live.sh "The live-chat desk" \
+    BENCH_VISITORS BENCH_SECONDS BENCH_COUNSELLORS
+  echo ">> written to $OUT"
+fi

@@ -1,0 +1,239 @@
+//! `live-bench`: the live-chat desk under a rush, against the real stack (Synapse from the
+//! project's venv, the real `assisto` binary in its own process).
+//!
+//! `BENCH_VISITORS` visitors (default 1,000) arrive evenly within `BENCH_SECONDS` (default
+//! 60); each opens a session, holds a WebSocket and writes a first message.
+//! `BENCH_COUNSELLORS` counsellors (default 20, online, up to 50 chats each) take the
+//! waiting chats as fast as they can, each by joining the longest waiting one (the way
+//! Element's Live space offers it; a counsellor who loses a race takes the next).
+//!
+//! Measured: visible (the session's opening, which creates the room and queues the chat,
+//! until the chat is in the queue), taken (the first message until a counsellor's join
+//! took the chat), both p50/p99, the races lost, and the queue-position updates delivered
+//! to the visitors' sockets per second. Run it with `make bench-live`
+//! (`scripts/bench-live.sh`), which builds in release mode and writes the table into
+//! `docs/benchmarks.md`.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant},
+};
+
+use assisto_tests::{matrix::enc, TestService};
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// When each visitor's first message was sent, by room.
+type Sent = Arc<Mutex<HashMap<String, Instant>>>;
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let visitors = env_usize("BENCH_VISITORS", 1000);
+    let seconds = env_usize("BENCH_SECONDS", 60).max(1);
+    let counsellors = env_usize("BENCH_COUNSELLORS", 20).max(1);
+
+    let svc = TestService::prepare(|c| {
+        c.logging.level = "warn".into();
+        // The simulated counsellors do not sync like Element: their status alone counts.
+        c.live.presence = false;
+    })
+    .await;
+    let child = svc.spawn_binary().await;
+    let inst = svc.institution("Ansturm").await;
+    let mut team = Vec::new();
+    for i in 0..counsellors {
+        let c = svc.counsellor(&inst, &format!("Berater {i}")).await;
+        let path = format!("/counsellors/{}/status", enc(&c.user_id));
+        let (s, v) =
+            svc.admin(reqwest::Method::PUT, &path, Some(json!({"status": "online", "max_chats": 50}))).await;
+        assert_eq!(s, 200, "{v}");
+        team.push(c);
+    }
+    let http = reqwest::Client::new();
+    let base = format!("{}/_assisto/embed/v1", svc.url());
+    let ws_url = format!("{}/ws", base.replace("http://", "ws://"));
+    let sent: Sent = Arc::default();
+    let taken: Arc<Mutex<Vec<f64>>> = Arc::default();
+    let lost = Arc::new(AtomicUsize::new(0));
+    let state_frames = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+
+    // The counsellors: each takes the longest waiting chat, again and again.
+    let mut working = Vec::new();
+    for (n, c) in team.into_iter().enumerate() {
+        let (svc_url, inst_id, sent, taken, lost, done) =
+            (svc.url(), inst.id.clone(), sent.clone(), taken.clone(), lost.clone(), done.clone());
+        let http = http.clone();
+        working.push(tokio::spawn(async move {
+            let admin = format!("{svc_url}/_assisto/admin/v1/institutions/{inst_id}/live-chats");
+            while done.load(Ordering::Relaxed) < visitors {
+                let chats: Vec<Value> =
+                    match http.get(&admin).bearer_auth(assisto_tests::ADMIN_API_TOKEN).send().await {
+                        Ok(r) => r.json().await.unwrap_or_default(),
+                        Err(_) => vec![],
+                    };
+                // Of the chats whose visitor has written, counsellor n looks at the n-th (as
+                // people in front of the same list pick different lines); all may collide.
+                let waiting: Vec<String> = {
+                    let sent = sent.lock().unwrap_or_else(|p| p.into_inner());
+                    chats
+                        .iter()
+                        .filter(|ch| ch["state"] == "waiting")
+                        .filter_map(|ch| ch["room_id"].as_str())
+                        .filter(|room| sent.contains_key(*room))
+                        .map(str::to_owned)
+                        .collect()
+                };
+                let Some(room) = (!waiting.is_empty()).then(|| waiting[n % waiting.len()].clone()) else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                let (s, _) = c
+                    .raw(
+                        reqwest::Method::POST,
+                        &format!("/_matrix/client/v3/join/{}", enc(&room)),
+                        Some(json!({})),
+                    )
+                    .await;
+                if s == 200 {
+                    let at = sent.lock().unwrap_or_else(|p| p.into_inner()).get(&room).copied();
+                    if let Some(t0) = at {
+                        taken
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(t0.elapsed().as_secs_f64() * 1000.0);
+                    }
+                    done.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    lost.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+
+    // The visitors: evenly spread over the minute.
+    let db = assisto_appservice::store::Db::connect(&svc.config.database).await.expect("database");
+    let gap = Duration::from_secs_f64(seconds as f64 / visitors as f64);
+    let started = Instant::now();
+    let mut arriving = Vec::new();
+    let mut sockets = Vec::new();
+    for i in 0..visitors {
+        tokio::time::sleep_until((started + gap * i as u32).into()).await;
+        let (http, base, ws_url, inst_id, sent, frames, db) = (
+            http.clone(),
+            base.clone(),
+            ws_url.clone(),
+            inst.id.clone(),
+            sent.clone(),
+            state_frames.clone(),
+            db.clone(),
+        );
+        arriving.push(tokio::spawn(async move {
+            let t0 = Instant::now();
+            let v: Value = http
+                .post(format!("{base}/institutions/{inst_id}/sessions"))
+                .header("x-forwarded-for", format!("10.2.{}.{}", i / 250, i % 250))
+                .json(&json!({"area": "anonymous", "form": "bubble"}))
+                .send()
+                .await
+                .expect("session")
+                .json()
+                .await
+                .expect("session json");
+            let visible = t0.elapsed().as_secs_f64() * 1000.0;
+            let token = v["session"].as_str().unwrap_or_else(|| panic!("no session: {v}")).to_owned();
+            let name = v["client"]["display_name"].as_str().expect("name").to_owned();
+            let room: String = sqlx::query_scalar(
+                "SELECT e.room_id FROM embed_conversations e JOIN clients c ON c.user_id = e.client \
+                 WHERE c.display_name = $1 AND c.institution_id = $2",
+            )
+            .bind(&name)
+            .bind(&inst_id)
+            .fetch_one(db.pool())
+            .await
+            .expect("room");
+            let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.expect("websocket");
+            let auth = json!({"type": "auth", "session": token, "after": null}).to_string();
+            ws.send(WsMessage::Text(auth.into())).await.expect("auth");
+            let socket = tokio::spawn(async move {
+                while let Some(Ok(m)) = ws.next().await {
+                    if let WsMessage::Text(t) = m {
+                        if t.contains("\"type\":\"state\"") {
+                            frames.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            });
+            sent.lock().unwrap_or_else(|p| p.into_inner()).insert(room.clone(), Instant::now());
+            let r = http
+                .post(format!("{base}/messages"))
+                .bearer_auth(&token)
+                .json(&json!({"txn_id": "m1", "text": "Ich brauche jemanden zum Reden."}))
+                .send()
+                .await
+                .expect("message");
+            assert_eq!(r.status(), 201, "first message: {}", r.text().await.unwrap_or_default());
+            (visible, socket)
+        }));
+    }
+    let mut visible = Vec::new();
+    for a in arriving {
+        let (v, socket) = a.await.expect("visitor");
+        visible.push(v);
+        sockets.push(socket);
+    }
+    let arrived_secs = started.elapsed().as_secs_f64();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while done.load(Ordering::Relaxed) < visitors && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let total_secs = started.elapsed().as_secs_f64();
+    for w in working {
+        w.abort();
+    }
+    let frames = state_frames.load(Ordering::Relaxed);
+    let mut taken = taken.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    visible.sort_by(f64::total_cmp);
+    taken.sort_by(f64::total_cmp);
+    let table = format!(
+        "| measure | value |\n|---|---|\n\
+         | visitors arrived / taken | {visitors} in {arrived_secs:.1} s / {} after {total_secs:.1} s |\n\
+         | counsellors | {counsellors} (online, up to 50 chats each), each joining one of the waiting chats |\n\
+         | visible (session opened: room created, chat queued), p50 / p99 (ms) | {:.0} / {:.0} |\n\
+         | taken (first message → a counsellor's join took it), p50 / p99 (ms) | {:.0} / {:.0} |\n\
+         | joins refused because another counsellor was first | {} |\n\
+         | queue-position updates delivered to visitors' sockets | {frames} ({:.0} per second) |\n",
+        taken.len(),
+        percentile(&visible, 0.5),
+        percentile(&visible, 0.99),
+        percentile(&taken, 0.5),
+        percentile(&taken, 0.99),
+        lost.load(Ordering::Relaxed),
+        frames as f64 / total_secs,
+    );
+    println!("{table}");
+    if let Ok(out) = std::env::var("BENCH_OUT") {
+        std::fs::write(out, &table).expect("writing the table");
+    }
+    for s in sockets {
+        s.abort();
+    }
+    drop(child);
+}
