@@ -19,15 +19,16 @@ use std::{
     time::{Duration, Instant},
 };
 
-use assisto_tests::{matrix::enc, synapse::synapse, TestService};
+use assisto_tests::{
+    bench::{env_usize, percentile},
+    matrix::enc,
+    synapse::synapse,
+    TestService,
+};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 /// Resident memory of a process, in KiB.
 fn rss_kib(pid: u32) -> u64 {
@@ -40,14 +41,6 @@ fn rss_kib(pid: u32) -> u64 {
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 /// When each marker text arrived in the counsellor's sync.

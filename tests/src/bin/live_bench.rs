@@ -23,22 +23,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use assisto_tests::{matrix::enc, TestService};
+use assisto_tests::{
+    bench::{env_usize, percentile},
+    matrix::enc,
+    TestService,
+};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
 
 /// When each visitor's first message was sent, by room.
 type Sent = Arc<Mutex<HashMap<String, Instant>>>;
