@@ -99,7 +99,7 @@ impl fmt::Display for RoomKind {
 }
 
 /// The rooms an institution owns besides managed rooms: four spaces, one per tab of the
-/// product, and the directory room.
+/// product, the directory room and the live-chat desk room.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Category {
@@ -114,6 +114,9 @@ pub enum Category {
     /// The private room through which counsellors find the institution's clients and each
     /// other in the user directory.
     Directory,
+    /// The counsellors' room "Live-Chat-Schreibtisch" in the Live space, which carries the
+    /// live-chat widget (Element shows widgets in rooms, not in spaces).
+    Desk,
 }
 
 impl Category {
@@ -129,12 +132,13 @@ impl Category {
             Category::Colleagues => "colleagues",
             Category::Groups => "groups",
             Category::Directory => "directory",
+            Category::Desk => "desk",
         }
     }
 
     /// Parses a stored name.
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Live, Self::Clients, Self::Colleagues, Self::Groups, Self::Directory]
+        [Self::Live, Self::Clients, Self::Colleagues, Self::Groups, Self::Directory, Self::Desk]
             .into_iter()
             .find(|c| c.as_str() == s)
     }
@@ -147,6 +151,7 @@ impl Category {
             Category::Colleagues => "Kolleg:innen",
             Category::Groups => "Gruppenchats",
             Category::Directory => "Verzeichnis",
+            Category::Desk => "Live-Chat-Schreibtisch",
         }
     }
 }

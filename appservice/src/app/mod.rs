@@ -98,6 +98,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     );
     let embed = crate::features::embed::EmbedCore::new(provisioning.clone(), live.clone(), hub.clone());
     bus.subscribe(Arc::new(EmbedSubscriber(embed.clone())));
+    bus.subscribe(Arc::new(live.desk_subscriber()));
     live.set_watching(embed.clone());
     let handler =
         Arc::new(Assisto::new(provisioning.clone(), checker.clone(), live.clone()).with_embed(embed.clone()));
@@ -110,6 +111,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         tracing::warn!("processing is paused: transactions are recorded but not processed");
     }
 
+    let desks = provisioning.clone();
     let state = Arc::new(Services {
         config: config.clone(),
         db: db.clone(),
@@ -156,7 +158,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     tracing::info!(%addr, "application service listening");
 
     let mut background = Vec::new();
-    background.push(tokio::spawn(setup_bot(hs.clone(), config.clone(), shutdown_rx.clone())));
+    background.push(tokio::spawn(setup_bot(hs.clone(), config.clone(), desks, shutdown_rx.clone())));
     background.push(jobs::spawn(
         jobs::Appointments {
             db: db.clone(),
@@ -188,12 +190,20 @@ impl crate::bus::Subscriber for EmbedSubscriber {
             crate::bus::Change::Client(client) => self.0.client_changed(client).await,
             crate::bus::Change::Conversation(room) => self.0.conversation_changed(room),
             crate::bus::Change::Availability(institution) => self.0.availability_changed(institution),
+            crate::bus::Change::Desk(_) => {}
         }
     }
 }
 
-/// Registers the bot and sets its display name, retrying until the homeserver answers.
-async fn setup_bot(hs: HomeserverClient, config: Arc<Config>, mut stop: watch::Receiver<bool>) {
+/// Registers the bot and sets its display name, retrying until the homeserver answers;
+/// then makes sure every institution has its live-chat desk room (institutions created by
+/// an earlier version get it now).
+async fn setup_bot(
+    hs: HomeserverClient,
+    config: Arc<Config>,
+    desks: crate::features::institutions::Provisioning,
+    mut stop: watch::Receiver<bool>,
+) {
     let bot = &config.bot;
     let user_id = hs.user_id(&bot.localpart);
     let mut wait = Duration::from_millis(500);
@@ -206,6 +216,7 @@ async fn setup_bot(hs: HomeserverClient, config: Arc<Config>, mut stop: watch::R
         match result {
             Ok(()) => {
                 tracing::info!(bot = %user_id, "bot ready");
+                ensure_desks(&desks).await;
                 return;
             }
             Err(e) => tracing::warn!(error = %e, "setting up the bot failed; trying again"),
@@ -215,6 +226,20 @@ async fn setup_bot(hs: HomeserverClient, config: Arc<Config>, mut stop: watch::R
             _ = stop.wait_for(|s| *s) => return,
         }
         wait = (wait * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// Every institution's desk room (see [`crate::features::institutions::Provisioning::ensure_desk`]);
+/// one that fails is tried again at the next start or creation of the institution.
+async fn ensure_desks(p: &crate::features::institutions::Provisioning) {
+    let list = match crate::features::institutions::store::list(&p.db).await {
+        Ok(l) => l,
+        Err(e) => return tracing::warn!(error = %e, "listing institutions for their desk rooms failed"),
+    };
+    for inst in list {
+        if let Err(e) = p.ensure_desk(&inst.id).await {
+            tracing::warn!(institution = %inst.id, error = %e, "setting up the live-chat desk room failed");
+        }
     }
 }
 

@@ -1,11 +1,12 @@
 //! The root router: the homeserver's AS API (`matrix::as_api`), the Synapse module's
-//! questions (`matrix::module_api`), the product's HTTP (admin API, client file, widget
-//! page), the web embed (mounted by `app`), `/health` and `/metrics`.
+//! questions (`matrix::module_api`), the product's HTTP (admin API, client file, live-chat desk,
+//! widget pages), the web embed (mounted by `app`), `/health` and `/metrics`.
 
 use std::sync::Arc;
 
 use crate::app::services::Services;
 use crate::features::client_file::routes as client_file;
+use crate::features::live::desk_routes as live_desk;
 use crate::matrix::module_api as module_check;
 use crate::web::{admin, ops};
 
@@ -24,6 +25,8 @@ pub fn router(state: Arc<Services>) -> Router {
         .nest("/_assisto/admin/v1", admin::routes())
         .nest("/_assisto/client-file/v1", client_file::routes(&state.config.files))
         .route("/_assisto/widget/mappe", get(client_file::widget_route))
+        .nest("/_assisto/live/v1", live_desk::routes())
+        .route("/_assisto/widget/live", get(live_desk::widget_route))
         .route("/health", get(ops::health_route))
         .route("/metrics", get(ops::metrics_route))
         .fallback(unrecognized)

@@ -25,6 +25,9 @@ pub enum Change {
     /// Who can take live chats in an institution changed: open pages learn whether the
     /// chat button shows.
     Availability(String),
+    /// An institution's live-chat desk changed (a chat arrived, was taken, returned,
+    /// closed; a counsellor's status): counsellors' open desk widgets read it again.
+    Desk(String),
 }
 
 impl Change {
@@ -34,6 +37,7 @@ impl Change {
             Change::Client(c) => ("client", c),
             Change::Conversation(r) => ("conversation", r),
             Change::Availability(i) => ("availability", i),
+            Change::Desk(i) => ("desk", i),
         }
     }
 
@@ -43,6 +47,7 @@ impl Change {
             "client" => Some(Change::Client(subject)),
             "conversation" => Some(Change::Conversation(subject)),
             "availability" => Some(Change::Availability(subject)),
+            "desk" => Some(Change::Desk(subject)),
             _ => None,
         }
     }

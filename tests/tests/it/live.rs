@@ -726,3 +726,188 @@ async fn outside_opening_hours_the_embed_says_when_the_department_opens_again() 
     let c = config().await;
     assert_eq!((c["available"].as_bool(), c["next_open"].is_null()), (Some(true), true), "{c}");
 }
+
+/// The counsellor's desk API with their OpenID token.
+struct DeskApi {
+    base: String,
+    token: String,
+}
+
+impl DeskApi {
+    async fn of(svc: &TestService, c: &TestUser) -> Self {
+        Self { base: format!("{}/_assisto/live/v1", svc.url()), token: c.openid_token().await }
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req =
+            reqwest::Client::new().request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.expect("request");
+        let s = r.status().as_u16();
+        (s, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn chat(&self, room: &str, step: &str, body: Option<Value>) -> (u16, Value) {
+        self.call(Method::POST, &format!("/chats/{}/{step}", enc(room)), body.or(Some(json!({})))).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_live_chat_widget_shows_the_desk_live_and_takes_exactly_once() {
+    let mut svc = TestService::prepare(|_| {}).await;
+    svc.config.appservice.public_url = Some(svc.url());
+    svc.resume().await;
+    let inst = svc.institution("Schreibtisch").await;
+    let anna = counsellor(&svc, &inst, "Anna Tisch", &[], true).await;
+    let ben = counsellor(&svc, &inst, "Ben Tisch", &[], true).await;
+
+    // The institution's desk room, in the Live space, carries the widget at its top; the
+    // counsellors are in it.
+    let desk_room = inst.rooms["desk"].as_str().expect("desk room").to_owned();
+    assert!(joined(&anna, &desk_room).await, "counsellors are in the desk room");
+    let widget = anna
+        .raw_get(&format!(
+            "/_matrix/client/v3/rooms/{}/state/im.vector.modular.widgets/assisto-live",
+            enc(&desk_room)
+        ))
+        .await;
+    let url = widget["url"].as_str().expect("widget url");
+    assert!(url.starts_with(&format!("{}/_assisto/widget/live?", svc.url())), "{widget}");
+    let layout = anna
+        .raw_get(&format!("/_matrix/client/v3/rooms/{}/state/io.element.widgets.layout/", enc(&desk_room)))
+        .await;
+    assert_eq!(layout["widgets"]["assisto-live"]["container"], "top", "{layout}");
+    let live_space = inst.rooms["live"].as_str().expect("live space");
+    let child = anna
+        .raw_get(&format!(
+            "/_matrix/client/v3/rooms/{}/state/m.space.child/{}",
+            enc(live_space),
+            enc(&desk_room)
+        ))
+        .await;
+    assert!(child.get("via").is_some(), "the desk room is in the Live space: {child}");
+    // Counsellors cannot write there.
+    let (s, _) = anna
+        .raw(
+            Method::PUT,
+            &format!("/_matrix/client/v3/rooms/{}/send/m.room.message/t1", enc(&desk_room)),
+            Some(json!({"msgtype": "m.text", "body": "hallo"})),
+        )
+        .await;
+    assert_eq!(s, 403, "nobody writes in the desk room");
+    // The page: German, with a security policy, labelled controls.
+    let r = reqwest::get(url.replace("$matrix_widget_id", "w1")).await.expect("widget page");
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-security-policy"].to_str().expect("csp").contains("default-src 'none'"));
+    let html = r.text().await.expect("html");
+    assert!(html.contains(r#"<html lang="de">"#) && html.contains(r#"<label for="my-status">"#));
+
+    // Without a token, nothing.
+    let r = reqwest::get(format!("{}/_assisto/live/v1/desk", svc.url())).await.expect("desk");
+    assert_eq!(r.status().as_u16(), 401);
+    assert_eq!(r.json::<Value>().await.expect("json")["errcode"], "M_UNAUTHORIZED");
+
+    let a = DeskApi::of(&svc, &anna).await;
+    let b = DeskApi::of(&svc, &ben).await;
+    let mut events = reqwest::Client::new()
+        .get(format!("{}/desk/events", a.base))
+        .bearer_auth(&a.token)
+        .send()
+        .await
+        .expect("desk stream");
+    assert_eq!(events.status().as_u16(), 200);
+    let mut buf = String::new();
+    let first = next_event(&mut events, &mut buf).await;
+    assert_eq!(
+        (first["status"]["status"].as_str(), first["waiting"].as_array().map(Vec::len)),
+        (Some("online"), Some(0)),
+        "{first}"
+    );
+    assert_eq!(first["colleagues"][0]["display_name"], "Ben Tisch", "{first}");
+
+    // A visitor writes: the open desk hears it, with what they wrote.
+    let visitor = Visitor::anonymous(&svc, &inst.id, None).await;
+    assert_eq!(visitor.send("t1", "Mir geht es heute sehr schlecht").await.0, 201);
+    let seen = loop {
+        let d = next_event(&mut events, &mut buf).await;
+        if d["waiting"][0]["last_message"].as_str().is_some_and(|m| m.contains("sehr schlecht")) {
+            break d;
+        }
+    };
+    let room = seen["waiting"][0]["room_id"].as_str().expect("room").to_owned();
+    assert_eq!(seen["waiting"][0]["position"], 1, "{seen}");
+    assert_eq!(visitor.state().await["queue"]["someone_coming"], false);
+
+    // Ben previews it: he reads what the visitor wrote, and the visitor learns that
+    // someone is coming.
+    let (s, v) = b.chat(&room, "preview", None).await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v["messages"].to_string().contains("sehr schlecht"), "{v}");
+    visitor_state(&visitor, "someone coming", |s| s["queue"]["someone_coming"] == true).await;
+
+    // Both take at the same instant: exactly one wins, the other is told why.
+    let ((sa, va), (sb, vb)) = tokio::join!(a.chat(&room, "take", None), b.chat(&room, "take", None));
+    let mut answers = [(sa, va.clone()), (sb, vb.clone())];
+    answers.sort_by_key(|(s, _)| *s);
+    assert_eq!((answers[0].0, answers[1].0), (200, 409), "{va} {vb}");
+    assert_eq!(answers[1].1["errcode"], "ASSISTO_LIVE_STATE", "{}", answers[1].1);
+    let (winner, winner_api, loser) = if sa == 200 { (&anna, &a, &ben) } else { (&ben, &b, &anna) };
+    eventually("the winner in the chat", Duration::from_secs(20), || async {
+        joined(winner, &room).await.then_some(())
+    })
+    .await;
+    assert!(!reads(loser, &room).await, "the loser reads nothing");
+    // The preview is only of waiting chats.
+    let loser_api = if sa == 200 { &b } else { &a };
+    assert_eq!(loser_api.chat(&room, "preview", None).await.0, 409);
+    let (_, d) = winner_api.call(Method::GET, "/desk", None).await;
+    assert_eq!(
+        (d["mine"][0]["room_id"].as_str(), d["waiting"].as_array().map(Vec::len)),
+        (Some(room.as_str()), Some(0)),
+        "{d}"
+    );
+    visitor_told(&visitor, "übernommen").await;
+
+    // Only the owner returns it; back in the queue the other takes it.
+    assert_eq!(loser_api.chat(&room, "return", None).await.0, 403);
+    let (s, v) = winner_api.chat(&room, "return", None).await;
+    assert_eq!((s, v["state"].as_str()), (200, Some("waiting")), "{v}");
+    assert_eq!(loser_api.chat(&room, "take", None).await.0, 200);
+
+    // Bad input: German errors, nothing changes.
+    let (s, v) = loser_api
+        .chat(&room, "forward", Some(json!({"department_id": null, "counsellor": winner.user_id})))
+        .await;
+    assert_eq!((s, v["errcode"].as_str()), (400, Some("M_INVALID_PARAM")), "{v}");
+    let (s, v) = loser_api.chat(&room, "forward", Some(json!({"counsellor": "@niemand:localhost"}))).await;
+    assert_eq!(s, 400, "{v}");
+    let (s, v) = loser_api.call(Method::PUT, "/status", Some(json!({"status": "quatsch"}))).await;
+    assert_eq!((s, v["errcode"].as_str()), (400, Some("M_INVALID_PARAM")), "{v}");
+    assert!(v["error"].as_str().is_some_and(|e| e.contains("Unbekannter Status")), "{v}");
+    let (s, _) = loser_api.chat(&room, "close", Some(json!({"note": "x".repeat(2001)}))).await;
+    assert_eq!(s, 400);
+    let (s, _) = loser_api.chat("!gibt-es-nicht:localhost", "take", None).await;
+    assert_eq!(s, 404);
+    // Another institution's counsellor does not learn of the chat.
+    let other = svc.institution("Anderer Tisch").await;
+    let otto = counsellor(&svc, &other, "Otto Tisch", &[], true).await;
+    let o = DeskApi::of(&svc, &otto).await;
+    assert_eq!(o.chat(&room, "take", None).await.0, 404);
+    assert_eq!(o.chat(&room, "preview", None).await.0, 404);
+
+    // Status from the widget: busy, and the desk says so.
+    let (s, d) = winner_api.call(Method::PUT, "/status", Some(json!({"status": "beschäftigt"}))).await;
+    assert_eq!(
+        (s, d["status"]["status"].as_str(), d["status"]["shown"].as_str()),
+        (200, Some("busy"), Some("busy")),
+        "{d}"
+    );
+
+    // The owner closes it with a note.
+    let (s, v) = loser_api.chat(&room, "close", Some(json!({"note": "Gespräch beendet"}))).await;
+    assert_eq!((s, v["state"].as_str()), (200, Some("closed")), "{v}");
+    assert_eq!(loser_api.chat(&room, "close", None).await.0, 409, "closed is closed");
+    svc.stop().await;
+}

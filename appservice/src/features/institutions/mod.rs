@@ -74,6 +74,15 @@ pub struct InstitutionView {
     pub rooms: std::collections::BTreeMap<&'static str, String>,
 }
 
+/// Where the live-chat widget is served.
+const DESK_WIDGET_PATH: &str = "/_assisto/widget/live";
+/// The live-chat widget's ID (its state key).
+const DESK_WIDGET_ID: &str = "assisto-live";
+/// Widgets in a room (Element's state event).
+const WIDGETS: &str = "im.vector.modular.widgets";
+/// Where Element shows a room's widgets.
+const WIDGET_LAYOUT: &str = "io.element.widgets.layout";
+
 /// The state event that marks a room as a space's child.
 const SPACE_CHILD: &str = "m.space.child";
 /// The state event in a child pointing at its space.
@@ -110,6 +119,7 @@ impl Provisioning {
             let room_id = self.create_institution_room(&existing.name, cat).await?;
             institutions::set_room(&self.db, id, cat, &room_id).await?;
         }
+        self.ensure_desk(id).await?;
         if created {
             let period = self.config.deletion.default_period_secs;
             crate::features::deletion::store::set_periods(&self.db, id, period, period).await?;
@@ -131,10 +141,52 @@ impl Provisioning {
         });
         if cat == Category::Directory {
             body["topic"] = json!("Verzeichnis der Einrichtung: Hierüber finden Beratende Ratsuchende und Kolleg:innen ihrer Einrichtung. Hier wird nicht geschrieben.");
+        } else if cat == Category::Desk {
+            body["topic"] = json!("Live-Chat-Schreibtisch: wartende Live-Chats mit Vorschau, Ihre Live-Chats und Ihr Status (im Widget oben). Hier wird nicht geschrieben.");
         } else {
             body["creation_content"] = json!({ "type": "m.space" });
         }
         Ok(self.hs.create_room(&self.bot, &body).await?.room_id)
+    }
+
+    /// The institution's desk room "Live-Chat-Schreibtisch" exists, is a child of the Live
+    /// space, carries the live-chat widget (shown at the top of the room) and holds every
+    /// counsellor of the institution. Institutions created before the desk existed get it
+    /// here (called at every start). Without `appservice.public_url` there is no widget.
+    pub async fn ensure_desk(&self, id: &str) -> Result<(), Error> {
+        let inst = self.require_institution(id).await?;
+        let room = match institutions::room(&self.db, id, Category::Desk).await? {
+            Some(r) => r,
+            None => {
+                let r = self.create_institution_room(&inst.name, Category::Desk).await?;
+                institutions::set_room(&self.db, id, Category::Desk, &r).await?;
+                for c in people::counsellors(&self.db, id).await? {
+                    self.hs.invite(&r, &self.bot, &c.user_id).await?;
+                    self.hs.join_room(&r, &c.user_id).await?;
+                }
+                self.place_in_space(id, Category::Live, &r).await?;
+                r
+            }
+        };
+        let Some(base) = self.config.appservice.public_url.as_deref() else { return Ok(()) };
+        let url = format!("{}{DESK_WIDGET_PATH}?widgetId=$matrix_widget_id", base.trim_end_matches('/'));
+        let widget = json!({
+            "type": "m.custom",
+            "url": url,
+            "name": "Live-Chat",
+            "id": DESK_WIDGET_ID,
+            "creatorUserId": self.bot,
+            "data": { "title": "Live-Chat-Schreibtisch" },
+        });
+        let layout = json!({ "widgets": { DESK_WIDGET_ID: { "container": "top", "index": 0, "width": 100, "height": 80 } } });
+        for (kind, key, content) in [(WIDGETS, DESK_WIDGET_ID, &widget), (WIDGET_LAYOUT, "", &layout)] {
+            // Only what differs is sent again: a start sends nothing new.
+            let now = self.hs.get_state(&room, &self.bot, kind, key).await?;
+            if now.as_ref() != Some(content) {
+                self.hs.set_state(&room, &self.bot, kind, key, content).await?;
+            }
+        }
+        Ok(())
     }
 
     /// One institution with its rooms.

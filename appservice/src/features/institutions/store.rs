@@ -32,7 +32,7 @@ pub struct Institution {
 }
 
 /// A department.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Department {
     /// ID (`<institution>/<slug>`).
     pub id: String,

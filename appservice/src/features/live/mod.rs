@@ -19,6 +19,8 @@
 //! routing, owners gone), `commands.rs` (bot commands).
 
 pub mod commands;
+pub mod desk;
+pub mod desk_routes;
 pub mod queue;
 pub mod routes;
 pub mod status;
@@ -45,6 +47,10 @@ use crate::store::Db;
 /// retry re-reads it; a take that lost sees the winner and is refused).
 const CAS_ATTEMPTS: usize = 8;
 
+/// How many desk changes an open widget may fall behind before it just reads its desk
+/// again.
+const DESK_CHANGES: usize = 256;
+
 /// Through which door a counsellor takes a chat (for the log).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Via {
@@ -54,6 +60,8 @@ pub enum Via {
     Command,
     /// The admin API (the institution's dashboard).
     Api,
+    /// The live-chat widget in Element.
+    Widget,
 }
 
 /// Whether a visitor's page is open (the web embed knows: a WebSocket or long poll
@@ -79,6 +87,10 @@ pub struct LiveDesk {
     unwatched: Arc<std::sync::Mutex<std::collections::HashMap<String, i64>>>,
     /// Whether each department with opening hours was open at the last tick.
     was_open: Arc<std::sync::Mutex<std::collections::HashMap<String, bool>>>,
+    /// Institutions whose desks changed, for open desk widgets (fed by the live bus).
+    desk_tx: tokio::sync::broadcast::Sender<String>,
+    /// What queued chats' visitors wrote last, for the desks.
+    snippets: Arc<desk::Snippets>,
 }
 
 /// A step's result: the chat after it, or the refusal.
@@ -104,6 +116,8 @@ impl LiveDesk {
             watching: Arc::default(),
             unwatched: Arc::default(),
             was_open: Arc::default(),
+            desk_tx: tokio::sync::broadcast::channel(DESK_CHANGES).0,
+            snippets: Arc::default(),
         }
     }
 
@@ -133,6 +147,7 @@ impl LiveDesk {
             }
             self.route(institution).await?;
             self.publish(Change::Conversation(room_id.to_owned())).await;
+            self.publish(Change::Desk(institution.to_owned())).await;
         }
         Ok(())
     }
@@ -433,6 +448,7 @@ impl LiveDesk {
             audit::record(&self.db, "live", "client.delete_scheduled", &chat.client, None).await?;
         }
         self.publish(Change::Conversation(chat.room_id.clone())).await;
+        self.publish(Change::Desk(chat.institution_id.clone())).await;
         Ok(())
     }
 
@@ -462,6 +478,7 @@ fn via_name(via: Via) -> &'static str {
         Via::Join => "join",
         Via::Command => "command",
         Via::Api => "api",
+        Via::Widget => "widget",
     }
 }
 

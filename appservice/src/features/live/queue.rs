@@ -15,6 +15,10 @@ use crate::store::now_ms;
 /// How long after a take the owner must be in the room (else the chat goes back).
 const NEVER_JOINED_MS: i64 = 60_000;
 
+/// How long a counsellor's opening the preview of a queued chat tells its visitor that
+/// someone is coming.
+const PREVIEW_COUNTS_MS: i64 = 120_000;
+
 /// How many recent waits the estimate averages.
 const RECENT_WAITS: i64 = 20;
 
@@ -69,7 +73,10 @@ impl LiveDesk {
         Ok(Some(Place {
             position,
             estimated_wait_secs: live::estimated_wait_secs(position, available, &waits),
-            someone_coming: matches!(chat.chat.state, ChatState::Offered { .. }),
+            someone_coming: matches!(chat.chat.state, ChatState::Offered { .. })
+                || chat
+                    .previewed_at
+                    .is_some_and(|p| p >= chat.state_since && now_ms() - p < PREVIEW_COUNTS_MS),
         }))
     }
 
@@ -109,6 +116,7 @@ impl LiveDesk {
             self.publish(Change::Conversation(chat.room_id)).await;
         }
         self.publish(Change::Availability(institution.to_owned())).await;
+        self.publish(Change::Desk(institution.to_owned())).await;
         Ok(())
     }
 
@@ -139,6 +147,7 @@ impl LiveDesk {
                 store::log(&self.db, &chat, "offered", Some(&to)).await?;
                 self.hs.invite(&chat.room_id, self.bot(), &to).await.or_else(super::ignore_refusal)?;
                 self.publish(Change::Conversation(chat.room_id.clone())).await;
+                self.publish(Change::Desk(chat.institution_id.clone())).await;
             }
         }
         Ok(())
@@ -170,6 +179,7 @@ impl LiveDesk {
                     Err(e) => return Err(e.into()),
                 }
                 self.publish(Change::Conversation(chat.room_id.clone())).await;
+                self.publish(Change::Desk(chat.institution_id.clone())).await;
             }
         }
         self.abandoned(now).await?;
@@ -224,6 +234,9 @@ impl LiveDesk {
                 Err(e) => return Err(e.into()),
             }
             store::set_marker(&self.db, &r.room_id, marker).await?;
+            if let Some(chat) = store::chat(&self.db, &r.room_id).await? {
+                self.publish(Change::Desk(chat.institution_id)).await;
+            }
         }
         Ok(())
     }
@@ -241,7 +254,16 @@ impl LiveDesk {
             return Ok(());
         }
         let Some(chat) = store::chat(&self.db, room_id).await? else { return Ok(()) };
-        store::message(&self.db, room_id, sender == chat.client, at_ms).await?;
+        let from_visitor = sender == chat.client;
+        store::message(&self.db, room_id, from_visitor, at_ms).await?;
+        if from_visitor {
+            self.forget_snippet(room_id);
+        }
+        // Desks show what a waiting visitor wrote last and whether an owner's visitor waits
+        // for an answer.
+        if from_visitor || chat.unanswered_since.is_some() {
+            self.publish(Change::Desk(chat.institution_id)).await;
+        }
         Ok(())
     }
 

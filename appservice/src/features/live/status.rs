@@ -53,6 +53,7 @@ impl LiveDesk {
             audit::record(&self.db, user, "live.status", user, Some(status.as_str())).await?;
             tracing::info!(status = status.as_str(), "counsellor status set");
             self.publish(Change::Availability(c.institution_id.clone())).await;
+            self.publish(Change::Desk(c.institution_id.clone())).await;
             self.route(&c.institution_id).await?;
         }
         Ok(store::status(&self.db, user).await?)
@@ -64,6 +65,7 @@ impl LiveDesk {
         if store::set_presence(&self.db, user, presence).await? {
             tracing::debug!(presence = presence.as_str(), "counsellor presence");
             self.publish(Change::Availability(c.institution_id.clone())).await;
+            self.publish(Change::Desk(c.institution_id.clone())).await;
             self.route(&c.institution_id).await?;
         }
         Ok(())

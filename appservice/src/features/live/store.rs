@@ -32,11 +32,15 @@ pub struct LiveChat {
     pub code: Option<String>,
     /// The compare-and-set counter.
     pub version: i64,
+    /// Since when the visitor's oldest unanswered message waits (taken chats).
+    pub unanswered_since: Option<i64>,
+    /// When a counsellor last opened its preview.
+    pub previewed_at: Option<i64>,
 }
 
 const CHAT_COLUMNS: &str =
     "room_id, institution_id, department_id, number, client, state, counsellor, state_since, \
-     declined, queued_at, taken_at, closed_at, abandoned, code, version";
+     declined, queued_at, taken_at, closed_at, abandoned, code, version, unanswered_since, previewed_at";
 
 fn chat_row(r: &sqlx::any::AnyRow) -> sqlx::Result<LiveChat> {
     let state: String = r.try_get(5)?;
@@ -66,6 +70,8 @@ fn chat_row(r: &sqlx::any::AnyRow) -> sqlx::Result<LiveChat> {
         closed_at: r.try_get(11)?,
         code: r.try_get(13)?,
         version: r.try_get(14)?,
+        unanswered_since: r.try_get(15)?,
+        previewed_at: r.try_get(16)?,
     })
 }
 
@@ -570,6 +576,17 @@ pub async fn message(db: &Db, room_id: &str, from_visitor: bool, at_ms: i64) -> 
             .execute(db.pool())
             .await?;
     }
+    Ok(())
+}
+
+/// A counsellor opened the preview of a queued chat.
+pub async fn set_previewed(db: &Db, room_id: &str, at_ms: i64) -> sqlx::Result<()> {
+    let _w = db.write_guard().await;
+    sqlx::query("UPDATE live_chats SET previewed_at = $2 WHERE room_id = $1")
+        .bind(room_id)
+        .bind(at_ms)
+        .execute(db.pool())
+        .await?;
     Ok(())
 }
 
