@@ -7,3 +7,33 @@ pub mod error;
 pub mod openid;
 pub mod openid_cache;
 pub mod ops;
+
+use axum::response::IntoResponse;
+
+/// A widget's page (the client file's, the live-chat desk's): German HTML that talks only
+/// to this service, never cached, framed by Element.
+pub fn widget_page(html: &'static str) -> impl IntoResponse {
+    use axum::http::header;
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'",
+            ),
+            (header::REFERRER_POLICY, "no-referrer"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        html,
+    )
+}
+
+/// Distinguishes an absent field (`None`) from `null` (`Some(None)`): use as
+/// `#[serde(default, deserialize_with = "crate::web::absent_or_null")]`.
+pub fn absent_or_null<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}

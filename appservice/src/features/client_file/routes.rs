@@ -69,18 +69,7 @@ const WIDGET: &str = include_str!("../../../widget/mappe.html");
 /// The client-file widget (German, accessible), placed in every client chat. It gets an
 /// OpenID token through the widget API and uses this API.
 pub(crate) async fn widget_route() -> impl IntoResponse {
-    (
-        [
-            (axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (
-                axum::http::header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'",
-            ),
-            (axum::http::header::REFERRER_POLICY, "no-referrer"),
-            (axum::http::header::CACHE_CONTROL, "no-store"),
-        ],
-        WIDGET,
-    )
+    crate::web::widget_page(WIDGET)
 }
 
 async fn openapi_route() -> impl IntoResponse {

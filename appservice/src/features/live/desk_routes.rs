@@ -63,18 +63,7 @@ async fn openapi_route() -> impl IntoResponse {
 ///
 /// The live-chat widget (German, accessible), placed in every institution's desk room.
 pub(crate) async fn widget_route() -> impl IntoResponse {
-    (
-        [
-            (axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (
-                axum::http::header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'",
-            ),
-            (axum::http::header::REFERRER_POLICY, "no-referrer"),
-            (axum::http::header::CACHE_CONTROL, "no-store"),
-        ],
-        WIDGET,
-    )
+    crate::web::widget_page(WIDGET)
 }
 
 const NOT_A_COUNSELLOR: &str = "Den Live-Chat-Schreibtisch haben nur Beratende einer Einrichtung.";
@@ -247,15 +236,10 @@ async fn return_route(
 #[serde(deny_unknown_fields)]
 struct Forward {
     /// A department of the institution; `null`: the general queue.
-    #[serde(default, deserialize_with = "some")]
+    #[serde(default, deserialize_with = "crate::web::absent_or_null")]
     department_id: Option<Option<String>>,
     /// A colleague.
     counsellor: Option<String>,
-}
-
-/// Distinguishes an absent field (`None`) from `null` (`Some(None)`).
-fn some<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
 }
 
 /// # `POST /_assisto/live/v1/chats/{room_id}/forward`

@@ -79,13 +79,8 @@ struct SetStatus {
     status: String,
     only_regular: Option<bool>,
     /// `null` clears the counsellor's own limit (the department's applies).
-    #[serde(default, deserialize_with = "some")]
+    #[serde(default, deserialize_with = "crate::web::absent_or_null")]
     max_chats: Option<Option<u32>>,
-}
-
-/// Distinguishes an absent field (`None`) from `null` (`Some(None)`).
-fn some<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>, D::Error> {
-    Option::<u32>::deserialize(d).map(Some)
 }
 
 /// The most live chats a limit may allow.
