@@ -322,7 +322,7 @@ async fn provisioning_asks_the_homeserver_as_the_right_users() {
     let b = bot();
     let nord = svc.institution("nord", "Beratung Nord").await;
     let created = svc.hs.calls("POST", "/_matrix/client/v3/createRoom").await;
-    assert_eq!(created.len(), 5, "four spaces and the directory room");
+    assert_eq!(created.len(), 6, "four spaces, the directory room and the live-chat desk room");
     assert!(created.iter().all(|r| r.user_id() == Some(b.as_str())), "all as the bot");
     let spaces = created.iter().filter(|r| r.body["creation_content"]["type"] == "m.space").count();
     assert_eq!(spaces, 4);
@@ -331,7 +331,7 @@ async fn provisioning_asks_the_homeserver_as_the_right_users() {
     assert_eq!(s, 201, "repeating it is fine: {v}");
     assert_eq!(
         svc.hs.calls("POST", "/_matrix/client/v3/createRoom").await.len(),
-        5,
+        6,
         "and creates nothing new"
     );
 
