@@ -179,6 +179,55 @@ async fn of_twenty_counsellors_taking_the_same_chat_at_once_exactly_one_gets_in(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_counsellor_taking_several_chats_at_once_stays_within_their_limit() {
+    let svc = TestService::start().await;
+    let inst = svc.institution("Grenze").await;
+    let c = counsellor(&svc, &inst, "Frau Eins", &[], true).await;
+    let (s, v) = svc
+        .admin(
+            Method::PUT,
+            &format!("/counsellors/{}/status", enc(&c.user_id)),
+            Some(json!({"status": "online", "max_chats": 2})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let mut visitors = Vec::new();
+    let mut rooms = Vec::new();
+    for n in 1..=6 {
+        let v = Visitor::anonymous(&svc, &inst.id, None).await;
+        assert_eq!(v.send("t1", "Hallo").await.0, 201);
+        rooms.push(
+            chat_in_state(&svc, &inst, n, "waiting").await["room_id"].as_str().expect("room").to_owned(),
+        );
+        visitors.push(v);
+    }
+    // Six joins of six different chats at the same instant: the limit of two holds.
+    let start = Arc::new(tokio::sync::Barrier::new(rooms.len()));
+    let results = futures::future::join_all(rooms.iter().map(|room| {
+        let (start, c) = (start.clone(), &c);
+        async move {
+            start.wait().await;
+            join(c, room).await
+        }
+    }))
+    .await;
+    let ok = results.iter().filter(|(s, _)| *s == 200).count();
+    assert_eq!(ok, 2, "exactly as many takes as the limit allows: {results:?}");
+    for (s, v) in results.iter().filter(|(s, _)| *s != 200) {
+        assert_eq!(*s, 403, "{v}");
+        assert!(
+            v["error"].as_str().is_some_and(|e| e.contains('2')),
+            "the German reason names the limit: {v}"
+        );
+    }
+    let owned =
+        live_chats(&svc, &inst).await.into_iter().filter(|x| x["counsellor"] == c.user_id.as_str()).count();
+    assert_eq!(owned, 2, "the desk agrees");
+    let readable = futures::future::join_all(rooms.iter().map(|r| reads(&c, r))).await;
+    assert_eq!(readable.iter().filter(|r| **r).count(), 2, "and the counsellor reads only those two");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn visitors_see_their_place_and_only_online_counsellors_of_the_department_take() {
     let svc = TestService::start().await;
     let inst = svc.institution("Warteschlange").await;

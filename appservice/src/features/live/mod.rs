@@ -170,14 +170,17 @@ impl LiveDesk {
                 Err(e) => return Ok(Err(e)),
             };
             let allowed = match guard {
-                Guard::None => Ok(()),
-                Guard::Take(by) => self.taker(by, &current).await?,
-                Guard::Close(code) => self.code_ok(&current, code).await?,
+                Guard::None => Ok(None),
+                Guard::Take(by) => self.taker(by, &current).await?.map(Some),
+                Guard::Close(code) => self.code_ok(&current, code).await?.map(|()| None),
             };
-            if let Err(e) = allowed {
-                return Ok(Err(e));
-            }
-            if store::compare_and_set(&self.db, &current, &next, extra).await? {
+            let owner_limit = match allowed {
+                Ok(limit) => limit,
+                Err(e) => return Ok(Err(e)),
+            };
+            // A take writes only while the taker is still below their limit: a take of
+            // another chat in between makes this one retry, and the retry sees it.
+            if store::compare_and_set(&self.db, &current, &next, extra, owner_limit).await? {
                 let after = store::chat(&self.db, room_id)
                     .await?
                     .ok_or_else(|| Error::not_found("live chat vanished"))?;
@@ -187,8 +190,9 @@ impl LiveDesk {
         Err(Error::conflict("the live chat changed too often at once; try again"))
     }
 
-    /// Whether `user` may take chats of `chat`'s department now.
-    async fn taker(&self, user: &str, chat: &LiveChat) -> Result<Result<(), LiveError>, Error> {
+    /// Whether `user` may take chats of `chat`'s department now; if so, the most chats they
+    /// may own.
+    async fn taker(&self, user: &str, chat: &LiveChat) -> Result<Result<u32, LiveError>, Error> {
         let in_institution = people::counsellor_by_id(&self.db, user)
             .await?
             .is_some_and(|c| c.institution_id == chat.institution_id);
@@ -203,12 +207,9 @@ impl LiveDesk {
         let st = store::status(&self.db, user).await?;
         let settings = store::department_settings(&self.db, chat.chat.department.as_deref()).await?;
         let open = store::owned_by(&self.db, user).await?.len() as u32;
-        Ok(live::may_take(&Taker {
-            in_department,
-            status: st.status,
-            open_chats: open,
-            max_chats: st.max_chats.unwrap_or(settings.max_chats),
-        }))
+        let max_chats = st.max_chats.unwrap_or(settings.max_chats);
+        Ok(live::may_take(&Taker { in_department, status: st.status, open_chats: open, max_chats })
+            .map(|()| max_chats))
     }
 
     /// Whether `code` is acceptable for closing `chat`.

@@ -189,11 +189,16 @@ pub struct Extra<'a> {
 
 /// Writes `next` if the row is still at `version` (compare-and-set). `true` if it was:
 /// of several writers at once, exactly one succeeds.
+///
+/// `owner_limit`: for a take, the most chats the new owner may hold; the write happens
+/// only while they hold fewer others, decided in the same statement (under the writer
+/// lock), so that two takes of different chats at once cannot pass the limit together.
 pub async fn compare_and_set(
     db: &Db,
     current: &LiveChat,
     next: &Chat,
     extra: &Extra<'_>,
+    owner_limit: Option<u32>,
 ) -> sqlx::Result<bool> {
     let now = now_ms();
     let since = match &next.state {
@@ -212,7 +217,8 @@ pub async fn compare_and_set(
          taken_at = CASE WHEN $8 = 1 AND taken_at IS NULL THEN $9 ELSE taken_at END, \
          closed_at = CASE WHEN $10 = 1 THEN $9 ELSE closed_at END, abandoned = $11, \
          code = COALESCE($12, code), note = COALESCE($13, note), version = version + 1 \
-         WHERE room_id = $1 AND version = $2",
+         WHERE room_id = $1 AND version = $2 \
+         AND (SELECT COUNT(*) FROM live_chats o WHERE o.counsellor = $4 AND o.state = 'taken' AND o.room_id <> $1) < $14",
     )
     .bind(&current.room_id)
     .bind(current.version)
@@ -227,6 +233,7 @@ pub async fn compare_and_set(
     .bind(abandoned as i64)
     .bind(extra.code)
     .bind(extra.note)
+    .bind(owner_limit.map_or(i64::MAX, i64::from))
     .execute(db.pool())
     .await?;
     Ok(r.rows_affected() == 1)
