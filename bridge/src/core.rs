@@ -128,6 +128,21 @@ pub struct DepartmentInfo {
     pub next_open: Option<String>,
 }
 
+/// A counsellor as clients see them: proposed in the live chat (the configuration's
+/// `team`, only who can take a chat now) or listed in the logged-in area's "Unser Team".
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TeamMember {
+    /// An opaque, stable ID (not the Matrix user ID), given when choosing them.
+    pub id: String,
+    /// Their name.
+    pub name: String,
+    /// As clients see it: `online`, `away` (abwesend), `busy` (beschäftigt) or `offline`
+    /// (also for "not online", who can still be written to).
+    pub status: &'static str,
+    /// The departments they serve (IDs of the configuration's `departments`).
+    pub departments: Vec<String>,
+}
+
 /// Where on the institution's site the embed is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -215,6 +230,9 @@ pub struct EmbedConfig {
     pub departments: Vec<DepartmentInfo>,
     /// Outside the opening hours of the queue a visitor would join: when it opens next.
     pub next_open: Option<String>,
+    /// The counsellors a visitor may choose for a live chat now (online, below their limit,
+    /// not "only selectable by regular clients"), by name.
+    pub team: Vec<TeamMember>,
     /// Optional abilities.
     pub features: Features,
     /// Limits.
@@ -320,7 +338,18 @@ pub trait Core: Send + Sync + 'static {
         form: Form,
         identity: Identity,
         department: Option<&str>,
+        counsellor: Option<&str>,
     ) -> Result<(String, Session), CoreError>;
+
+    /// "Unser Team" of the logged-in area: the institution's counsellors the client may
+    /// write to, with their status (never those who are not selectable; those "only
+    /// selectable by regular clients" only for their regular clients).
+    async fn team(&self, session: &Session) -> Result<Vec<TeamMember>, CoreError>;
+
+    /// The client writes to a counsellor of "Unser Team": they are brought into the
+    /// client's conversation (an invite they see in Element). `NotFound` for an unknown ID
+    /// and for one the client may not choose (the list does not show them either).
+    async fn write_to(&self, session: &Session, member: &str) -> Result<(), CoreError>;
 
     /// The session of a token: `Unauthorized` if unknown, expired or ended, `Blocked` if the
     /// client is blocked.

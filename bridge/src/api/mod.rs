@@ -9,8 +9,8 @@
 //! session. The routes live by group:
 //!
 //! - `assets`: the script, its styles, the demo page and the OpenAPI description
-//! - `session`: an institution's config, opening a session, the session, ending it,
-//!   deleting the client's data
+//! - `session`: an institution's config, opening a session, the session, "Unser Team",
+//!   ending it, deleting the client's data
 //! - `messages`: history, sending text, deleting a message, typing, read receipts
 //! - `media`: files, voice messages, downloading either
 //! - `live`: the WebSocket and the long-poll fallback
@@ -142,6 +142,8 @@ pub fn router(bridge: Arc<Bridge>) -> Router {
         .route("/media/{id}", get(media::media_route))
         .route("/typing", post(messages::typing_route))
         .route("/read", post(messages::read_route))
+        .route("/team", get(session::team_route))
+        .route("/team/{id}", post(session::write_to_route))
         .route("/end", post(session::end_route))
         .route("/delete-my-data", post(session::delete_my_data_route))
         .route("/events", get(live::events_route))

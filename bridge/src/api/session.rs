@@ -48,7 +48,7 @@ pub(super) async fn config_route(State(b): State<Arc<Bridge>>, Path(inst): Path<
 
 /// What an open page needs to know to show the chat button.
 fn availability(c: &crate::core::EmbedConfig) -> Value {
-    json!({ "available": c.available, "departments": c.departments, "next_open": c.next_open })
+    json!({ "available": c.available, "departments": c.departments, "next_open": c.next_open, "team": c.team })
 }
 
 /// How often an idle availability stream sends a comment, so that proxies keep it open.
@@ -105,6 +105,9 @@ struct OpenSession {
     token: Option<String>,
     /// The department whose queue a live chat joins (see the configuration's list).
     department: Option<String>,
+    /// The counsellor a visitor chose for a live chat (an ID of the configuration's
+    /// `team`); without it, the next free counsellor.
+    counsellor: Option<String>,
 }
 
 fn unix_now() -> i64 {
@@ -124,6 +127,14 @@ pub(super) async fn open_session_route(
     check_origin(&b, &h, &inst).await?;
     b.limits.check(Limit::Session, &ip)?;
     let req: OpenSession = body(&bytes)?;
+    if req.counsellor.as_ref().is_some_and(|c| c.is_empty() || c.len() > 64) {
+        return Err(ApiError::invalid("Diese beratende Person gibt es nicht."));
+    }
+    if req.area == Area::Registered && req.counsellor.is_some() {
+        return Err(ApiError::invalid(
+            "Im angemeldeten Bereich wählst du deine beratende Person unter „Unser Team“.",
+        ));
+    }
     let identity = match (req.area, req.token) {
         (Area::Anonymous, None) => Identity::Anonymous,
         (Area::Anonymous, Some(_)) => {
@@ -146,8 +157,17 @@ pub(super) async fn open_session_route(
     if req.department.as_ref().is_some_and(|d| d.is_empty() || d.len() > 64) {
         return Err(ApiError::invalid("Diese Abteilung gibt es nicht."));
     }
-    let (token, s) =
-        b.core.open_session(&inst, req.area, req.form, identity, req.department.as_deref()).await?;
+    let (token, s) = b
+        .core
+        .open_session(
+            &inst,
+            req.area,
+            req.form,
+            identity,
+            req.department.as_deref(),
+            req.counsellor.as_deref(),
+        )
+        .await?;
     let state = b.core.state(&s).await?;
     Ok((StatusCode::CREATED, Json(session_json(&s, &state, Some(&token)))).into_response())
 }
@@ -156,6 +176,32 @@ pub(super) async fn session_route(State(b): State<Arc<Bridge>>, h: HeaderMap) ->
     let s = session_of(&b, &h).await?;
     let state = b.core.state(&s).await?;
     Ok(Json(session_json(&s, &state, None)).into_response())
+}
+
+/// `GET /team`: "Unser Team" — whom the client may write to, with their status.
+pub(super) async fn team_route(State(b): State<Arc<Bridge>>, h: HeaderMap) -> ApiResult {
+    let s = session_of(&b, &h).await?;
+    Ok(Json(json!({ "team": b.core.team(&s).await? })).into_response())
+}
+
+/// `POST /team/{id}`: the client writes to that counsellor.
+pub(super) async fn write_to_route(
+    State(b): State<Arc<Bridge>>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let s = session_of(&b, &h).await?;
+    b.limits.check(Limit::Send, &s.id)?;
+    if id.is_empty() || id.len() > 64 {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "M_NOT_FOUND",
+            "Diese beratende Person gibt es nicht.",
+        ));
+    }
+    b.core.write_to(&s, &id).await?;
+    b.hub.publish(&s.conversation, Frame::StateChanged);
+    Ok(Json(json!({})).into_response())
 }
 
 pub(super) async fn end_route(State(b): State<Arc<Bridge>>, h: HeaderMap) -> ApiResult {

@@ -960,3 +960,256 @@ async fn the_live_chat_widget_shows_the_desk_live_and_takes_exactly_once() {
     assert_eq!(loser_api.chat(&room, "close", None).await.0, 409, "closed is closed");
     svc.stop().await;
 }
+
+/// The configuration's proposed counsellors (name → ID) as an open page reads them.
+async fn proposed(svc: &TestService, inst: &TestInstitution) -> Vec<(String, String)> {
+    let (s, v) =
+        Visitor::new(svc).call(Method::GET, &format!("/institutions/{}/config", inst.id), None).await;
+    assert_eq!(s, 200, "{v}");
+    v["team"]
+        .as_array()
+        .expect("team")
+        .iter()
+        .map(|m| (m["name"].as_str().expect("name").to_owned(), m["id"].as_str().expect("id").to_owned()))
+        .collect()
+}
+
+async fn set_status_with(svc: &TestService, c: &TestUser, body: Value) {
+    let (s, v) =
+        svc.admin(Method::PUT, &format!("/counsellors/{}/status", enc(&c.user_id)), Some(body)).await;
+    assert_eq!(s, 200, "{v}");
+}
+
+/// Whether the counsellor holds an invite to the room (their own sync says so).
+async fn invited(c: &TestUser, room: &str) -> bool {
+    let (_, v) = c.raw(Method::GET, "/_matrix/client/v3/sync?timeout=0", None).await;
+    v["rooms"]["invite"].get(room).is_some()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_visitor_chooses_a_proposed_counsellor_and_falls_back_to_the_queue_when_they_cannot() {
+    let svc = TestService::start_with(|c| c.live.tick_ms = 200).await;
+    let inst = svc.institution("Wahlhaus").await;
+    let bea = counsellor(&svc, &inst, "Bea Wahl", &[], true).await;
+    let carl = counsellor(&svc, &inst, "Carl Wahl", &[], true).await;
+    let dora = counsellor(&svc, &inst, "Dora Stamm", &[], true).await;
+    set_status_with(&svc, &dora, json!({"status": "online", "only_regular": true})).await;
+    let _emil = counsellor(&svc, &inst, "Emil Offline", &[], false).await;
+
+    // Proposed: who can take a chat now, not those only for regular clients, not offline;
+    // by an opaque ID, never the Matrix user ID.
+    let team = proposed(&svc, &inst).await;
+    let names: Vec<&str> = team.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["Bea Wahl", "Carl Wahl"], "{team:?}");
+    assert!(team.iter().all(|(_, id)| !id.contains('@') && !id.contains("wahl")), "{team:?}");
+    let bea_id = team[0].1.clone();
+
+    // Choosing Bea offers her the chat (an invite); only she can get in.
+    let (v1, _) =
+        Visitor::open(&svc, &inst.id, json!({"area": "anonymous", "form": "bubble", "counsellor": bea_id}))
+            .await;
+    let first = chat_in_state(&svc, &inst, 1, "offered").await;
+    assert_eq!(first["counsellor"], bea.user_id.as_str());
+    let room = first["room_id"].as_str().expect("room").to_owned();
+    visitor_state(&v1, "someone is coming", |s| s["queue"]["someone_coming"] == true).await;
+    eventually("Bea's invite", Duration::from_secs(20), || async {
+        invited(&bea, &room).await.then_some(())
+    })
+    .await;
+    assert_eq!(join(&carl, &room).await.0, 403, "offered to Bea, not to Carl");
+    assert_eq!(join(&bea, &room).await.0, 200);
+    chat_in_state(&svc, &inst, 1, "taken").await;
+
+    // Unknown or malformed IDs are refused before anything is created.
+    let chats_before = live_chats(&svc, &inst).await.len();
+    for bad in [json!("0000000000000000"), json!(""), json!(bea.user_id)] {
+        let (s, v) = Visitor::new(&svc)
+            .call(
+                Method::POST,
+                &format!("/institutions/{}/sessions", inst.id),
+                Some(json!({"area": "anonymous", "form": "bubble", "counsellor": bad})),
+            )
+            .await;
+        assert_eq!((s, v["errcode"].as_str()), (400, Some("M_INVALID_PARAM")), "{v}");
+        assert!(v["error"].as_str().is_some_and(|e| e.contains("beratende Person")), "{v}");
+    }
+    assert_eq!(live_chats(&svc, &inst).await.len(), chats_before, "nothing was created");
+
+    // Chose Carl, but Carl went offline in between: the chat waits for the next free
+    // counsellor, and the visitor is told so in plain German.
+    let carl_id = team[1].1.clone();
+    svc.set_status(&carl.user_id, "not_online").await;
+    let (v2, _) =
+        Visitor::open(&svc, &inst.id, json!({"area": "anonymous", "form": "bubble", "counsellor": carl_id}))
+            .await;
+    visitor_told(&v2, "nicht frei").await;
+    let second = chat_in_state(&svc, &inst, 2, "waiting").await;
+    assert!(second["counsellor"].is_null(), "{second}");
+
+    // Dora (only for regular clients) is no choice for a new visitor, even by her ID.
+    let dora_id = {
+        svc.set_status(&carl.user_id, "online").await;
+        set_status_with(&svc, &dora, json!({"status": "online", "only_regular": false})).await;
+        let id = proposed(&svc, &inst).await.into_iter().find(|(n, _)| n == "Dora Stamm").expect("Dora").1;
+        set_status_with(&svc, &dora, json!({"status": "online", "only_regular": true})).await;
+        id
+    };
+    let (v3, _) =
+        Visitor::open(&svc, &inst.id, json!({"area": "anonymous", "form": "bubble", "counsellor": dora_id}))
+            .await;
+    visitor_told(&v3, "nicht frei").await;
+    assert!(
+        !invited(&dora, chat_in_state(&svc, &inst, 3, "waiting").await["room_id"].as_str().expect("room"))
+            .await
+    );
+
+    // An offer to the chosen one that is not accepted in time lapses: the chat waits for
+    // the next free counsellor, and the visitor is told.
+    let fast = department(&svc, &inst, "Schnell").await;
+    let (s, v) = svc
+        .admin(
+            Method::PUT,
+            &format!("/departments/{fast}/live"),
+            Some(
+                json!({"routing": "manual", "max_chats": 5, "offer_timeout_secs": 5, "code_required": false}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let fritz = counsellor(&svc, &inst, "Fritz Schnell", &[&fast], true).await;
+    let fritz_id =
+        proposed(&svc, &inst).await.into_iter().find(|(n, _)| n == "Fritz Schnell").expect("Fritz").1;
+    let (v4, _) = Visitor::open(
+        &svc,
+        &inst.id,
+        json!({"area": "anonymous", "form": "bubble", "department": fast, "counsellor": fritz_id}),
+    )
+    .await;
+    assert_eq!(chat_in_state(&svc, &inst, 4, "offered").await["counsellor"], fritz.user_id.as_str());
+    visitor_state(&v4, "someone is coming", |s| s["queue"]["someone_coming"] == true).await;
+    chat_in_state(&svc, &inst, 4, "waiting").await;
+    visitor_told(&v4, "nicht frei").await;
+    let _ = (v1, v2, v3);
+}
+
+/// The ID clients know a counsellor by, read from the proposals while they are proposed.
+async fn team_id_of(
+    svc: &TestService,
+    inst: &TestInstitution,
+    c: &TestUser,
+    name: &str,
+    then: Value,
+) -> String {
+    set_status_with(svc, c, json!({"status": "online", "only_regular": false})).await;
+    let id = proposed(svc, inst).await.into_iter().find(|(n, _)| n == name).expect("proposed").1;
+    set_status_with(svc, c, then).await;
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn our_team_lists_whom_a_logged_in_client_may_write_to_and_writing_brings_them_in() {
+    let svc = TestService::start().await;
+    let inst = svc.institution("Teamhaus").await;
+    let gabi = counsellor(&svc, &inst, "Gabi Team", &[], true).await;
+    let hans = counsellor(&svc, &inst, "Hans Team", &[], false).await;
+    svc.set_status(&hans.user_id, "not_online").await;
+    let ina = counsellor(&svc, &inst, "Ina Team", &[], false).await;
+    let ina_id = team_id_of(&svc, &inst, &ina, "Ina Team", json!({"status": "not_selectable"})).await;
+    let jana = counsellor(&svc, &inst, "Jana Team", &[], false).await;
+    let jana_id =
+        team_id_of(&svc, &inst, &jana, "Jana Team", json!({"status": "online", "only_regular": true})).await;
+
+    let (s, v) = svc.admin(Method::POST, &format!("/institutions/{}/embed-secret", inst.id), None).await;
+    assert_eq!(s, 200, "{v}");
+    let token = assisto_bridge::token::sign(
+        v["secret"].as_str().expect("secret").as_bytes(),
+        &assisto_bridge::token::Claims {
+            inst: inst.id.clone(),
+            sub: "team-user-1".into(),
+            name: "Klara Klient".into(),
+            exp: chrono::Utc::now().timestamp() + 3600,
+        },
+    );
+    let (client, opened) =
+        Visitor::open(&svc, &inst.id, json!({"area": "registered", "form": "tile", "token": token})).await;
+    assert_eq!(opened["conversation"]["kind"], "client_chat", "{opened}");
+    let team = || async {
+        let (s, v) = client.call(Method::GET, "/team", None).await;
+        assert_eq!(s, 200, "{v}");
+        v["team"]
+            .as_array()
+            .expect("team")
+            .iter()
+            .map(|m| {
+                (
+                    m["name"].as_str().unwrap_or_default().to_owned(),
+                    m["status"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    // Not selectable: not listed; only for regular clients: not yet; not online: listed as
+    // offline (they can still be written to).
+    assert_eq!(
+        team().await,
+        [("Gabi Team".to_owned(), "online".to_owned()), ("Hans Team".to_owned(), "offline".to_owned())]
+    );
+    for (id, why) in [
+        (&ina_id, "not selectable"),
+        (&jana_id, "only for regular clients"),
+        (&"00ff00ff00ff00ff".to_owned(), "unknown"),
+    ] {
+        let (s, v) = client.call(Method::POST, &format!("/team/{id}"), None).await;
+        assert_eq!((s, v["errcode"].as_str()), (404, Some("M_NOT_FOUND")), "{why}: {v}");
+    }
+
+    // Writing to Hans: he is invited into the client's chat, and the client is told once,
+    // however often they ask.
+    let hans_id = team_id_of(&svc, &inst, &hans, "Hans Team", json!({"status": "not_online"})).await;
+    let room: String = sqlx::query_scalar("SELECT room_id FROM embed_conversations e JOIN clients c ON c.user_id = e.client WHERE c.display_name = 'Klara Klient'")
+        .fetch_one(svc.running().db.pool())
+        .await
+        .expect("the client's chat");
+    for _ in 0..2 {
+        let (s, v) = client.call(Method::POST, &format!("/team/{hans_id}"), None).await;
+        assert_eq!(s, 200, "{v}");
+        eventually("Hans's invite", Duration::from_secs(20), || async {
+            invited(&hans, &room).await.then_some(())
+        })
+        .await;
+    }
+    visitor_told(&client, "Hans Team geschrieben").await;
+    let told = client
+        .messages()
+        .await
+        .iter()
+        .filter(|m| {
+            m["from"] == "system" && m["text"].as_str().is_some_and(|t| t.contains("Hans Team geschrieben"))
+        })
+        .count();
+    assert_eq!(told, 1, "told once");
+    assert!(!invited(&gabi, &room).await, "nobody else is brought in");
+
+    // Once Jana has a chat with the client, the client is her regular client: listed, and
+    // writing to her is accepted.
+    assert_eq!(join(&jana, &room).await.0, 200);
+    eventually("Jana listed for her regular client", Duration::from_secs(20), || async {
+        team().await.iter().any(|(n, _)| n == "Jana Team").then_some(())
+    })
+    .await;
+    assert_eq!(client.call(Method::POST, &format!("/team/{jana_id}"), None).await.0, 200);
+
+    // "Unser Team" is the logged-in area's: an anonymous visitor's session gets 403.
+    let visitor = Visitor::anonymous(&svc, &inst.id, None).await;
+    let (s, v) = visitor.call(Method::GET, "/team", None).await;
+    assert_eq!((s, v["errcode"].as_str()), (403, Some("M_FORBIDDEN")), "{v}");
+    // The logged-in area chooses through "Unser Team", not when opening.
+    let (s, v) = Visitor::new(&svc)
+        .call(
+            Method::POST,
+            &format!("/institutions/{}/sessions", inst.id),
+            Some(json!({"area": "registered", "form": "tile", "token": "x", "counsellor": hans_id})),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+}

@@ -13,20 +13,22 @@
 //! `sessions.rs` (the site's configuration, opening, finding and ending sessions),
 //! `rooms.rs` (creating the conversation room), `timeline.rs` (history, its cache, live
 //! events, text messages), `media.rs` (files and voice messages), `presence.rs` (what the
-//! client sees of the counsellors: joined, typing, read) and `store.rs` (the tables).
+//! client sees of the counsellors: joined, typing, read), `team.rs` (choosing a counsellor:
+//! the live chat's proposals, "Unser Team") and `store.rs` (the tables).
 
 mod media;
 mod presence;
 mod rooms;
 mod sessions;
 pub mod store;
+mod team;
 mod timeline;
 mod transcript;
 
 use std::{collections::HashMap, sync::Arc, sync::Mutex};
 
 use assisto_bridge::{
-    core::{Area, Core, CoreError, EmbedConfig, Form, Identity, Media, Message, Session, State},
+    core::{Area, Core, CoreError, EmbedConfig, Form, Identity, Media, Message, Session, State, TeamMember},
     hub::Hub,
 };
 use assisto_core::ids::Ids;
@@ -144,8 +146,17 @@ impl Core for EmbedCore {
         form: Form,
         identity: Identity,
         department: Option<&str>,
+        counsellor: Option<&str>,
     ) -> Result<(String, Session), CoreError> {
-        self.open(institution, area, form, identity, department).await
+        self.open(institution, area, form, identity, department, counsellor).await
+    }
+
+    async fn team(&self, s: &Session) -> Result<Vec<TeamMember>, CoreError> {
+        self.team_of(s).await
+    }
+
+    async fn write_to(&self, s: &Session, member: &str) -> Result<(), CoreError> {
+        self.write_to_member(s, member).await
     }
 
     async fn session(&self, token: &str) -> Result<Session, CoreError> {

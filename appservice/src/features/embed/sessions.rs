@@ -56,6 +56,7 @@ impl EmbedCore {
             available,
             departments,
             next_open,
+            team: self.proposed(institution).await?,
             features: Features { files: true, voice: true },
             limits: Limits {
                 max_file_bytes: files.max_document_bytes,
@@ -95,6 +96,7 @@ impl EmbedCore {
         form: Form,
         identity: Identity,
         department: Option<&str>,
+        counsellor: Option<&str>,
     ) -> Result<(String, Session), CoreError> {
         let config = self.site_config(institution).await?;
         if !config.forms.allows(area, form) {
@@ -107,6 +109,21 @@ impl EmbedCore {
             Some(_) => return Err(CoreError::Invalid("Diese Abteilung gibt es nicht.".into())),
             None if config.departments.len() == 1 => Some(config.departments[0].id.clone()),
             None => None,
+        };
+        // A chosen counsellor is one of the institution's (whether they are free is the
+        // desk's to decide when the chat is queued); only a live chat's visitor chooses so.
+        let chosen = match counsellor {
+            None => None,
+            Some(_) if !matches!(identity, Identity::Anonymous) => {
+                return Err(CoreError::Invalid(
+                    "Im angemeldeten Bereich wählst du deine beratende Person unter „Unser Team“.".into(),
+                ))
+            }
+            Some(id) => match self.team_member(institution, id).await {
+                Ok(e) => Some(e.counsellor.user_id),
+                Err(CoreError::NotFound(m)) => return Err(CoreError::Invalid(m)),
+                Err(e) => return Err(e),
+            },
         };
         let (client, kind) = match identity {
             Identity::Anonymous => {
@@ -162,7 +179,7 @@ impl EmbedCore {
                 embed::set_conversation(&self.db, &client, &room, kind.as_str()).await.map_err(db_err)?;
                 if kind == RoomKind::Live {
                     self.live
-                        .open_chat(&room, institution, department.as_deref(), &client)
+                        .open_chat(&room, institution, department.as_deref(), &client, chosen.as_deref())
                         .await
                         .map_err(domain_err)?;
                 }

@@ -47,6 +47,10 @@ use crate::store::Db;
 /// retry re-reads it; a take that lost sees the winner and is refused).
 const CAS_ATTEMPTS: usize = 8;
 
+/// What a visitor is told when the counsellor they chose cannot take their chat.
+const CHOSEN_NOT_FREE: &str =
+    "Die gewählte beratende Person ist gerade nicht frei. Dein Chat wartet jetzt auf die nächste freie beratende Person.";
+
 /// How many desk changes an open widget may fall behind before it just reads its desk
 /// again.
 const DESK_CHANGES: usize = 256;
@@ -132,22 +136,53 @@ impl LiveDesk {
         self.ids.bot()
     }
 
-    /// A visitor's new live chat enters its department's queue.
+    /// A visitor's new live chat enters its department's queue; where the visitor chose a
+    /// counsellor, it is offered to them first (see [`LiveDesk::offer_chosen`]).
     pub async fn open_chat(
         &self,
         room_id: &str,
         institution: &str,
         department: Option<&str>,
         client: &str,
+        chosen: Option<&str>,
     ) -> Result<(), Error> {
         let number = store::next_number(&self.db, institution).await?;
         if store::insert_chat(&self.db, room_id, institution, department, number, client, now_ms()).await? {
             if let Some(chat) = store::chat(&self.db, room_id).await? {
                 store::log(&self.db, &chat, "queued", None).await?;
+                if let Some(to) = chosen {
+                    self.offer_chosen(&chat, to).await?;
+                }
             }
             self.route(institution).await?;
             self.publish(Change::Conversation(room_id.to_owned())).await;
             self.publish(Change::Desk(institution.to_owned())).await;
+        }
+        Ok(())
+    }
+
+    /// The visitor chose a counsellor: the chat is offered to them (an invite) if they can
+    /// take it now and are not "only selectable by regular clients" (a new visitor is
+    /// nobody's regular client); otherwise, or when the offer lapses, it waits for the next
+    /// free counsellor, and the visitor is told so.
+    async fn offer_chosen(&self, chat: &LiveChat, to: &str) -> Result<(), Error> {
+        let free = self
+            .team(&chat.institution_id)
+            .await?
+            .iter()
+            .any(|m| m.counsellor.user_id == to && m.can_take && !m.only_regular);
+        let offered = if free {
+            let step = Step::Offer { to: to.to_owned(), at_ms: now_ms() };
+            self.apply(&chat.room_id, Guard::None, step, &Extra::default()).await?.ok()
+        } else {
+            None
+        };
+        match offered {
+            Some(after) => {
+                store::log(&self.db, &after, "chosen", Some(to)).await?;
+                self.hs.invite(&after.room_id, self.bot(), to).await.or_else(ignore_refusal)?;
+            }
+            None => self.tell_visitor(chat, "chosen-busy", CHOSEN_NOT_FREE).await?,
         }
         Ok(())
     }

@@ -173,6 +173,9 @@ impl LiveDesk {
                 .await?
             {
                 store::log(&self.db, &after, "lapsed", Some(&to)).await?;
+                if store::was_chosen(&self.db, &chat.room_id, &to).await? {
+                    self.tell_visitor(&after, "chosen-lapsed", super::CHOSEN_NOT_FREE).await?;
+                }
                 match self.hs.kick(&chat.room_id, self.bot(), &to, "Das Angebot ist abgelaufen.").await {
                     Ok(()) => {}
                     Err(e) if !e.is_transient() => {}

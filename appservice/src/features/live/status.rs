@@ -20,6 +20,23 @@ pub enum From {
     Api,
 }
 
+/// A counsellor as clients may see them ([`LiveDesk::team`]).
+#[derive(Clone, Debug)]
+pub struct TeamEntry {
+    /// Who.
+    pub counsellor: people::Counsellor,
+    /// Their departments.
+    pub departments: Vec<String>,
+    /// What they set.
+    pub status: Status,
+    /// "Only selectable by regular clients".
+    pub only_regular: bool,
+    /// What clients see.
+    pub shown: live::Shown,
+    /// Whether they can take a new live chat now.
+    pub can_take: bool,
+}
+
 impl LiveDesk {
     /// A counsellor's status.
     pub async fn status_of(&self, user: &str) -> Result<StatusRow, Error> {
@@ -88,15 +105,46 @@ impl LiveDesk {
                 }
             }
             let st = store::status(&self.db, &c.user_id).await?;
-            let open = store::owned_by(&self.db, &c.user_id).await?.len() as u32
-                + store::offered_to(&self.db, &c.user_id).await? as u32;
-            out.push(Candidate {
-                last_taken_ms: store::last_taken(&self.db, &c.user_id).await?,
-                user_id: c.user_id,
+            out.push(self.candidate(c.user_id, &st, &settings).await?);
+        }
+        Ok(out)
+    }
+
+    /// One counsellor as routing sees them, under a department's settings.
+    async fn candidate(
+        &self,
+        user_id: String,
+        st: &StatusRow,
+        settings: &store::DepartmentSettings,
+    ) -> Result<Candidate, Error> {
+        let open = store::owned_by(&self.db, &user_id).await?.len() as u32
+            + store::offered_to(&self.db, &user_id).await? as u32;
+        Ok(Candidate {
+            last_taken_ms: store::last_taken(&self.db, &user_id).await?,
+            user_id,
+            status: st.status,
+            presence: if self.config.presence { st.presence } else { Presence::Online },
+            open_chats: open,
+            max_chats: st.max_chats.unwrap_or(settings.max_chats),
+        })
+    }
+
+    /// The institution's team as clients may see it: everyone with their status, shown
+    /// status, departments and whether they can take a new live chat now (under the general
+    /// queue's settings where they set no limit of their own).
+    pub async fn team(&self, institution: &str) -> Result<Vec<TeamEntry>, Error> {
+        let settings = store::department_settings(&self.db, None).await?;
+        let mut out = Vec::new();
+        for c in people::counsellors(&self.db, institution).await? {
+            let st = store::status(&self.db, &c.user_id).await?;
+            let candidate = self.candidate(c.user_id.clone(), &st, &settings).await?;
+            out.push(TeamEntry {
+                departments: people::departments_of(&self.db, &c.user_id).await?,
+                can_take: candidate.can_take(),
+                shown: live::shown(st.status, candidate.presence),
                 status: st.status,
-                presence: if self.config.presence { st.presence } else { Presence::Online },
-                open_chats: open,
-                max_chats: st.max_chats.unwrap_or(settings.max_chats),
+                only_regular: st.only_regular,
+                counsellor: c,
             });
         }
         Ok(out)

@@ -239,6 +239,18 @@ pub async fn compare_and_set(
     Ok(r.rows_affected() == 1)
 }
 
+/// Whether the chat's visitor chose `counsellor` (the log's `chosen` line).
+pub async fn was_chosen(db: &Db, room_id: &str, counsellor: &str) -> sqlx::Result<bool> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM live_log WHERE room_id = $1 AND what = 'chosen' AND counsellor = $2",
+    )
+    .bind(room_id)
+    .bind(counsellor)
+    .fetch_one(db.pool())
+    .await?;
+    Ok(n > 0)
+}
+
 /// Writes one line of the desk's log.
 pub async fn log(db: &Db, chat: &LiveChat, what: &str, counsellor: Option<&str>) -> sqlx::Result<()> {
     let _w = db.write_guard().await;
