@@ -60,6 +60,23 @@
       startFailed: 'Der Chat konnte nicht gestartet werden.',
       loadError: 'Der Chat konnte nicht geladen werden. Bitte versuche es später noch einmal.',
       newChat: 'Neuen Chat starten',
+      chooseTitle: 'Bevor es losgeht',
+      chooseDepartment: 'Wobei dürfen wir dir helfen?',
+      chooseCounsellor: 'Mit wem möchtest du schreiben?',
+      nextFree: 'Mit der nächsten freien beratenden Person',
+      departmentClosed: '(gerade nicht erreichbar)',
+      startChat: 'Chat starten',
+      team: 'Unser Team',
+      teamIntro: 'Hier siehst du, wer für dich da ist. Wenn du jemandem schreibst, kommt die Person in diesen Chat.',
+      teamEmpty: 'Gerade kannst du niemanden direkt anschreiben.',
+      writeTo: 'Schreiben',
+      writeToLabel: '{name} schreiben',
+      wroteTo: 'Du hast {name} geschrieben.',
+      close: 'Schließen',
+      statusOnline: 'online',
+      statusAway: 'abwesend',
+      statusBusy: 'beschäftigt',
+      statusOffline: 'offline',
       tryAgain: 'Erneut versuchen',
       inputLabel: 'Nachricht schreiben',
       placeholder: 'Nachricht schreiben …',
@@ -160,6 +177,23 @@
       startFailed: 'The chat could not be started.',
       loadError: 'The chat could not be loaded. Please try again later.',
       newChat: 'Start a new chat',
+      chooseTitle: 'Before we start',
+      chooseDepartment: 'What can we help you with?',
+      chooseCounsellor: 'Who would you like to talk to?',
+      nextFree: 'The next free counsellor',
+      departmentClosed: '(not available right now)',
+      startChat: 'Start chat',
+      team: 'Our team',
+      teamIntro: 'This is who is here for you. When you write to someone, they join this chat.',
+      teamEmpty: 'You cannot write to anyone directly right now.',
+      writeTo: 'Write',
+      writeToLabel: 'Write to {name}',
+      wroteTo: 'You wrote to {name}.',
+      close: 'Close',
+      statusOnline: 'online',
+      statusAway: 'away',
+      statusBusy: 'busy',
+      statusOffline: 'offline',
       tryAgain: 'Try again',
       inputLabel: 'Write a message',
       placeholder: 'Write a message …',
@@ -280,7 +314,7 @@
 
   const S = {
     cfg: null, // normalised config
-    phase: 'idle', // idle | starting | unavailable | chat | refused | ended | deleted | expired | error
+    phase: 'idle', // idle | choose | starting | unavailable | chat | refused | ended | deleted | expired | error
     gen: 0, // bumped whenever a session is torn down; late async results of older ones are dropped
     token: null,
     state: {},
@@ -303,6 +337,8 @@
     typingSentAt: 0,
     typingIdle: 0,
     deleting: false,
+    choice: null, // {department, counsellor} the visitor chose before starting a live chat
+    choosing: null, // the chooser's current selection while it is shown
   };
 
   // Real-time transport: a WebSocket, or long polling as the fallback.
@@ -612,12 +648,31 @@
       name: (c.institution && typeof c.institution.name === 'string' && c.institution.name) || '',
       available: c.available === true,
       nextOpen: typeof c.next_open === 'string' ? c.next_open : null,
+      departments: normaliseDepartments(c.departments),
+      team: normaliseTeam(c.team),
       files: features.files === true,
       voice: features.voice === true && !!VOICE_MIME,
       maxText: positive(limits.max_text_chars, 4000),
       maxFiles: positive(limits.max_files, 5),
       maxBytes: positive(limits.max_file_bytes, 10 * 1024 * 1024),
     };
+  }
+
+  function normaliseDepartments(list) {
+    return (Array.isArray(list) ? list : [])
+      .filter((d) => d && typeof d.id === 'string' && typeof d.name === 'string')
+      .map((d) => ({ id: d.id, name: d.name, available: d.available === true, nextOpen: typeof d.next_open === 'string' ? d.next_open : null }));
+  }
+
+  function normaliseTeam(list) {
+    return (Array.isArray(list) ? list : [])
+      .filter((m) => m && typeof m.id === 'string' && typeof m.name === 'string')
+      .map((m) => ({
+        id: m.id,
+        name: m.name,
+        status: typeof m.status === 'string' ? m.status : 'offline',
+        departments: Array.isArray(m.departments) ? m.departments.filter((d) => typeof d === 'string') : [],
+      }));
   }
 
   function storedToken() {
@@ -686,7 +741,10 @@
     ui.transcriptBtn = h('button', {
       type: 'button', class: 'assisto-btn assisto-action assisto-transcript', text: T.transcript, hidden: true, onclick: downloadTranscript,
     });
-    ui.actions = h('div', { class: 'assisto-actions', hidden: true }, ui.transcriptBtn, ui.endBtn, ui.deleteBtn);
+    ui.teamBtn = h('button', {
+      type: 'button', class: 'assisto-btn assisto-action assisto-team-btn', text: T.team, hidden: true, onclick: openTeam,
+    });
+    ui.actions = h('div', { class: 'assisto-actions', hidden: true }, ui.teamBtn, ui.transcriptBtn, ui.endBtn, ui.deleteBtn);
     const tools = h('div', { class: 'assisto-tools' }, ui.mute,
       tile ? null : h('button', {
         type: 'button', class: 'assisto-btn assisto-icon-btn assisto-minimise', 'aria-label': T.minimise, onclick: () => closePanel(true),
@@ -708,9 +766,10 @@
     ui.announcer = h('div', { class: 'assisto-sr', role: 'status' });
     const body = [header, ui.alertBox, ui.statusbar, ui.more, ui.log, ui.typing, ui.notice, buildComposer(), ui.announcer];
     ui.dialog = buildDialog();
+    ui.teamDialog = buildTeamDialog();
 
     if (tile) {
-      ui.root = h('section', { class: 'assisto-root assisto-tile assisto-chat', 'aria-labelledby': titleId }, body, ui.dialog);
+      ui.root = h('section', { class: 'assisto-root assisto-tile assisto-chat', 'aria-labelledby': titleId }, body, ui.dialog, ui.teamDialog);
       ui.chat = ui.root;
     } else {
       const panelId = nextId('panel');
@@ -730,7 +789,7 @@
           closePanel(true);
         }
       });
-      ui.root = h('aside', { class: 'assisto-root assisto-bubble', 'aria-label': T.landmark }, ui.launcher, ui.unreadText, ui.chat, ui.dialog);
+      ui.root = h('aside', { class: 'assisto-root assisto-bubble', 'aria-label': T.landmark }, ui.launcher, ui.unreadText, ui.chat, ui.dialog, ui.teamDialog);
     }
     ui.root.setAttribute('data-assisto-form', opts.form);
     ui.root.setAttribute('data-transport', tr.mode);
@@ -907,10 +966,17 @@
       }
       if (!v || typeof v.available !== 'boolean') return;
       const nextOpen = typeof v.next_open === 'string' ? v.next_open : null;
-      if (v.available === S.cfg.available && nextOpen === S.cfg.nextOpen) return;
+      const departments = normaliseDepartments(v.departments);
+      const team = normaliseTeam(v.team);
+      const choices = JSON.stringify([departments, team]) !== JSON.stringify([S.cfg.departments, S.cfg.team]);
+      if (v.available === S.cfg.available && nextOpen === S.cfg.nextOpen && !choices) return;
       S.cfg.available = v.available;
       S.cfg.nextOpen = nextOpen;
-      if (S.phase === 'idle' || S.phase === 'unavailable') {
+      S.cfg.departments = departments;
+      S.cfg.team = team;
+      if (S.phase === 'choose' && v.available) {
+        renderChooser(false); // keeps what the visitor picked, where it is still there
+      } else if (S.phase === 'idle' || S.phase === 'unavailable' || S.phase === 'choose') {
         setPhase(v.available ? 'idle' : 'unavailable');
         if (v.available) ensureSession();
       }
@@ -920,7 +986,7 @@
   function setPhase(phase) {
     const hadFocus = ui.chat.contains(document.activeElement);
     S.phase = phase;
-    watchAvailability(phase === 'idle' || phase === 'unavailable');
+    watchAvailability(phase === 'idle' || phase === 'unavailable' || phase === 'choose');
     const chat = phase === 'chat';
     if (!chat) {
       closeEmoji(false);
@@ -930,9 +996,10 @@
     ui.endBtn.hidden = !chat;
     ui.deleteBtn.hidden = !(S.token && (chat || phase === 'refused' || phase === 'ended'));
     ui.transcriptBtn.hidden = !(S.token && (chat || phase === 'ended'));
-    ui.actions.hidden = ui.endBtn.hidden && ui.deleteBtn.hidden && ui.transcriptBtn.hidden;
+    ui.teamBtn.hidden = !(chat && opts.area === 'registered');
+    ui.actions.hidden = ui.endBtn.hidden && ui.deleteBtn.hidden && ui.transcriptBtn.hidden && ui.teamBtn.hidden;
     ui.more.hidden = !S.more;
-    const notice = renderNotice(phase);
+    const notice = phase === 'choose' ? renderChooser(true) : renderNotice(phase);
     // Keep keyboard focus in a sensible place when the focused control just disappeared.
     const active = document.activeElement;
     if (hadFocus && (hiddenNow(active) || !ui.chat.contains(active) || active === ui.title)) {
@@ -950,6 +1017,126 @@
     const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})$/.exec(S.cfg.nextOpen || '');
     if (!m) return T.unavailable;
     return t('nextOpen', { date: `${m[3]}.${m[2]}.${m[1]}`, time: `${m[4]}:${m[5]}` });
+  }
+
+  // Before an anonymous live chat starts: the department (where there are several) and
+  // whom to talk to (the next free counsellor, or one of those proposed now).
+  function needsChoice() {
+    return opts.area === 'anonymous' && (S.cfg.departments.length > 1 || S.cfg.team.length > 0);
+  }
+
+  function renderChooser(fresh) {
+    const cfg = S.cfg;
+    const prev = S.choosing || {};
+    const open = cfg.departments.filter((d) => d.available);
+    const department = cfg.departments.length > 1
+      ? (open.some((d) => d.id === prev.department) ? prev.department : (open[0] || {}).id || null)
+      : null;
+    const serves = (m) => !department || m.departments.length === 0 || m.departments.includes(department);
+    const team = cfg.team.filter(serves);
+    const counsellor = team.some((m) => m.id === prev.counsellor) ? prev.counsellor : '';
+    S.choosing = { department, counsellor };
+    const hadFocus = ui.notice.contains(document.activeElement);
+    const group = nextId('choose');
+    const radio = (name, value, checked, label, disabled, onpick) => {
+      const id = nextId(name);
+      return h('div', { class: 'assisto-choice' },
+        h('input', { type: 'radio', id, name: `${group}-${name}`, value, checked, disabled, onchange: onpick }),
+        h('label', { for: id, text: label }));
+    };
+    const titleId = nextId('choose-title');
+    const form = h('form', {
+      class: 'assisto-chooser', 'aria-labelledby': titleId,
+      onsubmit: (e) => {
+        e.preventDefault();
+        S.choice = { department: S.choosing.department, counsellor: S.choosing.counsellor || null };
+        S.choosing = null;
+        S.phase = 'idle';
+        ensureSession();
+      },
+    }, h('h3', { id: titleId, class: 'assisto-chooser-title', tabindex: -1, text: T.chooseTitle }));
+    if (cfg.departments.length > 1) {
+      form.append(h('fieldset', { class: 'assisto-fieldset' }, h('legend', { text: T.chooseDepartment }),
+        cfg.departments.map((d) => radio('dept', d.id, d.id === department,
+          d.available ? d.name : `${d.name} ${T.departmentClosed}`, !d.available,
+          () => {
+            S.choosing = { department: d.id, counsellor: S.choosing.counsellor };
+            renderChooser(false);
+          }))));
+    }
+    if (team.length > 0) {
+      form.append(h('fieldset', { class: 'assisto-fieldset' }, h('legend', { text: T.chooseCounsellor }),
+        radio('who', '', counsellor === '', T.nextFree, false, () => { S.choosing.counsellor = ''; }),
+        team.map((m) => radio('who', m.id, m.id === counsellor, m.name, false, () => { S.choosing.counsellor = m.id; }))));
+    }
+    form.append(h('button', { type: 'submit', class: 'assisto-btn assisto-btn--primary assisto-start-chat', text: T.startChat }));
+    // Re-rendering after a radio changed keeps focus on the same choice.
+    const focusedValue = hadFocus && document.activeElement && document.activeElement.value;
+    const focusedName = hadFocus && document.activeElement && document.activeElement.name;
+    ui.notice.replaceChildren(form);
+    ui.notice.hidden = false;
+    if (focusedName) {
+      const same = Array.from(form.querySelectorAll('input')).find((i) => i.value === focusedValue && i.name.endsWith(focusedName.slice(focusedName.lastIndexOf('-'))));
+      if (same) same.focus();
+    }
+    return fresh ? form.querySelector('h3') : null;
+  }
+
+  // "Unser Team" (logged-in area): whom the client may write to, with their status.
+  function statusText(st) {
+    return { online: T.statusOnline, away: T.statusAway, busy: T.statusBusy }[st] || T.statusOffline;
+  }
+
+  async function openTeam() {
+    let res;
+    try {
+      res = await api('GET', '/team');
+    } catch (e) {
+      fail(e);
+      return;
+    }
+    const team = normaliseTeam(res && res.team);
+    const list = h('ul', { class: 'assisto-team-list' }, team.map((m) => h('li', { class: 'assisto-team-member' },
+      h('span', { class: 'assisto-team-name', text: m.name }), ' ',
+      h('span', { class: `assisto-team-status assisto-status-${m.status === 'online' ? 'online' : 'other'}`, text: statusText(m.status) }),
+      h('button', {
+        type: 'button', class: 'assisto-btn assisto-btn--secondary assisto-write-to', text: T.writeTo,
+        'aria-label': t('writeToLabel', { name: m.name }), onclick: () => writeTo(m),
+      }))));
+    ui.teamBody.replaceChildren(h('p', { class: 'assisto-dialog-text', text: T.teamIntro }),
+      team.length ? list : h('p', { class: 'assisto-dialog-text', text: T.teamEmpty }));
+    dialogReturn = ui.teamBtn;
+    if (typeof ui.teamDialog.showModal === 'function') ui.teamDialog.showModal();
+    else ui.teamDialog.setAttribute('open', '');
+    ui.teamClose.focus();
+  }
+
+  async function writeTo(m) {
+    try {
+      await api('POST', `/team/${encodeURIComponent(m.id)}`);
+    } catch (e) {
+      fail(e);
+      return;
+    }
+    if (ui.teamDialog.open) ui.teamDialog.close();
+    announce(t('wroteTo', { name: m.name }));
+  }
+
+  function buildTeamDialog() {
+    const titleId = nextId('team-title');
+    ui.teamBody = h('div', { class: 'assisto-team' });
+    ui.teamClose = h('button', { type: 'button', class: 'assisto-btn assisto-btn--secondary assisto-team-close', text: T.close });
+    const dlg = h('dialog', { class: 'assisto-dialog assisto-team-dialog', 'aria-labelledby': titleId },
+      h('h2', { id: titleId, class: 'assisto-dialog-title', text: T.team }),
+      ui.teamBody,
+      h('div', { class: 'assisto-dialog-actions' }, ui.teamClose));
+    ui.teamClose.addEventListener('click', () => (dlg.close ? dlg.close() : dlg.removeAttribute('open')));
+    dlg.addEventListener('close', () => {
+      const to = dialogReturn;
+      dialogReturn = null;
+      if (to && !hiddenNow(to)) to.focus();
+    });
+    return dlg;
   }
 
   function renderNotice(phase) {
@@ -1076,10 +1263,16 @@
       refuse(T.loginRequired);
       return;
     }
+    if (!S.choice && needsChoice()) {
+      setPhase('choose');
+      return;
+    }
     const gen = S.gen;
     setPhase('starting');
     const body = { area: opts.area, form: opts.form };
     if (opts.area === 'registered') body.token = opts.token;
+    if (S.choice && S.choice.department) body.department = S.choice.department;
+    if (S.choice && S.choice.counsellor) body.counsellor = S.choice.counsellor;
     try {
       const sess = await api('POST', `/institutions/${encodeURIComponent(opts.inst)}/sessions`, { auth: false, json: body });
       if (gen !== S.gen) return;
@@ -1088,6 +1281,7 @@
       await startChat(sess, gen);
     } catch (e) {
       if (gen !== S.gen) return;
+      S.choice = null; // choose again (the chosen department may be gone)
       if (e.status === 403) refuse(errorText(e)); // blocked, or this form was switched off
       else startFailed(e);
     }
@@ -1217,6 +1411,7 @@
     dropSession();
     clearLog();
     clearAlert();
+    S.choice = null;
     S.phase = 'idle';
     ensureSession();
   }

@@ -55,6 +55,22 @@ async fn open_bubble(b: &Browser) {
     )
     .await;
     b.click(&b.find(".assisto-launcher").await).await;
+    start_chat(b).await;
+}
+
+/// Where the visitor is asked first (a counsellor is proposed, or there are departments),
+/// starts with the preselected choice ("the next free counsellor"); waits for the composer.
+async fn start_chat(b: &Browser) {
+    b.wait_until(
+        "the chooser or the composer",
+        "const i = document.querySelector('.assisto-input'); \
+         return !!document.querySelector('.assisto-start-chat') || (!!i && i.offsetParent !== null);",
+        Duration::from_secs(20),
+    )
+    .await;
+    if let Some(start) = b.try_find(".assisto-start-chat").await {
+        b.click(&start).await;
+    }
     b.wait_until(
         "the composer",
         "const i = document.querySelector('.assisto-input'); return !!i && !i.disabled && i.offsetParent !== null;",
@@ -452,6 +468,30 @@ async fn the_bubble_works_by_keyboard_alone() {
         Duration::from_secs(10),
     )
     .await;
+    // Anna is proposed: the visitor is asked first, and answers by keyboard too.
+    b.wait_until(
+        "the chooser",
+        "return !!document.querySelector('.assisto-start-chat');",
+        Duration::from_secs(20),
+    )
+    .await;
+    assert!(
+        b.eval(
+            "return document.querySelector('.assisto-panel').contains(document.activeElement);",
+            json!([])
+        )
+        .await
+            == json!(true),
+        "the focus moves into the chat's chooser"
+    );
+    for _ in 0..10 {
+        if focused(&b, "assisto-start-chat").await {
+            break;
+        }
+        b.keys(TAB).await;
+    }
+    assert!(focused(&b, "assisto-start-chat").await, "the start button is reachable with Tab");
+    b.keys(ENTER).await;
     b.wait_until(
         "the composer",
         "const i = document.querySelector('.assisto-input'); return !!i && !i.disabled && i.offsetParent !== null;",
@@ -485,6 +525,195 @@ async fn the_bubble_works_by_keyboard_alone() {
         Duration::from_secs(10),
     )
     .await;
+    b.quit().await;
+    svc.stop().await;
+}
+
+/// A counsellor of `departments`, online.
+async fn counsellor_in(
+    svc: &TestService,
+    inst: &assisto_tests::TestInstitution,
+    name: &str,
+    departments: &[&str],
+) -> assisto_tests::matrix::TestUser {
+    let localpart = svc.counsellor_localpart(&name.to_lowercase().replace(' ', "."));
+    let password = format!("pw-{}", uuid::Uuid::new_v4());
+    let body = json!({"localpart": localpart, "display_name": name, "password": password, "departments": departments});
+    let (s, v) = svc.admin(Method::POST, &format!("/institutions/{}/counsellors", inst.id), Some(body)).await;
+    assert_eq!(s, 201, "{v}");
+    let c = assisto_tests::matrix::TestUser::login(&localpart, &password).await;
+    svc.set_status(&c.user_id, "online").await;
+    c
+}
+
+async fn choice_labels(b: &Browser, legend_index: usize) -> Vec<String> {
+    let v = b
+        .eval(
+            "const f = document.querySelectorAll('.assisto-chooser fieldset')[arguments[0]];
+             return f ? [...f.querySelectorAll('.assisto-choice label')].map((l) => l.textContent) : [];",
+            json!([legend_index]),
+        )
+        .await;
+    v.as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+}
+
+/// The visitor picks a department and a proposed counsellor before the chat starts, waits
+/// in the queue (told that someone is coming), and a logged-in client writes to a
+/// counsellor of "Unser Team". axe-core on the chooser, the queue view and the team
+/// dialog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitor_chooses_department_and_counsellor_and_a_client_writes_to_our_team() {
+    let mut svc = TestService::start().await;
+    let inst = svc.institution("Wahlseite").await;
+    let dept = |name: &'static str| {
+        let (svc, inst) = (&svc, &inst);
+        async move {
+            let (s, v) = svc
+                .admin(
+                    Method::POST,
+                    &format!("/institutions/{}/departments", inst.id),
+                    Some(json!({"name": name})),
+                )
+                .await;
+            assert_eq!(s, 201, "{v}");
+            v["id"].as_str().expect("id").to_owned()
+        }
+    };
+    let youth = dept("Jugendberatung").await;
+    let family = dept("Familienberatung").await;
+    let bea = counsellor_in(&svc, &inst, "Bea Jugend", &[&youth]).await;
+    let carl = counsellor_in(&svc, &inst, "Carl Familie", &[&family]).await;
+    let (s, v) = svc.admin(Method::POST, &format!("/institutions/{}/embed-secret", inst.id), None).await;
+    assert_eq!(s, 200, "{v}");
+    let token = assisto_bridge::token::sign(
+        v["secret"].as_str().expect("secret").as_bytes(),
+        &assisto_bridge::token::Claims {
+            inst: inst.id.clone(),
+            sub: "wahl-7".into(),
+            name: "Mia Muster".into(),
+            exp: chrono::Utc::now().timestamp() + 3600,
+        },
+    );
+    let page = institution_page(&svc.url(), &inst.id).await;
+    let tile = page_with(
+        &svc.url(),
+        &format!(r##"data-institution="{}" data-form="tile" data-area="registered" data-target="#chat" data-token="{token}""##, inst.id),
+    )
+    .await;
+    let config = json!({"anonymous": {"tile": false, "bubble": true}, "registered": {"tile": true, "bubble": false},
+        "allowed_origins": [page, tile]});
+    let (s, v) =
+        svc.admin(Method::PUT, &format!("/institutions/{}/chat-config", inst.id), Some(config)).await;
+    assert_eq!(s, 200, "{v}");
+
+    let b = Browser::start().await;
+    b.goto(&page).await;
+    b.wait_until(
+        "the launcher",
+        "return !!document.querySelector('.assisto-launcher');",
+        Duration::from_secs(20),
+    )
+    .await;
+    b.click(&b.find(".assisto-launcher").await).await;
+    b.wait_until(
+        "the chooser",
+        "return !!document.querySelector('.assisto-chooser');",
+        Duration::from_secs(20),
+    )
+    .await;
+    let mut departments = choice_labels(&b, 0).await;
+    departments.sort();
+    assert_eq!(departments, ["Familienberatung", "Jugendberatung"]);
+    let violations = b.axe_violations().await;
+    assert!(violations.is_empty(), "axe on the chooser: {violations:#?}");
+    let (path, _) = b.screenshot("embed-chooser-1280").await;
+    assert!(path.exists());
+
+    // Family counselling: only Carl is proposed (beside the next free counsellor).
+    b.click(&b.find(&format!(".assisto-chooser input[value=\"{family}\"]")).await).await;
+    b.wait_until(
+        "the family's counsellors",
+        "const f = document.querySelectorAll('.assisto-chooser fieldset')[1];
+         return !!f && f.textContent.includes('Carl Familie') && !f.textContent.includes('Bea Jugend');",
+        Duration::from_secs(10),
+    )
+    .await;
+    let who = choice_labels(&b, 1).await;
+    assert_eq!(who, ["Mit der nächsten freien beratenden Person", "Carl Familie"]);
+    b.eval(
+        "[...document.querySelectorAll('.assisto-choice')].find((c) => c.textContent.includes('Carl'))
+            .querySelector('input').click(); return true;",
+        json!([]),
+    )
+    .await;
+    b.click(&b.find(".assisto-start-chat").await).await;
+    b.wait_until(
+        "the composer",
+        "const i = document.querySelector('.assisto-input'); return !!i && !i.disabled && i.offsetParent !== null;",
+        Duration::from_secs(20),
+    )
+    .await;
+
+    // The chat waits in the family queue, offered to Carl; the visitor is told someone comes.
+    let (s, chats) = svc.admin(Method::GET, &format!("/institutions/{}/live-chats", inst.id), None).await;
+    assert_eq!(s, 200, "{chats}");
+    assert_eq!(chats[0]["state"], "offered", "{chats}");
+    assert_eq!(chats[0]["counsellor"], carl.user_id.as_str(), "{chats}");
+    assert_eq!(chats[0]["department_id"], family.as_str(), "{chats}");
+    b.wait_until(
+        "the queue view",
+        "const w = document.querySelector('.assisto-waiting'); return !!w && w.textContent.includes('kommt gleich');",
+        Duration::from_secs(20),
+    )
+    .await;
+    let violations = b.axe_violations().await;
+    assert!(violations.is_empty(), "axe on the queue view: {violations:#?}");
+    b.set_size(320, 640).await;
+    let (path, _) = b.screenshot("embed-queue-320").await;
+    assert!(path.exists());
+    b.set_size(1280, 900).await;
+
+    // The logged-in area: "Unser Team" lists both with their status; writing to Bea
+    // brings her into the client's chat.
+    b.goto(&tile).await;
+    b.wait_until(
+        "the tile's composer",
+        "const i = document.querySelector('#chat .assisto-input'); return !!i && !i.disabled && i.offsetParent !== null;",
+        Duration::from_secs(20),
+    )
+    .await;
+    b.click(&b.find(".assisto-team-btn").await).await;
+    b.wait_until(
+        "the team dialog",
+        "const d = document.querySelector('.assisto-team-dialog'); return !!d && d.open && d.querySelectorAll('.assisto-team-member').length === 2;",
+        Duration::from_secs(10),
+    )
+    .await;
+    let listed = b
+        .eval(
+            "return [...document.querySelectorAll('.assisto-team-member')].map((m) => m.querySelector('.assisto-team-name').textContent + ': ' + m.querySelector('.assisto-team-status').textContent).sort();",
+            json!([]),
+        )
+        .await;
+    assert_eq!(listed, json!(["Bea Jugend: online", "Carl Familie: online"]));
+    let violations = b.axe_violations().await;
+    assert!(violations.is_empty(), "axe on the team dialog: {violations:#?}");
+    b.click(&b.find(".assisto-write-to[aria-label=\"Bea Jugend schreiben\"]").await).await;
+    b.wait_until(
+        "the dialog to close",
+        "return !document.querySelector('.assisto-team-dialog').open;",
+        Duration::from_secs(10),
+    )
+    .await;
+    wait_message(&b, "system", "Bea Jugend geschrieben").await;
+    let room: String = sqlx::query_scalar(
+        "SELECT e.room_id FROM embed_conversations e JOIN clients c ON c.user_id = e.client WHERE c.display_name = 'Mia Muster'",
+    )
+    .fetch_one(svc.running().db.pool())
+    .await
+    .expect("the client's chat");
+    let (_, sync) = bea.raw(Method::GET, "/_matrix/client/v3/sync?timeout=0", None).await;
+    assert!(sync["rooms"]["invite"].get(&room).is_some(), "Bea holds the invite: {sync}");
     b.quit().await;
     svc.stop().await;
 }
