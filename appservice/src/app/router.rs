@@ -27,6 +27,7 @@ pub fn router(state: Arc<Services>) -> Router {
         .route("/_assisto/widget/mappe", get(client_file::widget_route))
         .nest("/_assisto/live/v1", live_desk::routes())
         .route("/_assisto/widget/live", get(live_desk::widget_route))
+        .route("/_assisto/widget/widget-api.js", get(crate::web::widget_script_route))
         .route("/health", get(ops::health_route))
         .route("/metrics", get(ops::metrics_route))
         .fallback(unrecognized)

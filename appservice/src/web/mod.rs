@@ -1,5 +1,6 @@
 //! The product's own HTTP: the admin API, authentication of its callers, the one error
-//! answer, OpenID verification of counsellors, health and metrics.
+//! answer, OpenID verification of counsellors, health and metrics, and what the widget
+//! pages share (their security headers, their script).
 
 pub mod admin;
 pub mod auth;
@@ -19,12 +20,28 @@ pub fn widget_page(html: &'static str) -> impl IntoResponse {
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (
                 header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'",
+                "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'",
             ),
             (header::REFERRER_POLICY, "no-referrer"),
             (header::CACHE_CONTROL, "no-store"),
         ],
         html,
+    )
+}
+
+/// What the widgets share (the widget API with Element, calls with its OpenID token).
+const WIDGET_SCRIPT: &str = include_str!("../../widget/widget-api.js");
+
+/// # `GET /_assisto/widget/widget-api.js`: the script the widget pages share.
+pub async fn widget_script_route() -> impl IntoResponse {
+    use axum::http::header;
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        WIDGET_SCRIPT,
     )
 }
 

@@ -1,7 +1,9 @@
-//! The client-file widget in a real browser (headless Chromium): embedded in a page that
-//! plays Element's part of the widget API, it gets a real OpenID token of the homeserver,
-//! loads the file, and a counsellor works with it by keyboard and mouse. axe-core finds no
-//! WCAG 2.1 A/AA violation on any tab; it fits a 320 px phone without sideways scrolling.
+//! The widgets in a real browser (headless Chromium): embedded in a page that plays
+//! Element's part of the widget API, they get a real OpenID token of the homeserver. The
+//! client file: loaded, and a counsellor works with it by keyboard and mouse. The live-chat
+//! desk: a waiting visitor appears with what they wrote, preview, take (Element is asked to
+//! open the chat), close. axe-core finds no WCAG 2.1 A/AA violation on any view; both fit
+//! a 320 px phone without sideways scrolling.
 
 use std::time::Duration;
 
@@ -15,21 +17,44 @@ use serde_json::{json, Value};
 
 /// A page that embeds the widget like Element does and answers `get_openid` with `token`.
 fn host_page(widget_url: &str, token: &str) -> String {
+    host_page_approving(widget_url, token, &[])
+}
+
+/// As [`host_page`], and, like Element, asks the widget for its capabilities once it has
+/// loaded and approves those of `approve` it asked for; navigation requests are recorded in
+/// `window.navigated`.
+fn host_page_approving(widget_url: &str, token: &str, approve: &[&str]) -> String {
     format!(
         r#"<!doctype html><html lang="de"><head><meta charset="utf-8"><title>Element (Test)</title></head>
-<body style="margin:0;overflow:hidden"><iframe id="widget" title="Ratsuchendenmappe" src="{widget_url}"
+<body style="margin:0;overflow:hidden"><iframe id="widget" title="Widget" src="{widget_url}"
  style="display:block;width:100%;height:100vh;border:0"></iframe>
 <script>
 const token = {token};
+const approve = {approve};
+window.navigated = [];
+const frame = document.getElementById("widget");
+frame.addEventListener("load", () => {{
+  frame.contentWindow.postMessage({{ api: "toWidget", widgetId: "w", requestId: "caps", action: "capabilities", data: {{}} }}, "*");
+}});
 window.addEventListener("message", (ev) => {{
   const m = ev.data;
+  if (m && m.api === "toWidget" && m.action === "capabilities" && m.response) {{
+    const approved = (m.response.capabilities || []).filter((c) => approve.includes(c));
+    ev.source.postMessage({{ api: "toWidget", widgetId: "w", requestId: "notify", action: "notify_capabilities",
+      data: {{ requested: m.response.capabilities, approved }} }}, "*");
+  }}
+  if (m && m.api === "fromWidget" && m.action === "org.matrix.msc2931.navigate") {{
+    window.navigated.push(m.data.uri);
+    ev.source.postMessage({{ ...m, response: {{}} }}, "*");
+  }}
   if (m && m.api === "fromWidget" && m.action === "get_openid") {{
     ev.source.postMessage({{ ...m, response: {{ state: "allowed", access_token: token,
       token_type: "Bearer", matrix_server_name: "localhost", expires_in: 3600 }} }}, "*");
   }}
 }});
 </script></body></html>"#,
-        token = json!(token)
+        token = json!(token),
+        approve = json!(approve)
     )
 }
 
@@ -239,4 +264,107 @@ async fn the_accessibility_check_reports_violations() {
     for expected in ["html-has-lang", "label", "image-alt", "color-contrast"] {
         assert!(ids.iter().any(|i| i == expected), "axe should report {expected}: {ids:?}");
     }
+}
+
+/// Runs `script` in the widget's frame until it is truthy.
+async fn in_widget(b: &Browser, what: &str, script: &str) {
+    b.wait_until(what, script, Duration::from_secs(20)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_counsellor_takes_a_waiting_visitor_from_the_live_chat_widget_in_a_browser() {
+    let mut svc = TestService::prepare(|_| {}).await;
+    svc.config.appservice.public_url = Some(svc.url());
+    svc.resume().await;
+    let inst = svc.institution("Schreibtischhaus").await;
+    let anna = svc.counsellor(&inst, "Anna Schreibtisch").await;
+    svc.set_status(&anna.user_id, "online").await;
+    let visitor = assisto_tests::embed::Visitor::anonymous(&svc, &inst.id, None).await;
+    assert_eq!(visitor.send("t1", "Ich brauche jemanden zum Reden").await.0, 201);
+    let widget = format!("{}/_assisto/widget/live?widgetId=w2", svc.url());
+    let host =
+        serve(host_page_approving(&widget, &anna.openid_token().await, &["org.matrix.msc2931.navigate"]))
+            .await;
+
+    let b = Browser::start().await;
+    b.goto(&host).await;
+    b.enter_frame(&b.find("#widget").await).await;
+    in_widget(
+        &b,
+        "the waiting visitor with what they wrote",
+        "return !document.getElementById('desk').hidden && document.getElementById('waiting-count').textContent === '1'
+            && (document.querySelector('#waiting .snippet') || {}).textContent?.includes('zum Reden');",
+    )
+    .await;
+    assert_accessible(&b, "the desk with a waiting chat").await;
+
+    // Preview, then take.
+    b.click(&b.find("#waiting li button.secondary").await).await;
+    in_widget(
+        &b,
+        "the preview",
+        "const p = document.querySelector('#waiting .preview'); return !!p && p.textContent.includes('Ich brauche jemanden');",
+    )
+    .await;
+    assert_accessible(&b, "the preview").await;
+    b.click(&b.find("#waiting li button:not(.secondary)").await).await;
+    in_widget(
+        &b,
+        "the chat among Anna's own",
+        "return document.getElementById('mine-count').textContent === '1' && document.getElementById('waiting-count').textContent === '0';",
+    )
+    .await;
+    let (s, chats) = svc.admin(Method::GET, &format!("/institutions/{}/live-chats", inst.id), None).await;
+    assert_eq!(s, 200, "{chats}");
+    assert_eq!(
+        (chats[0]["state"].as_str(), chats[0]["counsellor"].as_str()),
+        (Some("taken"), Some(anna.user_id.as_str()))
+    );
+    let room = chats[0]["room_id"].as_str().expect("room").to_owned();
+    b.leave_frames().await;
+    let navigated = b
+        .eval("return JSON.stringify(window.navigated) === JSON.stringify(['https://matrix.to/#/' + encodeURIComponent(arguments[0])]);", json!([room]))
+        .await;
+    assert_eq!(
+        navigated,
+        json!(true),
+        "Element is asked to open the chat: {}",
+        b.eval("return window.navigated;", json!([])).await
+    );
+    b.enter_frame(&b.find("#widget").await).await;
+
+    // The close form, with its code choice and note.
+    b.click(&b.find("#mine li button.danger").await).await;
+    in_widget(&b, "the close form", "return !!document.querySelector('#mine form textarea');").await;
+    assert_accessible(&b, "the close form").await;
+    b.type_text(&b.find("#mine form textarea").await, "Gespräch beendet").await;
+    b.click(&b.find("#mine form button[type=submit]").await).await;
+    in_widget(&b, "the chat closed", "return document.getElementById('mine-count').textContent === '0';")
+        .await;
+    let (_, chats) = svc.admin(Method::GET, &format!("/institutions/{}/live-chats", inst.id), None).await;
+    assert_eq!(chats, json!([]), "no open chat is left");
+
+    for (width, name) in [(320, "widget-live-320"), (1280, "widget-live-1280")] {
+        b.leave_frames().await;
+        b.set_size(width, 900).await;
+        b.enter_frame(&b.find("#widget").await).await;
+        let fits = b
+            .eval(
+                "return document.documentElement.scrollWidth <= document.documentElement.clientWidth;",
+                json!([]),
+            )
+            .await;
+        let wide = b
+            .eval(
+                "return [...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > document.documentElement.clientWidth)
+                    .slice(0, 5).map((e) => e.outerHTML.slice(0, 120));",
+                json!([]),
+            )
+            .await;
+        assert_eq!(fits, true, "the widget scrolls sideways at {width} px: {wide}");
+        let (path, _) = b.screenshot(name).await;
+        assert!(path.exists());
+    }
+    b.quit().await;
+    svc.stop().await;
 }

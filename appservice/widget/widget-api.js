@@ -1,0 +1,77 @@
+// What assisto's widgets (the client file, the live-chat desk) share: the Matrix widget API
+// with Element (postMessage: answering its questions, asking for an OpenID token) and the
+// calls to this service with that token. Served at /_assisto/widget/widget-api.js.
+"use strict";
+window.AssistoWidget = (() => {
+  // Speaks the widget API with the page that embeds the widget (Element). `capabilities`:
+  // what the widget asks for; `onToken(accessToken)` runs whenever Element hands out an
+  // OpenID token, `onBlocked()` when the counsellor refused it.
+  function connect({ widgetId, capabilities = [], onToken, onBlocked }) {
+    const pending = new Map();
+    let approved = [];
+    function toParent(action, data) {
+      const requestId = "assisto-" + Math.random().toString(36).slice(2);
+      window.parent.postMessage({ api: "fromWidget", widgetId, requestId, action, data }, "*");
+      return new Promise((resolve) => pending.set(requestId, resolve));
+    }
+    function credentials(r) {
+      if (r && r.state === "allowed" && r.access_token) onToken(r.access_token);
+      else if (r && r.state === "blocked") onBlocked();
+    }
+    window.addEventListener("message", (ev) => {
+      const m = ev.data;
+      // Only the page that embeds the widget (Element) speaks the widget API with it.
+      if (ev.source !== window.parent || !m || typeof m !== "object") return;
+      if (m.api === "toWidget") {
+        let response = {};
+        if (m.action === "capabilities") response = { capabilities };
+        if (m.action === "notify_capabilities") approved = (m.data || {}).approved || [];
+        if (m.action === "openid_credentials") credentials(m.data);
+        window.parent.postMessage({ ...m, response }, "*");
+      } else if (m.api === "fromWidget" && pending.has(m.requestId)) {
+        pending.get(m.requestId)(m.response || {});
+        pending.delete(m.requestId);
+      }
+    });
+    return {
+      toParent,
+      // Asks Element for a (new) OpenID token; the answer goes to onToken / onBlocked.
+      requestToken: () => toParent("get_openid", {}).then(credentials),
+      // Whether Element approved a capability.
+      approved: (capability) => approved.includes(capability),
+    };
+  }
+
+  // Calls this service's API under `base` with the current token (`token()`). A JSON body
+  // is sent as JSON, FormData as it is. Refusals become an Error with the service's German
+  // message and the HTTP status (`status`).
+  function client(base, token) {
+    async function send(method, path, body) {
+      const headers = { "Authorization": "Bearer " + token() };
+      if (body !== undefined && !(body instanceof FormData)) {
+        headers["Content-Type"] = "application/json"; body = JSON.stringify(body);
+      }
+      const res = await fetch(base + path, { method, headers, body });
+      if (!res.ok) {
+        const json = await res.json().catch(() => ({}));
+        const e = new Error(json.error || ("Fehler " + res.status));
+        e.status = res.status;
+        throw e;
+      }
+      return res;
+    }
+    return {
+      send,
+      call: async (method, path, body) => (await send(method, path, body)).json().catch(() => ({})),
+    };
+  }
+
+  // Wraps an event handler: clears the error line, shows a refusal there (`fail`).
+  const guard = (clearError, fail) => (f) => async (ev) => {
+    if (ev) ev.preventDefault();
+    clearError();
+    try { await f(ev); } catch (e) { fail(e.message); }
+  };
+
+  return { connect, client, guard };
+})();
