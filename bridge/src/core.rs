@@ -319,6 +319,12 @@ pub trait Core: Send + Sync + 'static {
     /// An institution's embed configuration; `NotFound` for an unknown institution.
     async fn config(&self, institution: &str) -> Result<EmbedConfig, CoreError>;
 
+    /// The same, as every open page's availability stream reads it after a change: computed
+    /// once per change for all of them (and at most a second old otherwise).
+    async fn shared_config(&self, institution: &str) -> Result<EmbedConfig, CoreError> {
+        self.config(institution).await
+    }
+
     /// The secret an institution signs logged-in clients' tokens with, if it has one.
     async fn embed_secret(&self, institution: &str) -> Result<Option<Vec<u8>>, CoreError>;
 

@@ -88,7 +88,7 @@ pub(super) async fn availability_route(
             match w.rx.recv().await {
                 // A change (or so many that this page fell behind): read it again.
                 Ok(_) | Err(RecvError::Lagged(_)) => {
-                    w.next = w.b.core.config(&w.inst).await.ok().map(|c| availability(&c));
+                    w.next = w.b.core.shared_config(&w.inst).await.ok().map(|c| availability(&c));
                 }
                 Err(RecvError::Closed) => return None,
             }

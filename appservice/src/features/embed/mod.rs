@@ -14,12 +14,14 @@
 //! `rooms.rs` (creating the conversation room), `timeline.rs` (history, its cache, live
 //! events, text messages), `media.rs` (files and voice messages), `presence.rs` (what the
 //! client sees of the counsellors: joined, typing, read), `team.rs` (choosing a counsellor:
-//! the live chat's proposals, "Unser Team") and `store.rs` (the tables).
+//! the live chat's proposals, "Unser Team"), `shared.rs` (one computation of the
+//! configuration for all open pages after a change) and `store.rs` (the tables).
 
 mod media;
 mod presence;
 mod rooms;
 mod sessions;
+mod shared;
 pub mod store;
 mod team;
 mod timeline;
@@ -60,6 +62,9 @@ pub struct EmbedCore {
     recent: Mutex<HashMap<String, timeline::Recent>>,
     /// One history load per conversation at a time.
     loads: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Each institution's configuration as its open pages' availability streams read it:
+    /// one computation per change for all of them (see `sessions.rs`).
+    shared: shared::Shared<EmbedConfig>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> CoreError {
@@ -101,6 +106,7 @@ impl EmbedCore {
             read: Mutex::default(),
             recent: Mutex::default(),
             loads: Mutex::default(),
+            shared: shared::Shared::new(sessions::SHARED_CONFIG_MAX_AGE),
         })
     }
 
@@ -125,6 +131,10 @@ impl EmbedCore {
 impl Core for EmbedCore {
     async fn config(&self, institution: &str) -> Result<EmbedConfig, CoreError> {
         self.site_config(institution).await
+    }
+
+    async fn shared_config(&self, institution: &str) -> Result<EmbedConfig, CoreError> {
+        self.shared_site_config(institution).await
     }
 
     async fn embed_secret(&self, institution: &str) -> Result<Option<Vec<u8>>, CoreError> {

@@ -24,6 +24,10 @@ use crate::store::now_ms;
 /// How long a session lasts.
 const SESSION_LIFETIME_MS: i64 = 7 * 24 * 3600 * 1000;
 
+/// How long a shared configuration serves without a change being signalled (changes of
+/// the chat configuration or departments through the admin API signal none).
+pub(super) const SHARED_CONFIG_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What the database keeps of a session token (never the token itself).
 fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
@@ -64,6 +68,20 @@ impl EmbedCore {
                 max_text_chars: MAX_TEXT_CHARS,
             },
         })
+    }
+
+    /// The configuration as open pages' availability streams read it: after a change
+    /// ([`EmbedCore::forget_shared_config`], called before the pages are told), the first
+    /// of them computes it and the others wait for that answer, so a thousand open pages
+    /// cost one computation, not a thousand. A failed computation is not kept.
+    pub(super) async fn shared_site_config(&self, institution: &str) -> Result<EmbedConfig, CoreError> {
+        self.shared.get(institution, || self.site_config(institution)).await
+    }
+
+    /// Who can take a chat changed: the next read of the shared configuration computes it
+    /// afresh.
+    pub(super) fn forget_shared_config(&self, institution: &str) {
+        self.shared.forget(institution);
     }
 
     /// The secret the institution's site signs its clients' tokens with, if it has one.
