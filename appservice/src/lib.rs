@@ -9,6 +9,7 @@ pub mod bus;
 pub mod error;
 pub mod features;
 pub mod matrix;
+pub mod shared;
 pub mod store;
 pub mod web;
 

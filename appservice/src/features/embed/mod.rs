@@ -14,14 +14,12 @@
 //! `rooms.rs` (creating the conversation room), `timeline.rs` (history, its cache, live
 //! events, text messages), `media.rs` (files and voice messages), `presence.rs` (what the
 //! client sees of the counsellors: joined, typing, read), `team.rs` (choosing a counsellor:
-//! the live chat's proposals, "Unser Team"), `shared.rs` (one computation of the
-//! configuration for all open pages after a change) and `store.rs` (the tables).
+//! the live chat's proposals, "Unser Team") and `store.rs` (the tables).
 
 mod media;
 mod presence;
 mod rooms;
 mod sessions;
-mod shared;
 pub mod store;
 mod team;
 mod timeline;
@@ -64,7 +62,7 @@ pub struct EmbedCore {
     loads: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Each institution's configuration as its open pages' availability streams read it:
     /// one computation per change for all of them (see `sessions.rs`).
-    shared: shared::Shared<EmbedConfig>,
+    shared: crate::shared::Shared<EmbedConfig>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> CoreError {
@@ -106,7 +104,7 @@ impl EmbedCore {
             read: Mutex::default(),
             recent: Mutex::default(),
             loads: Mutex::default(),
-            shared: shared::Shared::new(sessions::SHARED_CONFIG_MAX_AGE),
+            shared: crate::shared::Shared::new(sessions::SHARED_CONFIG_MAX_AGE),
         })
     }
 

@@ -153,7 +153,12 @@ pub struct PreviewLine {
 
 /// The visitor's last words per queued chat.
 #[derive(Default)]
-pub struct Snippets(std::sync::Mutex<HashMap<String, (Instant, Option<String>)>>);
+pub struct Snippets {
+    by_room: std::sync::Mutex<HashMap<String, (Instant, Option<String>)>>,
+    /// Counts forgettings: a snippet read while the visitor wrote again is not kept (it
+    /// may predate the new message).
+    forgotten: std::sync::atomic::AtomicU64,
+}
 
 impl LiveDesk {
     /// The live bus's subscriber that feeds [`LiveDesk::watch_desk`].
@@ -184,7 +189,7 @@ impl LiveDesk {
         let mut waiting = Vec::new();
         let queued = self.waiting_for(user).await?;
         let rooms: Vec<String> = queued.iter().map(|w| w.room_id.clone()).collect();
-        self.snippets.0.lock().unwrap_or_else(|p| p.into_inner()).retain(|r, _| rooms.contains(r));
+        self.snippets.by_room.lock().unwrap_or_else(|p| p.into_inner()).retain(|r, _| rooms.contains(r));
         for (i, w) in queued.into_iter().enumerate() {
             let chat = store::chat(&self.db, &w.room_id).await?;
             let offered_to_me = chat
@@ -271,6 +276,7 @@ impl LiveDesk {
             .collect();
         lines.reverse();
         store::set_previewed(&self.db, room_id, now_ms()).await?;
+        self.queue_moved(&chat.institution_id);
         audit::record(&self.db, user, "live.preview", room_id, None).await?;
         self.publish(Change::Conversation(room_id.to_owned())).await;
         Ok(Ok(lines))
@@ -279,11 +285,13 @@ impl LiveDesk {
     /// What the visitor of a queued chat wrote last, shortened; cached until they write
     /// again.
     async fn snippet(&self, room_id: &str, client: &str) -> Result<Option<String>, Error> {
-        if let Some((at, s)) = self.snippets.0.lock().unwrap_or_else(|p| p.into_inner()).get(room_id) {
+        use std::sync::atomic::Ordering;
+        if let Some((at, s)) = self.snippets.by_room.lock().unwrap_or_else(|p| p.into_inner()).get(room_id) {
             if at.elapsed() < SNIPPET_TTL {
                 return Ok(s.clone());
             }
         }
+        let epoch = self.snippets.forgotten.load(Ordering::SeqCst);
         let page = match self.hs.room_messages(room_id, self.bot(), Direction::Backward, None, 20).await {
             Ok(p) => p,
             // The list still shows; the snippet is missing this once.
@@ -298,17 +306,18 @@ impl LiveDesk {
             .filter(|e| e["sender"] == client)
             .find_map(message_text)
             .map(|t| shorten(&t, SNIPPET_CHARS));
-        self.snippets
-            .0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(room_id.to_owned(), (Instant::now(), s.clone()));
+        let mut by_room = self.snippets.by_room.lock().unwrap_or_else(|p| p.into_inner());
+        if self.snippets.forgotten.load(Ordering::SeqCst) == epoch {
+            by_room.insert(room_id.to_owned(), (Instant::now(), s.clone()));
+        }
         Ok(s)
     }
 
     /// The visitor of a queued chat wrote: their desk snippet is read again.
     pub(super) fn forget_snippet(&self, room_id: &str) {
-        self.snippets.0.lock().unwrap_or_else(|p| p.into_inner()).remove(room_id);
+        let mut by_room = self.snippets.by_room.lock().unwrap_or_else(|p| p.into_inner());
+        by_room.remove(room_id);
+        self.snippets.forgotten.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

@@ -95,6 +95,9 @@ pub struct LiveDesk {
     desk_tx: tokio::sync::broadcast::Sender<String>,
     /// What queued chats' visitors wrote last, for the desks.
     snippets: Arc<desk::Snippets>,
+    /// Per institution, what waiting visitors' places are computed from, shared by all of
+    /// them after each change (`queue.rs`).
+    snapshots: Arc<crate::shared::Shared<Arc<queue::QueueSnapshot>>>,
 }
 
 /// A step's result: the chat after it, or the refusal.
@@ -122,6 +125,7 @@ impl LiveDesk {
             was_open: Arc::default(),
             desk_tx: tokio::sync::broadcast::channel(DESK_CHANGES).0,
             snippets: Arc::default(),
+            snapshots: Arc::new(crate::shared::Shared::new(queue::SNAPSHOT_MAX_AGE)),
         }
     }
 
@@ -148,6 +152,7 @@ impl LiveDesk {
     ) -> Result<(), Error> {
         let number = store::next_number(&self.db, institution).await?;
         if store::insert_chat(&self.db, room_id, institution, department, number, client, now_ms()).await? {
+            self.queue_moved(institution);
             if let Some(chat) = store::chat(&self.db, room_id).await? {
                 store::log(&self.db, &chat, "queued", None).await?;
                 if let Some(to) = chosen {
@@ -216,6 +221,7 @@ impl LiveDesk {
             // A take writes only while the taker is still below their limit: a take of
             // another chat in between makes this one retry, and the retry sees it.
             if store::compare_and_set(&self.db, &current, &next, extra, owner_limit).await? {
+                self.queue_moved(&current.institution_id);
                 let after = store::chat(&self.db, room_id)
                     .await?
                     .ok_or_else(|| Error::not_found("live chat vanished"))?;

@@ -3,6 +3,9 @@
 //! routing, and the chats of counsellors who are gone.
 
 use assisto_core::live::{self, ChatState, Presence, Status, Step};
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use crate::bus::Change;
@@ -33,6 +36,17 @@ pub struct Place {
     pub someone_coming: bool,
 }
 
+/// What places in an institution's queue are computed from (see `LiveDesk::snapshot`).
+pub(super) struct QueueSnapshot {
+    queued: Vec<LiveChat>,
+    /// Per department among the queued chats: how many can take a chat, recent waits.
+    departments: HashMap<Option<String>, (u32, Vec<u32>)>,
+}
+
+/// How long a queue snapshot serves without a change (a safety net: every change to the
+/// queue forgets it).
+pub(super) const SNAPSHOT_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A queued chat as counsellors see it in their list.
 #[derive(Clone, Debug, Serialize)]
 pub struct Waiting {
@@ -51,14 +65,45 @@ pub struct Waiting {
 }
 
 impl LiveDesk {
+    /// What every waiting visitor's place is computed from: the institution's queued
+    /// chats and, per department among them, how many can take a chat and the recent
+    /// waits. Shared by all visitors' pages that read their place after the same change
+    /// (each change to the queue forgets it, [`LiveDesk::queue_moved`]).
+    async fn snapshot(&self, institution: &str) -> Result<Arc<QueueSnapshot>, Error> {
+        self.snapshots
+            .get(institution, || async {
+                let queued = store::queued(&self.db, institution).await?;
+                let mut departments = HashMap::new();
+                for c in &queued {
+                    let d = c.chat.department.clone();
+                    if departments.contains_key(&d) {
+                        continue;
+                    }
+                    let available = self.available_count(institution, d.as_deref()).await?;
+                    let waits =
+                        store::recent_waits(&self.db, institution, d.as_deref(), RECENT_WAITS).await?;
+                    departments.insert(d, (available, waits));
+                }
+                Ok::<_, Error>(Arc::new(QueueSnapshot { queued, departments }))
+            })
+            .await
+    }
+
+    /// The queue of an institution changed (a chat arrived, moved, was offered, taken,
+    /// previewed, closed; a counsellor's status or presence): places are computed afresh.
+    pub(super) fn queue_moved(&self, institution: &str) {
+        self.snapshots.forget(institution);
+    }
+
     /// The visitor's place, while their chat is queued.
     pub async fn place(&self, room_id: &str) -> Result<Option<Place>, Error> {
-        let Some(chat) = store::chat(&self.db, room_id).await? else { return Ok(None) };
-        if !chat.chat.state.queued() {
+        let Some(institution) = store::chat(&self.db, room_id).await?.map(|c| c.institution_id) else {
             return Ok(None);
-        }
-        let queued = store::queued(&self.db, &chat.institution_id).await?;
-        let same: Vec<(&str, &live::Chat)> = queued
+        };
+        let snap = self.snapshot(&institution).await?;
+        let Some(chat) = snap.queued.iter().find(|c| c.room_id == room_id) else { return Ok(None) };
+        let same: Vec<(&str, &live::Chat)> = snap
+            .queued
             .iter()
             .filter(|c| c.chat.department == chat.chat.department)
             .map(|c| (c.room_id.as_str(), &c.chat))
@@ -67,12 +112,11 @@ impl LiveDesk {
         else {
             return Ok(None);
         };
-        let department = chat.chat.department.as_deref();
-        let available = self.available_count(&chat.institution_id, department).await?;
-        let waits = store::recent_waits(&self.db, &chat.institution_id, department, RECENT_WAITS).await?;
+        let (available, waits) =
+            snap.departments.get(&chat.chat.department).map_or((0, &[][..]), |(a, w)| (*a, w.as_slice()));
         Ok(Some(Place {
             position,
-            estimated_wait_secs: live::estimated_wait_secs(position, available, &waits),
+            estimated_wait_secs: live::estimated_wait_secs(position, available, waits),
             someone_coming: matches!(chat.chat.state, ChatState::Offered { .. })
                 || chat
                     .previewed_at

@@ -66,6 +66,8 @@ impl LiveDesk {
         if from == From::Element {
             store::set_presence(&self.db, user, Presence::Online).await?;
         }
+        // (Presence from Element may have changed too.)
+        self.queue_moved(&c.institution_id);
         if changed {
             audit::record(&self.db, user, "live.status", user, Some(status.as_str())).await?;
             tracing::info!(status = status.as_str(), "counsellor status set");
@@ -80,6 +82,7 @@ impl LiveDesk {
     pub async fn presence(&self, user: &str, presence: Presence) -> Result<(), Error> {
         let Some(c) = people::counsellor_by_id(&self.db, user).await? else { return Ok(()) };
         if store::set_presence(&self.db, user, presence).await? {
+            self.queue_moved(&c.institution_id);
             tracing::debug!(presence = presence.as_str(), "counsellor presence");
             self.publish(Change::Availability(c.institution_id.clone())).await;
             self.publish(Change::Desk(c.institution_id.clone())).await;

@@ -1,8 +1,9 @@
 //! One computation shared by many readers: after a change, the first reader of a key
 //! computes its value and every reader that comes meanwhile waits for that answer; later
 //! readers get it until the key is forgotten (a change) or the value is older than its
-//! maximum age. A failed computation is not kept. Used for the configuration that every
-//! open page's availability stream reads again after each change.
+//! maximum age. A failed computation is not kept. Used where many readers react to the
+//! same change: the embed configuration every open page's availability stream reads again,
+//! the counts behind every waiting visitor's place in the queue.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -17,20 +18,20 @@ struct Entry<T> {
 }
 
 /// Values by key, each computed once per change.
-pub(super) struct Shared<T> {
+pub struct Shared<T> {
     max_age: Duration,
     entries: Mutex<HashMap<String, Entry<T>>>,
 }
 
 impl<T: Clone> Shared<T> {
     /// Values serve at most `max_age` without a change being signalled.
-    pub(super) fn new(max_age: Duration) -> Self {
+    pub fn new(max_age: Duration) -> Self {
         Self { max_age, entries: Mutex::default() }
     }
 
     /// The value of `key`, computed by `compute` unless a computation since the last
     /// change is done or under way (then its answer).
-    pub(super) async fn get<E, F, Fut>(&self, key: &str, compute: F) -> Result<T, E>
+    pub async fn get<E, F, Fut>(&self, key: &str, compute: F) -> Result<T, E>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
@@ -49,7 +50,7 @@ impl<T: Clone> Shared<T> {
     }
 
     /// `key` changed: the next read computes it afresh.
-    pub(super) fn forget(&self, key: &str) {
+    pub fn forget(&self, key: &str) {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
     }
 }
