@@ -70,3 +70,20 @@ impl Visitor {
         v["messages"].as_array().cloned().unwrap_or_default()
     }
 }
+
+/// Gives the institution a (new) embed secret and signs, with it, the site's token for the
+/// logged-in area: the site's user `sub` named `name`, valid for an hour. A second call
+/// replaces the secret, so earlier tokens stop working.
+pub async fn site_token(svc: &TestService, inst: &str, sub: &str, name: &str) -> String {
+    let (s, v) = svc.admin(Method::POST, &format!("/institutions/{inst}/embed-secret"), None).await;
+    assert_eq!(s, 200, "{v}");
+    assisto_bridge::token::sign(
+        v["secret"].as_str().expect("secret").as_bytes(),
+        &assisto_bridge::token::Claims {
+            inst: inst.to_owned(),
+            sub: sub.into(),
+            name: name.into(),
+            exp: chrono::Utc::now().timestamp() + 3600,
+        },
+    )
+}

@@ -309,18 +309,7 @@ async fn the_logged_in_tile_in_english_switched_off_forms_and_nobody_available()
     let inst = svc.institution("Kachelhaus").await;
     let _anna = svc.counsellor(&inst, "Anna Kachel").await;
     svc.set_status(&_anna.user_id, "online").await;
-    let (s, v) = svc.admin(Method::POST, &format!("/institutions/{}/embed-secret", inst.id), None).await;
-    assert_eq!(s, 200, "{v}");
-    let secret = v["secret"].as_str().expect("secret").to_owned();
-    let token = assisto_bridge::token::sign(
-        secret.as_bytes(),
-        &assisto_bridge::token::Claims {
-            inst: inst.id.clone(),
-            sub: "site-user-7".into(),
-            name: "Maria Muster".into(),
-            exp: chrono::Utc::now().timestamp() + 3600,
-        },
-    );
+    let token = assisto_tests::embed::site_token(&svc, &inst.id, "site-user-7", "Maria Muster").await;
     let tile = page_with(
         &svc.url(),
         &format!(
@@ -428,6 +417,24 @@ async fn focused(b: &Browser, class: &str) -> bool {
         == json!(true)
 }
 
+/// Whether the focus is inside the bubble's panel.
+async fn focus_in_panel(b: &Browser) -> bool {
+    b.eval("return document.querySelector('.assisto-panel').contains(document.activeElement);", json!([]))
+        .await
+        == json!(true)
+}
+
+/// Presses Tab (at most `max` times) until the element with `class` has the focus.
+async fn tab_to(b: &Browser, class: &str, max: usize) -> bool {
+    for _ in 0..max {
+        if focused(b, class).await {
+            return true;
+        }
+        b.keys("\u{E004}").await;
+    }
+    focused(b, class).await
+}
+
 /// Keyboard only: Tab to the bubble, Enter opens it, focus moves into the chat, Enter sends,
 /// Escape closes it and gives the focus back to the bubble.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -475,22 +482,8 @@ async fn the_bubble_works_by_keyboard_alone() {
         Duration::from_secs(20),
     )
     .await;
-    assert!(
-        b.eval(
-            "return document.querySelector('.assisto-panel').contains(document.activeElement);",
-            json!([])
-        )
-        .await
-            == json!(true),
-        "the focus moves into the chat's chooser"
-    );
-    for _ in 0..10 {
-        if focused(&b, "assisto-start-chat").await {
-            break;
-        }
-        b.keys(TAB).await;
-    }
-    assert!(focused(&b, "assisto-start-chat").await, "the start button is reachable with Tab");
+    assert!(focus_in_panel(&b).await, "the focus moves into the chat's chooser");
+    assert!(tab_to(&b, "assisto-start-chat", 10).await, "the start button is reachable with Tab");
     b.keys(ENTER).await;
     b.wait_until(
         "the composer",
@@ -498,22 +491,8 @@ async fn the_bubble_works_by_keyboard_alone() {
         Duration::from_secs(20),
     )
     .await;
-    assert!(
-        b.eval(
-            "return document.querySelector('.assisto-panel').contains(document.activeElement);",
-            json!([])
-        )
-        .await
-            == json!(true),
-        "the focus moves into the chat"
-    );
-    for _ in 0..20 {
-        if focused(&b, "assisto-input").await {
-            break;
-        }
-        b.keys(TAB).await;
-    }
-    assert!(focused(&b, "assisto-input").await, "the message field is reachable with Tab");
+    assert!(focus_in_panel(&b).await, "the focus moves into the chat");
+    assert!(tab_to(&b, "assisto-input", 20).await, "the message field is reachable with Tab");
     b.keys("Per Tastatur geschrieben").await;
     b.keys(ENTER).await;
     wait_message(&b, "me", "Per Tastatur geschrieben").await;
@@ -583,17 +562,7 @@ async fn a_visitor_chooses_department_and_counsellor_and_a_client_writes_to_our_
     let family = dept("Familienberatung").await;
     let bea = counsellor_in(&svc, &inst, "Bea Jugend", &[&youth]).await;
     let carl = counsellor_in(&svc, &inst, "Carl Familie", &[&family]).await;
-    let (s, v) = svc.admin(Method::POST, &format!("/institutions/{}/embed-secret", inst.id), None).await;
-    assert_eq!(s, 200, "{v}");
-    let token = assisto_bridge::token::sign(
-        v["secret"].as_str().expect("secret").as_bytes(),
-        &assisto_bridge::token::Claims {
-            inst: inst.id.clone(),
-            sub: "wahl-7".into(),
-            name: "Mia Muster".into(),
-            exp: chrono::Utc::now().timestamp() + 3600,
-        },
-    );
+    let token = assisto_tests::embed::site_token(&svc, &inst.id, "wahl-7", "Mia Muster").await;
     let page = institution_page(&svc.url(), &inst.id).await;
     let tile = page_with(
         &svc.url(),

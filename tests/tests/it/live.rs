@@ -1119,17 +1119,7 @@ async fn our_team_lists_whom_a_logged_in_client_may_write_to_and_writing_brings_
     let jana_id =
         team_id_of(&svc, &inst, &jana, "Jana Team", json!({"status": "online", "only_regular": true})).await;
 
-    let (s, v) = svc.admin(Method::POST, &format!("/institutions/{}/embed-secret", inst.id), None).await;
-    assert_eq!(s, 200, "{v}");
-    let token = assisto_bridge::token::sign(
-        v["secret"].as_str().expect("secret").as_bytes(),
-        &assisto_bridge::token::Claims {
-            inst: inst.id.clone(),
-            sub: "team-user-1".into(),
-            name: "Klara Klient".into(),
-            exp: chrono::Utc::now().timestamp() + 3600,
-        },
-    );
+    let token = assisto_tests::embed::site_token(&svc, &inst.id, "team-user-1", "Klara Klient").await;
     let (client, opened) =
         Visitor::open(&svc, &inst.id, json!({"area": "registered", "form": "tile", "token": token})).await;
     assert_eq!(opened["conversation"]["kind"], "client_chat", "{opened}");
