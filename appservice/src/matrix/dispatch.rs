@@ -517,7 +517,10 @@ impl Assisto {
         let Some(body) = ev.content.get("body").and_then(Value::as_str) else { return Ok(()) };
         let command = commands::parse(body);
         let at = ev.origin_server_ts.unwrap_or_else(crate::store::now_ms);
-        self.live.message(&ev.room_id, &ev.sender, at, command.is_some()).await.map_err(service_error)?;
+        self.live
+            .message(&ev.room_id, &ev.sender, at, command.is_some(), &ev.content)
+            .await
+            .map_err(service_error)?;
         match command {
             Some(invocation) => commands::run(&self.commands, ev, invocation).await,
             None => Ok(()),

@@ -154,10 +154,59 @@ pub struct PreviewLine {
 /// The visitor's last words per queued chat.
 #[derive(Default)]
 pub struct Snippets {
-    by_room: std::sync::Mutex<HashMap<String, (Instant, Option<String>)>>,
-    /// Counts forgettings: a snippet read while the visitor wrote again is not kept (it
-    /// may predate the new message).
-    forgotten: std::sync::atomic::AtomicU64,
+    by_room: std::sync::Mutex<HashMap<String, Snip>>,
+}
+
+/// One chat's snippet: counted changes (a snippet read from the homeserver while the
+/// visitor wrote again may predate the new message and is not kept) and, once known, the
+/// snippet and since when.
+#[derive(Default)]
+struct Snip {
+    generation: u64,
+    known: Option<(Instant, Option<String>)>,
+}
+
+/// How many chats' snippets may pile up before those unused for [`SNIPPET_KEPT`] go.
+const SNIPPETS_PRUNE_AT: usize = 1024;
+
+/// How long an unused snippet is kept.
+const SNIPPET_KEPT: Duration = Duration::from_secs(600);
+
+impl Snippets {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Snip>> {
+        let mut all = self.by_room.lock().unwrap_or_else(|p| p.into_inner());
+        if all.len() >= SNIPPETS_PRUNE_AT {
+            all.retain(|_, s| s.known.as_ref().is_some_and(|(at, _)| at.elapsed() < SNIPPET_KEPT));
+        }
+        all
+    }
+
+    /// The cached snippet, or the generation to store a fresh one under.
+    fn cached(&self, room_id: &str) -> Result<Option<String>, u64> {
+        let all = self.lock();
+        match all.get(room_id) {
+            Some(Snip { known: Some((at, s)), .. }) if at.elapsed() < SNIPPET_TTL => Ok(s.clone()),
+            Some(snip) => Err(snip.generation),
+            None => Err(0),
+        }
+    }
+
+    /// Keeps a snippet read from the homeserver, unless the visitor wrote meanwhile.
+    fn keep(&self, room_id: &str, generation: u64, s: Option<String>) {
+        let mut all = self.lock();
+        let snip = all.entry(room_id.to_owned()).or_default();
+        if snip.generation == generation {
+            snip.known = Some((Instant::now(), s));
+        }
+    }
+
+    /// The visitor wrote: what they wrote, if it reads as a snippet, else read it again.
+    fn wrote(&self, room_id: &str, s: Option<String>) {
+        let mut all = self.lock();
+        let snip = all.entry(room_id.to_owned()).or_default();
+        snip.generation += 1;
+        snip.known = s.map(|s| (Instant::now(), Some(s)));
+    }
 }
 
 impl LiveDesk {
@@ -188,8 +237,6 @@ impl LiveDesk {
         };
         let mut waiting = Vec::new();
         let queued = self.waiting_for(user).await?;
-        let rooms: Vec<String> = queued.iter().map(|w| w.room_id.clone()).collect();
-        self.snippets.by_room.lock().unwrap_or_else(|p| p.into_inner()).retain(|r, _| rooms.contains(r));
         for (i, w) in queued.into_iter().enumerate() {
             let chat = store::chat(&self.db, &w.room_id).await?;
             let offered_to_me = chat
@@ -282,16 +329,14 @@ impl LiveDesk {
         Ok(Ok(lines))
     }
 
-    /// What the visitor of a queued chat wrote last, shortened; cached until they write
-    /// again.
+    /// What the visitor of a queued chat wrote last, shortened: as their message came in,
+    /// else read from the homeserver (after a restart, or from another instance's events)
+    /// and cached for [`SNIPPET_TTL`].
     async fn snippet(&self, room_id: &str, client: &str) -> Result<Option<String>, Error> {
-        use std::sync::atomic::Ordering;
-        if let Some((at, s)) = self.snippets.by_room.lock().unwrap_or_else(|p| p.into_inner()).get(room_id) {
-            if at.elapsed() < SNIPPET_TTL {
-                return Ok(s.clone());
-            }
-        }
-        let epoch = self.snippets.forgotten.load(Ordering::SeqCst);
+        let generation = match self.snippets.cached(room_id) {
+            Ok(s) => return Ok(s),
+            Err(g) => g,
+        };
         let page = match self.hs.room_messages(room_id, self.bot(), Direction::Backward, None, 20).await {
             Ok(p) => p,
             // The list still shows; the snippet is missing this once.
@@ -306,18 +351,13 @@ impl LiveDesk {
             .filter(|e| e["sender"] == client)
             .find_map(message_text)
             .map(|t| shorten(&t, SNIPPET_CHARS));
-        let mut by_room = self.snippets.by_room.lock().unwrap_or_else(|p| p.into_inner());
-        if self.snippets.forgotten.load(Ordering::SeqCst) == epoch {
-            by_room.insert(room_id.to_owned(), (Instant::now(), s.clone()));
-        }
+        self.snippets.keep(room_id, generation, s.clone());
         Ok(s)
     }
 
-    /// The visitor of a queued chat wrote: their desk snippet is read again.
-    pub(super) fn forget_snippet(&self, room_id: &str) {
-        let mut by_room = self.snippets.by_room.lock().unwrap_or_else(|p| p.into_inner());
-        by_room.remove(room_id);
-        self.snippets.forgotten.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    /// The visitor of a queued chat wrote `content`: it is their desk snippet now.
+    pub(super) fn visitor_wrote(&self, room_id: &str, content: &Value) {
+        self.snippets.wrote(room_id, content_text(content).map(|t| shorten(&t, SNIPPET_CHARS)));
     }
 }
 
@@ -327,7 +367,11 @@ fn message_text(e: &Value) -> Option<String> {
     if e["type"] != "m.room.message" {
         return None;
     }
-    let c = &e["content"];
+    content_text(&e["content"])
+}
+
+/// A message content's text, as [`message_text`] reads it.
+fn content_text(c: &Value) -> Option<String> {
     let body = c["body"].as_str().unwrap_or_default();
     Some(match c["msgtype"].as_str()? {
         "m.text" | "m.emote" => body.chars().take(2000).collect(),
@@ -363,6 +407,26 @@ mod tests {
         assert_eq!(message_text(&m("m.notice", "Du bist in der Warteschlange")), None);
         assert_eq!(message_text(&json!({"type": "m.room.member", "content": {}})), None);
         assert_eq!(message_text(&json!({"type": "m.room.message", "content": {}})), None);
+    }
+
+    #[test]
+    fn a_snippet_read_while_the_visitor_wrote_is_not_kept_and_other_chats_are_untouched() {
+        let s = Snippets::default();
+        // Nothing known: read it (generation 0).
+        let g = s.cached("!a").expect_err("unknown");
+        let other = s.cached("!b").expect_err("unknown");
+        s.keep("!b", other, Some("B".into()));
+        // The visitor of !a writes while the desk reads !a from the homeserver: what it
+        // read may predate the message and is not kept over the message.
+        s.wrote("!a", Some("neu".into()));
+        s.keep("!a", g, Some("alt".into()));
+        assert_eq!(s.cached("!a"), Ok(Some("neu".into())), "the message, not the older read");
+        assert_eq!(s.cached("!b"), Ok(Some("B".into())), "another chat's write does not touch it");
+        // A message with no text to show: read again, under the new generation.
+        s.wrote("!a", None);
+        let g = s.cached("!a").expect_err("read again");
+        s.keep("!a", g, Some("(Bild)".into()));
+        assert_eq!(s.cached("!a"), Ok(Some("(Bild)".into())));
     }
 
     #[test]

@@ -93,6 +93,13 @@ impl LiveDesk {
     /// previewed, closed; a counsellor's status or presence): places are computed afresh.
     pub(super) fn queue_moved(&self, institution: &str) {
         self.snapshots.forget(institution);
+        self.teams.forget(institution);
+    }
+
+    /// The institution's set-up changed elsewhere (departments, the team, the chat
+    /// configuration; heard from the live bus): the team and places are computed afresh.
+    pub fn setup_changed(&self, institution: &str) {
+        self.queue_moved(institution);
     }
 
     /// The visitor's place, while their chat is queued.
@@ -296,6 +303,7 @@ impl LiveDesk {
         sender: &str,
         at_ms: i64,
         is_command: bool,
+        content: &serde_json::Value,
     ) -> Result<(), Error> {
         if sender == self.bot() || is_command {
             return Ok(());
@@ -304,7 +312,7 @@ impl LiveDesk {
         let from_visitor = sender == chat.client;
         store::message(&self.db, room_id, from_visitor, at_ms).await?;
         if from_visitor {
-            self.forget_snippet(room_id);
+            self.visitor_wrote(room_id, content);
         }
         // Desks show what a waiting visitor wrote last and whether an owner's visitor waits
         // for an answer.
