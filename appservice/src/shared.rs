@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::OnceCell;
 
+/// How many keys may pile up before stale ones are dropped.
+const PRUNE_AT: usize = 1024;
+
 struct Entry<T> {
     since: Instant,
     cell: Arc<OnceCell<T>>,
@@ -38,6 +41,10 @@ impl<T: Clone> Shared<T> {
     {
         let cell = {
             let mut all = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+            if all.len() >= PRUNE_AT && !all.contains_key(key) {
+                // Keys come and go (rooms, people): the stale ones are dropped now and then.
+                all.retain(|_, e| e.since.elapsed() <= self.max_age);
+            }
             let entry = all
                 .entry(key.to_owned())
                 .or_insert_with(|| Entry { since: Instant::now(), cell: Arc::default() });
@@ -84,6 +91,21 @@ mod tests {
         assert_eq!(read(&s, &runs, false).await, Ok(1), "kept until a change");
         s.forget("inst");
         assert_eq!(read(&s, &runs, false).await, Ok(2), "computed afresh after a change");
+    }
+
+    #[tokio::test]
+    async fn stale_keys_are_dropped_when_many_piled_up() {
+        let s: Shared<usize> = Shared::new(Duration::from_millis(10));
+        for k in 0..PRUNE_AT {
+            let _ = s.get(&k.to_string(), || async { Ok::<_, ()>(k) }).await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let _ = s.get("new", || async { Ok::<_, ()>(0) }).await;
+        assert_eq!(
+            s.entries.lock().unwrap_or_else(PoisonError::into_inner).len(),
+            1,
+            "only the fresh key is left"
+        );
     }
 
     #[tokio::test]

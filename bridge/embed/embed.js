@@ -1101,7 +1101,7 @@
       h('span', { class: `assisto-team-status assisto-status-${m.status === 'online' ? 'online' : 'other'}`, text: statusText(m.status) }),
       h('button', {
         type: 'button', class: 'assisto-btn assisto-btn--secondary assisto-write-to', text: T.writeTo,
-        'aria-label': t('writeToLabel', { name: m.name }), onclick: () => writeTo(m),
+        'aria-label': t('writeToLabel', { name: m.name }), onclick: (ev) => writeTo(m, ev.currentTarget),
       }))));
     ui.teamBody.replaceChildren(h('p', { class: 'assisto-dialog-text', text: T.teamIntro }),
       team.length ? list : h('p', { class: 'assisto-dialog-text', text: T.teamEmpty }));
@@ -1111,12 +1111,17 @@
     ui.teamClose.focus();
   }
 
-  async function writeTo(m) {
+  async function writeTo(m, button) {
+    // One request per press: a double click must not write twice.
+    if (button.disabled) return;
+    button.disabled = true;
     try {
       await api('POST', `/team/${encodeURIComponent(m.id)}`);
     } catch (e) {
       fail(e);
       return;
+    } finally {
+      button.disabled = false;
     }
     if (ui.teamDialog.open) ui.teamDialog.close();
     announce(t('wroteTo', { name: m.name }));

@@ -1160,14 +1160,17 @@ async fn our_team_lists_whom_a_logged_in_client_may_write_to_and_writing_brings_
         .fetch_one(svc.running().db.pool())
         .await
         .expect("the client's chat");
-    for _ in 0..2 {
-        let (s, v) = client.call(Method::POST, &format!("/team/{hans_id}"), None).await;
-        assert_eq!(s, 200, "{v}");
-        eventually("Hans's invite", Duration::from_secs(20), || async {
-            invited(&hans, &room).await.then_some(())
-        })
-        .await;
-    }
+    // A double click (two presses at once), then a press once Hans is invited: one invite,
+    // one notice.
+    let path = format!("/team/{hans_id}");
+    let (a, b) = tokio::join!(client.call(Method::POST, &path, None), client.call(Method::POST, &path, None));
+    assert_eq!((a.0, b.0), (200, 200), "{a:?} {b:?}");
+    eventually("Hans's invite", Duration::from_secs(20), || async {
+        invited(&hans, &room).await.then_some(())
+    })
+    .await;
+    let (s, v) = client.call(Method::POST, &path, None).await;
+    assert_eq!(s, 200, "{v}");
     visitor_told(&client, "Hans Team geschrieben").await;
     let told = client
         .messages()

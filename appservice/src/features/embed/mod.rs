@@ -63,6 +63,9 @@ pub struct EmbedCore {
     /// Each institution's configuration as its open pages' availability streams read it:
     /// one computation per change for all of them (see `sessions.rs`).
     shared: crate::shared::Shared<EmbedConfig>,
+    /// "Unser Team": a client writing to the same counsellor twice at once (a double
+    /// click) invites and tells once (see `team.rs`).
+    writing: crate::shared::Shared<()>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> CoreError {
@@ -105,6 +108,7 @@ impl EmbedCore {
             recent: Mutex::default(),
             loads: Mutex::default(),
             shared: crate::shared::Shared::new(sessions::SHARED_CONFIG_MAX_AGE),
+            writing: crate::shared::Shared::new(team::WRITING_WINDOW),
         })
     }
 

@@ -120,6 +120,7 @@ impl EmbedCore {
     /// Tells an institution's open pages that who can take a chat changed (they read it
     /// again and show or hide the chat button).
     pub fn availability_changed(&self, institution: &str) {
+        self.live.setup_changed(institution);
         self.forget_shared_config(institution);
         self.hub.publish(&assisto_bridge::hub::availability_key(institution), Frame::StateChanged);
     }

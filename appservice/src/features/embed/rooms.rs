@@ -31,6 +31,7 @@ impl EmbedCore {
                 "join_rule": "restricted",
                 "allow": [{"type": "m.room_membership", "room_id": space}],
             }}));
+            initial_state.push(self.provisioning.parent_state(space));
         }
         let body = json!({
             "preset": "private_chat",
@@ -45,7 +46,7 @@ impl EmbedCore {
             .await
             .map_err(db_err)?;
         self.hs.join_room(&room, client).await.map_err(unavailable)?;
-        self.provisioning.place_in_space(institution, cat, &room).await.map_err(domain_err)?;
+        self.provisioning.list_in_space(institution, cat, &room).await.map_err(domain_err)?;
         crate::features::rooms::store::set_in_space(&self.db, &room).await.map_err(db_err)?;
         Ok(room)
     }

@@ -25,7 +25,7 @@ use crate::store::now_ms;
 const SESSION_LIFETIME_MS: i64 = 7 * 24 * 3600 * 1000;
 
 /// How long a shared configuration serves without a change being signalled (changes of
-/// the chat configuration or departments through the admin API signal none).
+/// the chat set-up, the departments, the team, statuses and the queue signal theirs).
 pub(super) const SHARED_CONFIG_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What the database keeps of a session token (never the token itself).
@@ -116,7 +116,8 @@ impl EmbedCore {
         department: Option<&str>,
         counsellor: Option<&str>,
     ) -> Result<(String, Session), CoreError> {
-        let config = self.site_config(institution).await?;
+        // The same for every visitor arriving meanwhile (a rush must not compute it each).
+        let config = self.shared_site_config(institution).await?;
         if !config.forms.allows(area, form) {
             return Err(CoreError::Forbidden("Dieser Chat ist auf dieser Seite ausgeschaltet.".into()));
         }

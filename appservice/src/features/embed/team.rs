@@ -25,6 +25,10 @@ use crate::features::rooms::store as rooms;
 use crate::matrix::homeserver::TxnId;
 use crate::store::audit;
 
+/// How long a client's writing to a counsellor counts as done: a second press meanwhile
+/// (before the invite has come back from the homeserver) does not invite or tell again.
+pub(super) const WRITING_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The ID clients know a counsellor by: stable, and not their Matrix user ID.
 pub(super) fn team_id(user_id: &str) -> String {
     let digest = Sha256::digest(format!("assisto-team\n{user_id}").as_bytes());
@@ -59,8 +63,9 @@ impl EmbedCore {
             .team(institution)
             .await
             .map_err(domain_err)?
-            .into_iter()
+            .iter()
             .find(|e| team_id(&e.counsellor.user_id) == id)
+            .cloned()
             .ok_or_else(|| CoreError::NotFound("Diese beratende Person gibt es nicht.".into()))
     }
 
@@ -123,6 +128,14 @@ impl EmbedCore {
             return Err(CoreError::Forbidden("Dieser Chat ist beendet.".into()));
         }
         let room = &s.conversation;
+        let key = format!("{room}\n{user}");
+        self.writing.get(&key, || self.bring_in(room, &client, &e)).await
+    }
+
+    /// Invites the counsellor into the client's conversation and tells the room (nothing if
+    /// they are in it or invited already).
+    async fn bring_in(&self, room: &str, client: &str, e: &TeamEntry) -> Result<(), CoreError> {
+        let user = &e.counsellor.user_id;
         let present = members::of_room(&self.db, room)
             .await
             .map_err(db_err)?
@@ -132,7 +145,7 @@ impl EmbedCore {
             return Ok(());
         }
         self.hs.invite(room, self.bot(), user).await.map_err(unavailable)?;
-        audit::record(&self.db, &client, "client.write_to", user, None).await.map_err(db_err)?;
+        audit::record(&self.db, client, "client.write_to", user, None).await.map_err(db_err)?;
         let name = &e.counsellor.display_name;
         let text = if e.status == Status::Online {
             format!("Du hast {name} geschrieben. Die Antwort kommt hier in diesem Chat.")

@@ -199,6 +199,15 @@ impl Provisioning {
         Ok(InstitutionView { institution, rooms })
     }
 
+    /// The institution's chat set-up changed (its configuration, departments, team): open
+    /// pages show it at once, and the next session is opened under it (the embed's shared
+    /// configuration is forgotten).
+    async fn setup_changed(&self, institution: &str) {
+        if let Err(e) = self.bus.publish(crate::bus::Change::Availability(institution.to_owned())).await {
+            tracing::warn!(error = %e, "publishing a chat set-up change failed");
+        }
+    }
+
     async fn require_institution(&self, id: &str) -> Result<institutions::Institution, Error> {
         institutions::get(&self.db, id).await?.ok_or_else(|| Error::not_found(format!("no institution {id}")))
     }
@@ -217,6 +226,7 @@ impl Provisioning {
             return Err(Error::conflict(format!("department {name:?} exists in {institution}")));
         }
         audit::record(&self.db, actor, "department.create", &id, None).await?;
+        self.setup_changed(institution).await;
         Ok(institutions::Department { id, name })
     }
 
@@ -285,6 +295,7 @@ impl Provisioning {
         if new {
             audit::record(&self.db, actor, "counsellor.add", &user_id, Some(institution)).await?;
         }
+        self.setup_changed(institution).await;
         people::counsellor_by_id(&self.db, &user_id)
             .await?
             .ok_or_else(|| Error::not_found("counsellor vanished"))
@@ -336,12 +347,35 @@ impl Provisioning {
     /// Places `room_id` in the institution's space for `cat`, both ways (`m.space.child` in
     /// the space, `m.space.parent` in the room).
     pub async fn place_in_space(&self, institution: &str, cat: Category, room_id: &str) -> Result<(), Error> {
-        let Some(space) = institutions::room(&self.db, institution, cat).await? else { return Ok(()) };
-        let via = json!({ "via": [self.config.homeserver.server_name] });
-        self.hs.set_state(&space, &self.bot, SPACE_CHILD, room_id, &via).await?;
+        let Some(space) = self.list_in_space(institution, cat, room_id).await? else { return Ok(()) };
         let parent = json!({ "via": [self.config.homeserver.server_name], "canonical": true });
         self.hs.set_state(room_id, &self.bot, SPACE_PARENT, &space, &parent).await?;
         Ok(())
+    }
+
+    /// The `m.space.parent` event naming `space`, for a new room's `initial_state` (one
+    /// event less than setting it afterwards; [`Provisioning::list_in_space`] adds the other
+    /// way).
+    pub fn parent_state(&self, space: &str) -> serde_json::Value {
+        json!({
+            "type": SPACE_PARENT,
+            "state_key": space,
+            "content": { "via": [self.config.homeserver.server_name], "canonical": true },
+        })
+    }
+
+    /// Lists `room_id` in the institution's space for `cat` (`m.space.child` in the space);
+    /// the space, if the institution has one.
+    pub async fn list_in_space(
+        &self,
+        institution: &str,
+        cat: Category,
+        room_id: &str,
+    ) -> Result<Option<String>, Error> {
+        let Some(space) = institutions::room(&self.db, institution, cat).await? else { return Ok(None) };
+        let via = json!({ "via": [self.config.homeserver.server_name] });
+        self.hs.set_state(&space, &self.bot, SPACE_CHILD, room_id, &via).await?;
+        Ok(Some(space))
     }
 
     /// Takes `room_id` out of the institution's space for `cat` (an upgraded room's
@@ -424,6 +458,7 @@ impl Provisioning {
         crate::features::embed::store::set_settings(&self.db, institution, &forms, &c.allowed_origins)
             .await?;
         audit::record(&self.db, actor, "institution.chat_config", institution, None).await?;
+        self.setup_changed(institution).await;
         self.chat_config(institution).await
     }
 

@@ -98,6 +98,9 @@ pub struct LiveDesk {
     /// Per institution, what waiting visitors' places are computed from, shared by all of
     /// them after each change (`queue.rs`).
     snapshots: Arc<crate::shared::Shared<Arc<queue::QueueSnapshot>>>,
+    /// Per institution, the team as clients see it (`status.rs`), shared the same way:
+    /// every page's configuration and every chosen counsellor read it.
+    teams: Arc<crate::shared::Shared<Arc<Vec<status::TeamEntry>>>>,
 }
 
 /// A step's result: the chat after it, or the refusal.
@@ -126,6 +129,7 @@ impl LiveDesk {
             desk_tx: tokio::sync::broadcast::channel(DESK_CHANGES).0,
             snippets: Arc::default(),
             snapshots: Arc::new(crate::shared::Shared::new(queue::SNAPSHOT_MAX_AGE)),
+            teams: Arc::new(crate::shared::Shared::new(queue::SNAPSHOT_MAX_AGE)),
         }
     }
 

@@ -2,6 +2,8 @@
 //! selectable by regular clients") and presence (what Element reports through the
 //! homeserver: online, away, offline), and who can take chats now.
 
+use std::sync::Arc;
+
 use assisto_core::live::{self, Candidate, Presence, Status};
 
 use crate::bus::Change;
@@ -134,23 +136,28 @@ impl LiveDesk {
 
     /// The institution's team as clients may see it: everyone with their status, shown
     /// status, departments and whether they can take a new live chat now (under the general
-    /// queue's settings where they set no limit of their own).
-    pub async fn team(&self, institution: &str) -> Result<Vec<TeamEntry>, Error> {
-        let settings = store::department_settings(&self.db, None).await?;
-        let mut out = Vec::new();
-        for c in people::counsellors(&self.db, institution).await? {
-            let st = store::status(&self.db, &c.user_id).await?;
-            let candidate = self.candidate(c.user_id.clone(), &st, &settings).await?;
-            out.push(TeamEntry {
-                departments: people::departments_of(&self.db, &c.user_id).await?,
-                can_take: candidate.can_take(),
-                shown: live::shown(st.status, candidate.presence),
-                status: st.status,
-                only_regular: st.only_regular,
-                counsellor: c,
-            });
-        }
-        Ok(out)
+    /// queue's settings where they set no limit of their own). Computed once per change of
+    /// the queue or of a status ([`LiveDesk::queue_moved`]) for all who ask meanwhile.
+    pub async fn team(&self, institution: &str) -> Result<Arc<Vec<TeamEntry>>, Error> {
+        self.teams
+            .get(institution, || async {
+                let settings = store::department_settings(&self.db, None).await?;
+                let mut out = Vec::new();
+                for c in people::counsellors(&self.db, institution).await? {
+                    let st = store::status(&self.db, &c.user_id).await?;
+                    let candidate = self.candidate(c.user_id.clone(), &st, &settings).await?;
+                    out.push(TeamEntry {
+                        departments: people::departments_of(&self.db, &c.user_id).await?,
+                        can_take: candidate.can_take(),
+                        shown: live::shown(st.status, candidate.presence),
+                        status: st.status,
+                        only_regular: st.only_regular,
+                        counsellor: c,
+                    });
+                }
+                Ok::<_, Error>(Arc::new(out))
+            })
+            .await
     }
 
     /// Whether anyone of the department can take a chat now (the chat button shows): it is
