@@ -129,6 +129,11 @@ fn start() -> Synapse {
     for s in &slots {
         gen.arg("--registration").arg(&s.registration_path);
     }
+    // Synapse on PostgreSQL (an empty database, C collation) instead of its SQLite file:
+    // the production set-up, for the benchmarks.
+    if let Ok(url) = std::env::var("TEST_SYNAPSE_POSTGRES_URL") {
+        gen.arg("--database").arg(url);
+    }
     // The rules module, with one backend per slot, each deciding for its own namespaces.
     let backends: Vec<serde_json::Value> = slots
         .iter()

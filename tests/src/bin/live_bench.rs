@@ -4,12 +4,14 @@
 //! `BENCH_VISITORS` visitors (default 1,000) arrive evenly within `BENCH_SECONDS` (default
 //! 60); each opens a session, holds a WebSocket and writes a first message.
 //! `BENCH_COUNSELLORS` counsellors (default 20, online, up to 50 chats each) take the
-//! waiting chats as fast as they can, each by joining the longest waiting one (the way
-//! Element's Live space offers it; a counsellor who loses a race takes the next).
+//! waiting chats as fast as they can: each reloads the live-chat widget's desk and takes
+//! one of the waiting chats with its "Übernehmen" (the widget's API, OpenID like the
+//! widget); with `BENCH_TAKE=join`, by joining the room from the Live space instead. A
+//! counsellor who loses a race takes the next.
 //!
 //! Measured: visible (the session's opening, which creates the room and queues the chat,
-//! until the chat is in the queue), taken (the first message until a counsellor's join
-//! took the chat), both p50/p99, the races lost, and the queue-position updates delivered
+//! until the chat is in the queue), taken (the first message until a counsellor's take
+//! succeeded), both p50/p99, the races lost, and the queue-position updates delivered
 //! to the visitors' sockets per second. Run it with `make bench-live`
 //! (`scripts/bench-live.sh`), which builds in release mode and writes the table into
 //! `docs/benchmarks.md`.
@@ -67,44 +69,53 @@ async fn main() {
     let state_frames = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));
 
-    // The counsellors: each takes the longest waiting chat, again and again.
+    // The counsellors: each takes one of the waiting chats, again and again — through the
+    // live-chat widget's API (its desk and "Übernehmen", as in Element) or, with
+    // BENCH_TAKE=join, by joining the room from the Live space.
+    let by_join = std::env::var("BENCH_TAKE").is_ok_and(|v| v == "join");
     let mut working = Vec::new();
     for (n, c) in team.into_iter().enumerate() {
-        let (svc_url, inst_id, sent, taken, lost, done) =
-            (svc.url(), inst.id.clone(), sent.clone(), taken.clone(), lost.clone(), done.clone());
+        let (svc_url, sent, taken, lost, done) =
+            (svc.url(), sent.clone(), taken.clone(), lost.clone(), done.clone());
         let http = http.clone();
+        let openid = c.openid_token().await;
         working.push(tokio::spawn(async move {
-            let admin = format!("{svc_url}/_assisto/admin/v1/institutions/{inst_id}/live-chats");
+            let desk = format!("{svc_url}/_assisto/live/v1/desk");
             while done.load(Ordering::Relaxed) < visitors {
-                let chats: Vec<Value> =
-                    match http.get(&admin).bearer_auth(assisto_tests::ADMIN_API_TOKEN).send().await {
-                        Ok(r) => r.json().await.unwrap_or_default(),
-                        Err(_) => vec![],
-                    };
+                let listed: Value = match http.get(&desk).bearer_auth(&openid).send().await {
+                    Ok(r) => r.json().await.unwrap_or_default(),
+                    Err(_) => Value::Null,
+                };
                 // Of the chats whose visitor has written, counsellor n looks at the n-th (as
                 // people in front of the same list pick different lines); all may collide.
                 let waiting: Vec<String> = {
                     let sent = sent.lock().unwrap_or_else(|p| p.into_inner());
-                    chats
-                        .iter()
-                        .filter(|ch| ch["state"] == "waiting")
+                    listed["waiting"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
                         .filter_map(|ch| ch["room_id"].as_str())
                         .filter(|room| sent.contains_key(*room))
                         .map(str::to_owned)
                         .collect()
                 };
                 let Some(room) = (!waiting.is_empty()).then(|| waiting[n % waiting.len()].clone()) else {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // A widget reloads its desk when told of a change; under a rush that is
+                    // several times a second.
+                    tokio::time::sleep(Duration::from_millis(250)).await;
                     continue;
                 };
-                let (s, _) = c
-                    .raw(
-                        reqwest::Method::POST,
-                        &format!("/_matrix/client/v3/join/{}", enc(&room)),
-                        Some(json!({})),
-                    )
-                    .await;
-                if s == 200 {
+                let won = if by_join {
+                    let path = format!("/_matrix/client/v3/join/{}", enc(&room));
+                    c.raw(reqwest::Method::POST, &path, Some(json!({}))).await.0 == 200
+                } else {
+                    let take = format!("{svc_url}/_assisto/live/v1/chats/{}/take", enc(&room));
+                    match http.post(&take).bearer_auth(&openid).send().await {
+                        Ok(r) => r.status() == 200,
+                        Err(_) => false,
+                    }
+                };
+                if won {
                     let at = sent.lock().unwrap_or_else(|p| p.into_inner()).get(&room).copied();
                     if let Some(t0) = at {
                         taken
@@ -211,10 +222,10 @@ async fn main() {
     let table = format!(
         "| measure | value |\n|---|---|\n\
          | visitors arrived / refused / taken | {visitors} in {arrived_secs:.1} s / {refused} / {} after {total_secs:.1} s |\n\
-         | counsellors | {counsellors} (online, up to 50 chats each), each joining one of the waiting chats |\n\
+         | counsellors | {counsellors} (online, up to 50 chats each), each taking one of the waiting chats {how} |\n\
          | visible (session opened: room created, chat queued), p50 / p99 (ms) | {:.0} / {:.0} |\n\
          | taken (first message → a counsellor's join took it), p50 / p99 (ms) | {:.0} / {:.0} |\n\
-         | joins refused because another counsellor was first | {} |\n\
+         | takes refused because another counsellor was first | {} |\n\
          | queue-position updates delivered to visitors' sockets | {frames} ({:.0} per second) |\n",
         taken.len(),
         percentile(&visible, 0.5),
@@ -223,6 +234,7 @@ async fn main() {
         percentile(&taken, 0.99),
         lost.load(Ordering::Relaxed),
         frames as f64 / total_secs,
+        how = if by_join { "by joining it from the Live space" } else { "in the live-chat widget (its API)" },
     );
     println!("{table}");
     if let Ok(out) = std::env::var("BENCH_OUT") {
@@ -230,6 +242,12 @@ async fn main() {
     }
     for s in sockets {
         s.abort();
+    }
+    // For finding where the time goes: Synapse's log (access lines with each request's
+    // time) is removed with its directory, unless copied out first.
+    if let Ok(to) = std::env::var("BENCH_SYNAPSE_LOG") {
+        let log = assisto_tests::synapse::synapse().dir.join("homeserver.log");
+        std::fs::copy(log, to).expect("copying Synapse's log");
     }
     drop(child);
 }
