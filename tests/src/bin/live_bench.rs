@@ -224,7 +224,7 @@ async fn main() {
          | visitors arrived / refused / taken | {visitors} in {arrived_secs:.1} s / {refused} / {} after {total_secs:.1} s |\n\
          | counsellors | {counsellors} (online, up to 50 chats each), each taking one of the waiting chats {how} |\n\
          | visible (session opened: room created, chat queued), p50 / p99 (ms) | {:.0} / {:.0} |\n\
-         | taken (first message → a counsellor's join took it), p50 / p99 (ms) | {:.0} / {:.0} |\n\
+         | taken (first message → a counsellor's take succeeded), p50 / p99 (ms) | {:.0} / {:.0} |\n\
          | takes refused because another counsellor was first | {} |\n\
          | queue-position updates delivered to visitors' sockets | {frames} ({:.0} per second) |\n",
         taken.len(),
