@@ -348,8 +348,7 @@ impl Provisioning {
     /// the space, `m.space.parent` in the room).
     pub async fn place_in_space(&self, institution: &str, cat: Category, room_id: &str) -> Result<(), Error> {
         let Some(space) = self.list_in_space(institution, cat, room_id).await? else { return Ok(()) };
-        let parent = json!({ "via": [self.config.homeserver.server_name], "canonical": true });
-        self.hs.set_state(room_id, &self.bot, SPACE_PARENT, &space, &parent).await?;
+        self.hs.set_state(room_id, &self.bot, SPACE_PARENT, &space, &self.parent_content()).await?;
         Ok(())
     }
 
@@ -357,11 +356,12 @@ impl Provisioning {
     /// event less than setting it afterwards; [`Provisioning::list_in_space`] adds the other
     /// way).
     pub fn parent_state(&self, space: &str) -> serde_json::Value {
-        json!({
-            "type": SPACE_PARENT,
-            "state_key": space,
-            "content": { "via": [self.config.homeserver.server_name], "canonical": true },
-        })
+        json!({ "type": SPACE_PARENT, "state_key": space, "content": self.parent_content() })
+    }
+
+    /// What a room's `m.space.parent` says of its space.
+    fn parent_content(&self) -> serde_json::Value {
+        json!({ "via": [self.config.homeserver.server_name], "canonical": true })
     }
 
     /// Lists `room_id` in the institution's space for `cat` (`m.space.child` in the space);
