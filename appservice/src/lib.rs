@@ -8,6 +8,7 @@ pub mod app;
 pub mod bus;
 pub mod error;
 pub mod features;
+pub mod json;
 pub mod matrix;
 pub mod shared;
 pub mod store;

@@ -174,13 +174,34 @@ pub struct AppserviceConfig {
     /// Token for the admin HTTP API (`/_assisto/admin/v1/…`). Secret; without it the admin
     /// API refuses everything.
     pub admin_api_token: Option<String>,
-    /// Largest accepted request body in bytes. The default fits 100 events of 64 KiB.
+    /// Largest accepted transaction body in bytes; the default is the largest transaction
+    /// Synapse can send ([`LARGEST_SYNAPSE_TRANSACTION`]). A larger one is not refused
+    /// (the homeserver would retry it forever): it is recorded as a dead letter.
     pub max_body_bytes: usize,
     /// The base URL at which counsellors' browsers reach this service (for the client-file
     /// widget in client chats, e.g. `https://assisto.example.org`). Without it no widget is
     /// added.
     pub public_url: Option<String>,
 }
+
+/// Synapse's largest event (canonical JSON; `MAX_PDU_SIZE`), and its largest EDU and
+/// to-device content (`SOFT_MAX_EDU_SIZE`, `MAX_TO_DEVICE_CONTENT_SIZE`).
+const SYNAPSE_MAX_EVENT: usize = 64 * 1024;
+
+/// The largest transaction body Synapse sends to an application service (it encodes it as
+/// canonical JSON, so nothing grows by escaping): per transaction at most 100 events, 100
+/// ephemeral events and 100 to-device messages (`synapse/appservice/scheduler.py`). An
+/// event as sent is its PDU, plus in `unsigned` the content it replaced (`prev_content`,
+/// at most an event's size) and, once redacted, the redaction (`redacted_because`, an
+/// event); 4 KiB covers the other fields. Ephemeral events go under the stable key and
+/// MSC2409's unstable one; to-device messages carry their addressing. 1 MiB covers the
+/// MSC3202 device lists and key counts and the envelope. About 39 MiB.
+pub const LARGEST_SYNAPSE_TRANSACTION: usize = {
+    let events = 100 * (3 * SYNAPSE_MAX_EVENT + 4 * 1024);
+    let ephemeral = 2 * 100 * SYNAPSE_MAX_EVENT;
+    let to_device = 100 * (SYNAPSE_MAX_EVENT + 1024);
+    events + ephemeral + to_device + 1024 * 1024
+};
 
 impl Default for AppserviceConfig {
     fn default() -> Self {
@@ -191,8 +212,7 @@ impl Default for AppserviceConfig {
             hs_token: None,
             module_token: None,
             admin_api_token: None,
-            // 100 events of 64 KiB, plus room for the envelope and ephemeral data.
-            max_body_bytes: 100 * 64 * 1024 + 512 * 1024,
+            max_body_bytes: LARGEST_SYNAPSE_TRANSACTION,
             public_url: None,
         }
     }
@@ -315,11 +335,23 @@ pub struct ProcessingConfig {
     /// How long the IDs of processed events are kept for de-duplication, in hours.
     /// Their content is dropped as soon as they are processed.
     pub dedup_retention_hours: u64,
+    /// At most this many events are in memory for processing; the rest of a backlog waits
+    /// in the inbox and is read as these finish, so memory stays flat however long it is.
+    pub window_events: usize,
+    /// At most about this many bytes of events (as received) are in memory for processing.
+    pub window_bytes: usize,
 }
 
 impl Default for ProcessingConfig {
     fn default() -> Self {
-        Self { max_attempts: 5, concurrency: 32, paused: false, dedup_retention_hours: 24 * 7 }
+        Self {
+            max_attempts: 5,
+            concurrency: 32,
+            paused: false,
+            dedup_retention_hours: 24 * 7,
+            window_events: 4096,
+            window_bytes: 16 * 1024 * 1024,
+        }
     }
 }
 

@@ -24,6 +24,9 @@ pub struct Metrics {
     pub homeserver_retries: IntCounterVec,
     /// Events recorded but not yet processed.
     pub inbox_depth: IntGauge,
+    /// Events read into memory for processing and not yet finished (bounded by
+    /// `processing.window_events`).
+    pub in_memory: IntGauge,
     /// Attempts to process an event that failed and will be retried.
     pub processing_retries: IntCounter,
     /// Repairs of what was forced past the rules module, by outcome (`repaired`, `failed`,
@@ -80,6 +83,12 @@ impl Metrics {
         let inbox_depth = IntGauge::new("inbox_depth", "Events recorded but not yet processed")
             .unwrap_or_else(|e| panic!("metric inbox_depth: {e}"));
         registry.register(Box::new(inbox_depth.clone())).unwrap_or_else(|e| panic!("{e}"));
+        let in_memory = IntGauge::new(
+            "processing_in_memory",
+            "Events read into memory for processing and not yet finished",
+        )
+        .unwrap_or_else(|e| panic!("metric processing_in_memory: {e}"));
+        registry.register(Box::new(in_memory.clone())).unwrap_or_else(|e| panic!("{e}"));
         let processing_retries = IntCounter::new(
             "processing_retries_total",
             "Failed attempts to process an event that will be retried",
@@ -96,6 +105,7 @@ impl Metrics {
             ack_latency,
             homeserver_retries,
             inbox_depth,
+            in_memory,
             processing_retries,
             repairs,
         }

@@ -104,9 +104,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         Arc::new(Assisto::new(provisioning.clone(), checker.clone(), live.clone()).with_embed(embed.clone()));
     let p = &config.processing;
     let (processor, processor_tasks) =
-        Processor::start(db.clone(), handler, metrics.clone(), p.max_attempts, p.concurrency, p.paused)
-            .await
-            .context("starting the processor")?;
+        Processor::start(db.clone(), handler, metrics.clone(), p).await.context("starting the processor")?;
     if p.paused {
         tracing::warn!("processing is paused: transactions are recorded but not processed");
     }

@@ -4,6 +4,23 @@
 use ruma::{EventId, RoomId, UserId};
 use serde_json::Value;
 
+pub use crate::json::parse_value as parse_json;
+
+/// The longest identifier the spec allows (event, room and user IDs: 255 bytes).
+const MAX_ID_BYTES: usize = 255;
+
+/// Checks an identifier beyond ruma's grammar: at most 255 bytes (the spec's limit) and
+/// no control characters (PostgreSQL cannot store NUL in text, and no grammar allows them).
+fn check_id(key: &str, id: &str) -> Result<(), String> {
+    if id.len() > MAX_ID_BYTES {
+        return Err(format!("`{key}` is {} bytes long, more than {MAX_ID_BYTES}", id.len()));
+    }
+    if id.chars().any(char::is_control) {
+        return Err(format!("`{key}` contains a control character"));
+    }
+    Ok(())
+}
+
 /// A timeline event that passed the structural checks.
 #[derive(Debug, Clone)]
 pub struct RoomEvent {
@@ -37,10 +54,13 @@ impl RoomEvent {
             obj.get(k).and_then(Value::as_str).ok_or_else(|| format!("`{k}` is missing or not a string"))
         };
         let event_id = text("event_id")?;
+        check_id("event_id", event_id)?;
         EventId::parse(event_id).map_err(|e| format!("`event_id` is invalid: {e}"))?;
         let room_id = text("room_id")?;
+        check_id("room_id", room_id)?;
         RoomId::parse(room_id).map_err(|e| format!("`room_id` is invalid: {e}"))?;
         let sender = text("sender")?;
+        check_id("sender", sender)?;
         UserId::parse(sender).map_err(|e| format!("`sender` is invalid: {e}"))?;
         let kind = text("type")?;
         if kind.is_empty() {
@@ -86,7 +106,51 @@ impl RoomEvent {
 mod tests {
     use serde_json::json;
 
-    use crate::matrix::event::RoomEvent;
+    use crate::json::MAX_DEPTH;
+    use crate::matrix::event::{parse_json, RoomEvent};
+    use crate::store::storable;
+
+    fn nested(depth: usize) -> String {
+        format!(
+            r#"{{"event_id":"$deep","room_id":"!r:localhost","sender":"@a:localhost","type":"m.room.member","state_key":"@a:localhost","content":{{"membership":"join","x":{}1{}}}}}"#,
+            r#"{"a":"#.repeat(depth),
+            "}".repeat(depth)
+        )
+    }
+
+    #[test]
+    fn events_nested_as_deep_as_synapse_allows_parse_and_deeper_ones_are_refused() {
+        // Synapse accepts up to about 1,000 levels (Python's recursion limit).
+        let ev = parse_json(&nested(1000)).and_then(|v| RoomEvent::from_json(&v)).expect("parses");
+        assert_eq!(ev.content["membership"], "join");
+        let copy = ev.clone();
+        assert!(serde_json::to_string(&copy.content).expect("serialises").len() > 6000);
+        drop((ev, copy));
+        let at_limit = parse_json(&nested(MAX_DEPTH - 2)).expect("the limit parses");
+        drop(at_limit);
+        let err = parse_json(&nested(MAX_DEPTH + 10)).expect_err("too deep");
+        assert!(err.contains("levels deep"), "{err}");
+        // Brackets in strings do not count, and broken JSON is still refused.
+        let text = format!(r#"{{"s":"{}","t":{}1{}}}"#, "[".repeat(5000), "[".repeat(200), "]".repeat(200));
+        assert!(parse_json(&text).is_ok());
+        let broken = format!("{}1", "[".repeat(300));
+        assert!(parse_json(&broken).expect_err("broken").starts_with("not JSON"));
+    }
+
+    #[test]
+    fn ids_longer_than_the_spec_allows_or_with_control_characters_are_refused() {
+        let ev = |id: &str, room: &str| json!({"event_id": id, "room_id": room, "sender": "@a:localhost", "type": "m.room.message"});
+        let long = format!("${}", "a".repeat(255));
+        let err = RoomEvent::from_json(&ev(&long, "!r:localhost")).expect_err("too long");
+        assert!(err.contains("more than 255"), "{err}");
+        assert!(RoomEvent::from_json(&ev(&long[..255], "!r:localhost")).is_ok(), "255 bytes are allowed");
+        let err = RoomEvent::from_json(&ev("$a\u{0}b", "!r:localhost")).expect_err("NUL");
+        assert!(err.contains("`event_id` contains a control character"), "{err}");
+        let err = RoomEvent::from_json(&ev("$ab", "!r\u{0}:localhost")).expect_err("NUL");
+        assert!(err.contains("`room_id`"), "{err}");
+        assert_eq!(storable("a\u{0}b"), "a\\u0000b");
+        assert!(matches!(storable("ab"), std::borrow::Cow::Borrowed("ab")));
+    }
 
     #[test]
     fn accepts_a_valid_event_and_explains_invalid_ones() {

@@ -63,8 +63,8 @@ pub struct Rejected {
     pub room_id: Option<String>,
     /// Why it was rejected (no content).
     pub reason: String,
-    /// The raw JSON, for an operator to inspect.
-    pub body: String,
+    /// The raw JSON, for an operator to inspect (none when it was not kept).
+    pub body: Option<String>,
 }
 
 /// What recording a transaction did.
@@ -137,7 +137,7 @@ pub async fn record_transaction(
             .bind(r.event_id.as_deref())
             .bind(r.room_id.as_deref())
             .bind(&r.reason)
-            .bind(&r.body)
+            .bind(r.body.as_deref())
             .bind(now)
             .execute(&mut *tx)
             .await?;
@@ -232,8 +232,10 @@ pub struct Pending {
     pub event_id: String,
     /// `room_id`.
     pub room_id: String,
-    /// The event as JSON.
+    /// The event as JSON (empty when `event` is given).
     pub body: String,
+    /// Its size as received, in bytes (what it weighs in memory, roughly).
+    pub size: usize,
     /// When it was recorded (ms since the epoch).
     pub received_at: i64,
     /// The event, already checked, when it comes straight from the transaction.
@@ -245,11 +247,13 @@ pub async fn unprocessed_after(db: &Db, after_seq: i64, limit: i64) -> sqlx::Res
     let rows = sqlx::query(UNPROCESSED_AFTER).bind(after_seq).bind(limit).fetch_all(db.pool()).await?;
     rows.iter()
         .map(|r| {
+            let body = r.try_get::<Option<String>, _>(3)?.unwrap_or_default();
             Ok(Pending {
                 seq: r.try_get(0)?,
                 event_id: r.try_get(1)?,
                 room_id: r.try_get(2)?,
-                body: r.try_get::<Option<String>, _>(3)?.unwrap_or_default(),
+                size: body.len(),
+                body,
                 received_at: r.try_get(4)?,
                 event: None,
             })

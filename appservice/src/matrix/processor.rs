@@ -4,6 +4,11 @@
 //! each to its room's queue; a room's queue is worked by one task at a time, so events of
 //! a room are handled strictly in the order received, while different rooms proceed in
 //! parallel (bounded by `processing.concurrency`). Finished events are marked in batches.
+//!
+//! Memory is bounded however long the backlog: at most `processing.window_events` events
+//! (and about `processing.window_bytes` of them) are queued for processing at a time, and
+//! as many more may wait in the hand-over from the ingest; the rest stays in the inbox and
+//! is read as events finish.
 //! After a crash, whatever was not marked is processed again: handlers are idempotent
 //! (sends use transaction IDs derived from the causing event).
 
@@ -20,6 +25,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 use tokio::sync::{mpsc, Notify, Semaphore};
 
+use crate::app::config::ProcessingConfig;
 use crate::app::metrics::Metrics;
 use crate::matrix::event::RoomEvent;
 use crate::matrix::inbox;
@@ -53,8 +59,8 @@ pub trait EventHandler: Send + Sync + 'static {
 const HANDOFF_CAPACITY: usize = 1024;
 /// How often an idle dispatcher reads the inbox anyway (one indexed query).
 const INBOX_RECHECK: Duration = Duration::from_secs(1);
-/// Events per dispatcher read.
-const DISPATCH_BATCH: i64 = 1000;
+/// Events per dispatcher read (fewer when the window has less room).
+const DISPATCH_BATCH: usize = 500;
 /// Finished events per database write.
 const DONE_BATCH: usize = 1000;
 /// How long finished events are gathered before they are written.
@@ -80,9 +86,55 @@ struct Inner {
     /// in memory: it must read the inbox before taking more from `handoff`.
     backlog: AtomicBool,
     handoff_tx: mpsc::Sender<Vec<Pending>>,
+    /// Events handed over and not yet taken by the dispatcher.
+    handoff_events: AtomicUsize,
+    window: Window,
     active_workers: AtomicUsize,
     idle: Notify,
     ephemeral_tx: mpsc::Sender<Value>,
+}
+
+/// What is queued for processing: events the dispatcher enqueued and that have not
+/// finished. The dispatcher takes more (from the inbox or the hand-over) only while there
+/// is room; a single batch may overshoot by its own size.
+struct Window {
+    events: AtomicUsize,
+    bytes: AtomicUsize,
+    max_events: usize,
+    max_bytes: usize,
+    freed: Notify,
+}
+
+impl Window {
+    /// How many more events may be taken now.
+    fn room(&self) -> usize {
+        if self.bytes.load(Ordering::SeqCst) >= self.max_bytes {
+            return 0;
+        }
+        self.max_events.saturating_sub(self.events.load(Ordering::SeqCst))
+    }
+
+    fn take(&self, item: &Pending, metrics: &Metrics) {
+        self.events.fetch_add(1, Ordering::SeqCst);
+        self.bytes.fetch_add(item.size, Ordering::SeqCst);
+        metrics.in_memory.inc();
+    }
+
+    fn release(&self, item: &Pending, metrics: &Metrics) {
+        self.events.fetch_sub(1, Ordering::SeqCst);
+        self.bytes.fetch_sub(item.size, Ordering::SeqCst);
+        metrics.in_memory.dec();
+        self.freed.notify_one();
+    }
+
+    /// Waits until there is room (or a second passed, to look at `stopping` again).
+    async fn wait_for_room(&self) {
+        let freed = self.freed.notified();
+        if self.room() > 0 {
+            return;
+        }
+        let _ = tokio::time::timeout(INBOX_RECHECK, freed).await;
+    }
 }
 
 /// Handles to the processor's background tasks.
@@ -93,15 +145,14 @@ pub struct ProcessorTasks {
 }
 
 impl Processor {
-    /// Starts the processor. With `paused`, events are only recorded, not processed.
+    /// Starts the processor. With `config.paused`, events are only recorded, not processed.
     pub async fn start(
         db: Db,
         handler: Arc<dyn EventHandler>,
         metrics: Metrics,
-        max_attempts: u32,
-        concurrency: usize,
-        paused: bool,
+        config: &ProcessingConfig,
     ) -> sqlx::Result<(Self, ProcessorTasks)> {
+        let paused = config.paused;
         let depth = inbox::unprocessed_count(&db).await?;
         metrics.inbox_depth.set(depth);
         let next_processed_seq = inbox::max_processed_seq(&db).await? + 1;
@@ -112,14 +163,22 @@ impl Processor {
             db,
             handler,
             metrics,
-            max_attempts,
+            max_attempts: config.max_attempts,
             wake: Notify::new(),
             queues: Mutex::new(HashMap::new()),
-            permits: Semaphore::new(concurrency),
+            permits: Semaphore::new(config.concurrency.max(1)),
             done_tx,
             stopping: AtomicBool::new(false),
             backlog: AtomicBool::new(false),
             handoff_tx,
+            handoff_events: AtomicUsize::new(0),
+            window: Window {
+                events: AtomicUsize::new(0),
+                bytes: AtomicUsize::new(0),
+                max_events: config.window_events.max(1),
+                max_bytes: config.window_bytes.max(1),
+                freed: Notify::new(),
+            },
             active_workers: AtomicUsize::new(0),
             idle: Notify::new(),
             ephemeral_tx,
@@ -134,15 +193,24 @@ impl Processor {
     }
 
     /// Hands over events just recorded, in inbox order. Call it for each recorded
-    /// transaction, in the order they were committed. If the processor is far behind,
-    /// it reads them from the inbox instead.
+    /// transaction, in the order they were committed. If the processor is far behind (the
+    /// hand-over holds a window's worth already), it reads them from the inbox instead.
     pub fn submit(&self, events: Vec<Pending>) {
         if events.is_empty() {
             return;
         }
         let inner = &self.inner;
+        let n = events.len();
         // Once one hand-over failed, none may overtake it: the dispatcher reads the inbox.
-        if inner.backlog.load(Ordering::SeqCst) || inner.handoff_tx.try_send(events).is_err() {
+        let full = inner.handoff_events.load(Ordering::SeqCst) + n > inner.window.max_events;
+        if inner.backlog.load(Ordering::SeqCst) || full {
+            inner.backlog.store(true, Ordering::SeqCst);
+            inner.wake.notify_one();
+            return;
+        }
+        inner.handoff_events.fetch_add(n, Ordering::SeqCst);
+        if inner.handoff_tx.try_send(events).is_err() {
+            inner.handoff_events.fetch_sub(n, Ordering::SeqCst);
             inner.backlog.store(true, Ordering::SeqCst);
             inner.wake.notify_one();
         }
@@ -211,7 +279,15 @@ async fn dispatch_loop(inner: Arc<Inner>, mut handoff: mpsc::Receiver<Vec<Pendin
             return;
         }
         if read_inbox || inner.backlog.swap(false, Ordering::SeqCst) {
-            match inbox::unprocessed_after(&inner.db, cursor, DISPATCH_BATCH).await {
+            // Until the inbox is read to its end, nothing may come from the hand-over
+            // (it would overtake what the inbox still holds): wait for room instead.
+            read_inbox = true;
+            let room = inner.window.room().min(DISPATCH_BATCH);
+            if room == 0 {
+                inner.window.wait_for_room().await;
+                continue;
+            }
+            match inbox::unprocessed_after(&inner.db, cursor, room as i64).await {
                 Ok(rows) if !rows.is_empty() => {
                     for row in rows {
                         cursor = row.seq;
@@ -229,9 +305,11 @@ async fn dispatch_loop(inner: Arc<Inner>, mut handoff: mpsc::Receiver<Vec<Pendin
             }
         }
         let woken = inner.wake.notified();
+        let has_room = inner.window.room() > 0;
         tokio::select! {
-            batch = handoff.recv() => match batch {
+            batch = handoff.recv(), if has_room => match batch {
                 Some(batch) => {
+                    inner.handoff_events.fetch_sub(batch.len(), Ordering::SeqCst);
                     for p in batch {
                         if p.seq > cursor {
                             cursor = p.seq;
@@ -241,6 +319,7 @@ async fn dispatch_loop(inner: Arc<Inner>, mut handoff: mpsc::Receiver<Vec<Pendin
                 }
                 None => return,
             },
+            _ = inner.window.freed.notified(), if !has_room => {}
             _ = woken => read_inbox = true,
             // A safety net: when idle, look at the inbox every second, so that nothing
             // recorded waits long even if a hand-over went astray.
@@ -250,6 +329,7 @@ async fn dispatch_loop(inner: Arc<Inner>, mut handoff: mpsc::Receiver<Vec<Pendin
 }
 
 fn enqueue(inner: &Arc<Inner>, item: Pending) {
+    inner.window.take(&item, &inner.metrics);
     let room = item.room_id.clone();
     let start_worker = {
         let mut queues = inner.queues.lock().unwrap_or_else(|p| p.into_inner());
@@ -290,6 +370,7 @@ async fn room_worker(inner: Arc<Inner>, room: String) {
         let Ok(_permit) = inner.permits.acquire().await else { break };
         let Some(outcome) = process_one(&inner, &item).await else { break };
         let _ = inner.done_tx.send(Finished::Event(Done { seq: item.seq, outcome }, item.received_at));
+        inner.window.release(&item, &inner.metrics);
     }
     if inner.active_workers.fetch_sub(1, Ordering::SeqCst) == 1 {
         inner.idle.notify_waiters();
@@ -301,8 +382,8 @@ async fn room_worker(inner: Arc<Inner>, room: String) {
 async fn process_one(inner: &Inner, item: &Pending) -> Option<Outcome> {
     let event = match &item.event {
         Some(ev) => ev.clone(),
-        None => match serde_json::from_str::<Value>(&item.body)
-            .map_err(|e| format!("stored event is not JSON: {e}"))
+        None => match crate::matrix::event::parse_json(&item.body)
+            .map_err(|e| format!("stored event: {e}"))
             .and_then(|v| RoomEvent::from_json(&v))
         {
             Ok(ev) => Arc::new(ev),

@@ -19,17 +19,24 @@ pub(crate) fn matches(expected: &[u8; 32], given: &str) -> bool {
     expected.ct_eq(&digest(given)).into()
 }
 
+/// The token of an `Authorization: Bearer <token>` header: `None` without the header,
+/// `Some(None)` for another scheme or a header that is not text. The scheme is
+/// case-insensitive (RFC 7235, section 2.1).
+pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Option<Option<&str>> {
+    let value = headers.get(axum::http::header::AUTHORIZATION)?;
+    Some(value.to_str().ok().and_then(|v| {
+        let (scheme, token) = v.trim_start().split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    }))
+}
+
 /// Checks `Authorization: Bearer` against a digest; `None` means the endpoint is disabled
 /// (no token configured) and refuses everything.
 pub(crate) fn require_bearer(
     headers: &axum::http::HeaderMap,
     expected: Option<&[u8; 32]>,
 ) -> Result<(), MatrixError> {
-    let given = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.strip_prefix("Bearer "))
-        .map(str::trim);
+    let given = bearer(headers).flatten();
     match (expected, given) {
         (_, None) => Err(MatrixError::unauthorized()),
         (None, Some(_)) => Err(MatrixError::forbidden("This API is disabled: no token is configured")),

@@ -23,18 +23,16 @@ pub enum Lang {
 }
 
 /// Parses a JSON request body: `M_NOT_JSON` for what is not JSON, `M_BAD_JSON` (with
-/// serde's explanation) for JSON of the wrong shape.
+/// serde's explanation) for JSON of the wrong shape. Nested as deep as the homeserver
+/// nests event content (the module API carries it).
 pub fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8], lang: Lang) -> Result<T, MatrixError> {
     let (invalid, not_json) = match lang {
         Lang::En => ("Invalid request body", "Content not JSON"),
         Lang::De => ("Ungültige Angaben", "Die Anfrage ist kein JSON."),
     };
-    serde_json::from_slice(bytes).map_err(|e| {
-        if e.is_data() {
-            MatrixError::bad_json(format!("{invalid}: {e}"))
-        } else {
-            MatrixError::not_json(not_json.to_owned())
-        }
+    crate::json::from_slice(bytes).map_err(|e| match e {
+        crate::json::JsonError::Data(e) => MatrixError::bad_json(format!("{invalid}: {e}")),
+        crate::json::JsonError::Syntax(_) => MatrixError::not_json(not_json.to_owned()),
     })
 }
 
@@ -125,6 +123,16 @@ impl From<crate::error::Error> for MatrixError {
             Error::Domain(D::NotFound(m)) => MatrixError::not_found(m),
             Error::Domain(D::Conflict(m)) => MatrixError::new(StatusCode::CONFLICT, "M_CONFLICT", m),
             Error::Domain(D::Forbidden(m)) => MatrixError::forbidden(m),
+            Error::Homeserver(crate::matrix::homeserver::HsError::NoAdminToken) => {
+                tracing::error!(
+                    "this needs Synapse's admin API, but homeserver.admin_token is not configured"
+                );
+                MatrixError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "M_UNKNOWN",
+                    "Not configured: this needs homeserver.admin_token (a Synapse admin's access token)",
+                )
+            }
             Error::Homeserver(e) => {
                 tracing::error!(error = %e, "homeserver request failed");
                 MatrixError::new(StatusCode::BAD_GATEWAY, "M_UNKNOWN", "The homeserver failed; try again")

@@ -61,13 +61,7 @@ impl Counsellor {
 
 /// The user behind the OpenID token, from the cache or else the homeserver.
 async fn verified_user(s: &Services, h: &HeaderMap) -> Result<String, MatrixError> {
-    let token = h
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(MatrixError::unauthorized)?;
+    let token = crate::web::auth::bearer(h).flatten().ok_or_else(MatrixError::unauthorized)?;
     let key = crate::web::auth::digest(token);
     let cached = {
         let cache = s.web.openid.0.lock().unwrap_or_else(|p| p.into_inner());

@@ -9,11 +9,13 @@
 //! `assisto-tests`); the pure rules are unit-tested in `assisto-core`.
 //!
 //! Modules: [`mock_hs`] (the mock homeserver), [`rules`] (the module's questions),
-//! [`client_file`], [`embed`] (the web embed's core), [`appservice_api`] (transactions).
+//! [`client_file`], [`embed`] (the web embed's core), [`appservice_api`] (transactions),
+//! [`event_path`] (what the homeserver may push, and a long backlog).
 
 mod appservice_api;
 mod client_file;
 mod embed;
+mod event_path;
 mod mock_hs;
 mod rules;
 
@@ -119,6 +121,16 @@ impl Service {
         let running = assisto_appservice::start(config).await.expect("the service starts");
         let base = format!("http://{}", running.addr);
         Service { hs, running: Some(running), base, http: reqwest::Client::new(), _dir: dir }
+    }
+
+    /// The service's database.
+    pub(crate) fn db(&self) -> &assisto_appservice::store::Db {
+        &self.running.as_ref().expect("running").db
+    }
+
+    /// The service's metrics.
+    pub(crate) fn metrics(&self) -> &assisto_appservice::app::metrics::Metrics {
+        &self.running.as_ref().expect("running").metrics
     }
 
     /// Stops the service and checks that the mock knew every request it sent.

@@ -48,7 +48,7 @@ pub(crate) struct Seen {
 }
 
 impl Seen {
-    fn from_request(r: &Request) -> Self {
+    pub(crate) fn from_request(r: &Request) -> Self {
         Seen {
             method: r.method.to_string(),
             segments: r.url.path().trim_start_matches('/').split('/').map(percent_decode).collect(),

@@ -492,3 +492,106 @@ async fn what_a_server_admin_forces_is_repaired_and_counted() {
     .await;
     svc.stop().await;
 }
+
+/// `{"a": {"a": … 1}}`, `depth` levels deep.
+fn nested(depth: usize) -> Value {
+    (0..depth).fold(json!(1), |inner, _| json!({ "a": inner }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deeply_nested_content_hides_nothing_from_the_rules() {
+    // Content nested as deep as Synapse accepts reaches us one level deeper or more: a
+    // state event's `unsigned.prev_content`, a timeline page's `chunk`. serde_json alone
+    // stops at 128 levels, which dead-lettered the event (hiding it from the repair) and
+    // failed the page. Nothing that deep may slip past the rules.
+    let mut svc = TestService::start().await;
+    let (inst, people) = institution_with(&svc, "Tiefhaus", 2).await;
+    let admin = svc.admin_counsellor(&inst, "Admin Tief").await;
+    let anna = &people[0];
+    let (s, v) = admin.create_room_raw(json!({"name": "Tiefe Gruppe", "invite": [anna.user_id]})).await;
+    assert_eq!(s, 200, "{v}");
+    let room = room_id(&v);
+    let bot = svc.bot();
+    eventually("the bot in the room", Duration::from_secs(30), || async {
+        joined(&admin, &room).await.contains(&bot).then_some(())
+    })
+    .await;
+    let (s, v) = join_raw(anna, &room).await;
+    assert_eq!(s, 200, "{v}");
+
+    // How deep Synapse lets content be nested (harmless state, found by bisection; the
+    // room's creator may send any state).
+    let (mut ok, mut refused) = (1usize, 4096usize);
+    while refused - ok > 1 {
+        let mid = (ok + refused) / 2;
+        let (s, _) = admin.put_state_raw(&room, "de.example.tief", "", json!({"x": nested(mid)})).await;
+        if s == 200 {
+            ok = mid;
+        } else {
+            refused = mid;
+        }
+    }
+    let depth = ok;
+    assert!(depth >= 100, "Synapse accepts only {depth} levels");
+
+    // A counsellor weakening the room with such content: refused by the rule itself.
+    let (s, v) = anna
+        .put_state_raw(
+            &room,
+            "m.room.guest_access",
+            "",
+            json!({"guest_access": "can_join", "x": nested(depth)}),
+        )
+        .await;
+    refused_by(s, &v, "protected_setting");
+
+    // A server admin leaves deep content in the history setting, then opens the history:
+    // that event carries the deep content as its prev_content, and is repaired all the same.
+    let (s, v) = admin
+        .put_state_raw(
+            &room,
+            "m.room.history_visibility",
+            "",
+            json!({"history_visibility": "shared", "x": nested(depth)}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = admin
+        .put_state_raw(
+            &room,
+            "m.room.history_visibility",
+            "",
+            json!({"history_visibility": "world_readable"}),
+        )
+        .await;
+    assert_eq!(s, 200, "admins are let through: {v}");
+    eventually("the history hidden again", Duration::from_secs(30), || async {
+        (admin.state(&room, "m.room.history_visibility", "").await["history_visibility"] == "shared")
+            .then_some(())
+    })
+    .await;
+    let db = svc.running().db.clone();
+    let dead: Vec<String> = sqlx::query_scalar("SELECT reason FROM dead_letters WHERE room_id = $1")
+        .bind(&room)
+        .fetch_all(db.pool())
+        .await
+        .expect("dead letters");
+    assert!(dead.is_empty(), "no event of the room was dead-lettered: {dead:?}");
+
+    // A deep message in the timeline: the service still reads the room's history.
+    let (s, v) = anna
+        .raw(
+            Method::PUT,
+            &format!("/_matrix/client/v3/rooms/{}/send/m.room.message/tief1", enc(&room)),
+            Some(json!({"msgtype": "m.text", "body": "tief", "x": nested(depth)})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let page = svc
+        .hs_client()
+        .room_messages(&room, &bot, assisto_appservice::matrix::homeserver::Direction::Backward, None, 10)
+        .await
+        .expect("the timeline page is read");
+    assert!(page.chunk.iter().any(|e| e["content"]["body"] == "tief"), "{} events", page.chunk.len());
+    svc.stop().await;
+}

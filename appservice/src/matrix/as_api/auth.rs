@@ -11,7 +11,7 @@ use axum::{
 };
 
 use crate::app::services::Services;
-use crate::web::auth::matches;
+use crate::web::auth::{bearer, matches};
 use crate::web::error::MatrixError;
 
 fn query_token(req: &Request) -> Option<String> {
@@ -25,10 +25,7 @@ pub(super) async fn require_hs_token(
     req: Request,
     next: Next,
 ) -> Response {
-    let header = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .map(|v| v.to_str().ok().and_then(|s| s.strip_prefix("Bearer ")).map(str::trim));
+    let header = bearer(req.headers());
     let query = query_token(&req);
     let verdict = match (header, query) {
         (None, None) => Err(MatrixError::unauthorized()),

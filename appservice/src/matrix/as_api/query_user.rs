@@ -15,7 +15,8 @@ use serde_json::{json, Value};
 use crate::app::services::Services;
 use crate::web::error::MatrixError;
 
-/// 200 `{}` for the bot (registering it if needed), 404 `M_NOT_FOUND` otherwise.
+/// 200 `{}` for the bot (registering it if needed), 404 `M_NOT_FOUND` otherwise; 502 when
+/// the homeserver cannot be reached to register it, as every upstream failure.
 pub(super) async fn query_user_route(
     State(state): State<Arc<Services>>,
     Path(user_id): Path<String>,
@@ -27,6 +28,6 @@ pub(super) async fn query_user_route(
         .hs
         .register_appservice_user(&state.config.bot.localpart)
         .await
-        .map_err(|e| MatrixError::internal(&e))?;
+        .map_err(|e| MatrixError::from(crate::error::Error::Homeserver(e)))?;
     Ok(Json(json!({})))
 }

@@ -10,16 +10,18 @@
 use std::{sync::Arc, time::Instant};
 
 use axum::{
-    body::Body,
+    body::{Body, Bytes},
     extract::{Path, State},
-    http::StatusCode,
     Json,
 };
+use bytes::BytesMut;
+use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, value::RawValue, Value};
 use sha2::{Digest, Sha256};
 
 use crate::app::services::Services;
+use crate::matrix::event;
 use crate::matrix::event::RoomEvent;
 use crate::matrix::inbox;
 use crate::matrix::inbox::NewEvent;
@@ -47,14 +49,13 @@ pub(super) async fn push_events_route(
     body: Body,
 ) -> Result<Json<Value>, MatrixError> {
     let started = Instant::now();
+    // A NUL (`%00`) in the path is possible; PostgreSQL cannot store it.
+    let txn_id = crate::store::storable(&txn_id).into_owned();
     let limit = state.config.appservice.max_body_bytes;
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
-        MatrixError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "M_TOO_LARGE",
-            format!("Transaction body exceeds {limit} bytes"),
-        )
-    })?;
+    let bytes = match read_body(body, limit).await? {
+        ReadBody::Whole(bytes) => bytes,
+        ReadBody::TooLarge(size) => return oversized(&state, &txn_id, size, limit, started).await,
+    };
     let txn: TxnBody<'_> = serde_json::from_slice(&bytes).map_err(|e| {
         use serde_json::error::Category;
         match e.classify() {
@@ -62,16 +63,20 @@ pub(super) async fn push_events_route(
             _ => MatrixError::not_json("Content not JSON"),
         }
     })?;
+    // serde reads a struct from an array too; a transaction is an object.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(MatrixError::bad_json("A transaction is a JSON object"));
+    }
 
     let mut events = Vec::with_capacity(txn.events.len());
     let mut checked_events = std::collections::HashMap::with_capacity(txn.events.len());
     let mut rejected = Vec::new();
     let mut fingerprint = Sha256::new();
     for raw in &txn.events {
-        let parsed = serde_json::from_str::<Value>(raw.get());
+        let parsed = event::parse_json(raw.get());
         let checked = match &parsed {
             Ok(v) => RoomEvent::from_json(v),
-            Err(e) => Err(format!("not JSON: {e}")),
+            Err(e) => Err(e.clone()),
         };
         match checked {
             Ok(ev) => {
@@ -79,15 +84,18 @@ pub(super) async fn push_events_route(
                 fingerprint.update(b"\n");
                 let body = raw.get().to_owned();
                 events.push(NewEvent { event_id: ev.event_id.clone(), room_id: ev.room_id.clone(), body });
-                checked_events.insert(ev.event_id.clone(), Arc::new(ev));
+                checked_events.insert(ev.event_id.clone(), (Arc::new(ev), raw.get().len()));
             }
             Err(reason) => {
                 fingerprint.update(raw.get().as_bytes());
                 fingerprint.update(b"\n");
                 let v = parsed.as_ref().ok();
-                let id = |k: &str| v.and_then(|v| v.get(k)).and_then(Value::as_str).map(str::to_owned);
+                let id = |k: &str| {
+                    let id = v.and_then(|v| v.get(k)).and_then(Value::as_str)?;
+                    Some(crate::store::storable(id).into_owned())
+                };
                 let (event_id, room_id) = (id("event_id"), id("room_id"));
-                rejected.push(Rejected { event_id, room_id, reason, body: raw.get().to_owned() });
+                rejected.push(Rejected { event_id, room_id, reason, body: Some(raw.get().to_owned()) });
             }
         }
     }
@@ -114,12 +122,13 @@ pub(super) async fn push_events_route(
         let pending = inserted
             .iter()
             .filter_map(|(seq, id)| {
-                let ev = checked_events.remove(id)?;
+                let (ev, size) = checked_events.remove(id)?;
                 Some(inbox::Pending {
                     seq: *seq,
                     event_id: id.clone(),
                     room_id: ev.room_id.clone(),
                     body: String::new(),
+                    size,
                     received_at,
                     event: Some(ev),
                 })
@@ -154,12 +163,66 @@ pub(super) async fn push_events_route(
             let ephemeral = txn.ephemeral.or(txn.ephemeral_unstable).unwrap_or_default();
             m.events_received.with_label_values(&["ephemeral"]).inc_by(ephemeral.len() as u64);
             for raw in ephemeral {
-                if let Ok(v) = serde_json::from_str::<Value>(raw.get()) {
+                if let Ok(v) = event::parse_json(raw.get()) {
                     state.processor.ephemeral(v);
                 }
             }
         }
     }
     m.ack_latency.observe(started.elapsed().as_secs_f64());
+    Ok(Json(json!({})))
+}
+
+/// A request body read up to the limit.
+enum ReadBody {
+    Whole(Bytes),
+    /// Over the limit: read to the end and dropped; how many bytes it had.
+    TooLarge(u64),
+}
+
+/// Reads the body; past `limit` it keeps reading (so the homeserver gets an answer) but
+/// keeps nothing.
+async fn read_body(body: Body, limit: usize) -> Result<ReadBody, MatrixError> {
+    let mut stream = body.into_data_stream();
+    let mut buf = BytesMut::new();
+    let mut size = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| MatrixError::not_json("The request body could not be read"))?;
+        size += chunk.len() as u64;
+        if size <= limit as u64 {
+            buf.extend_from_slice(&chunk);
+        } else if !buf.is_empty() {
+            buf = BytesMut::new();
+        }
+    }
+    Ok(if size > limit as u64 { ReadBody::TooLarge(size) } else { ReadBody::Whole(buf.freeze()) })
+}
+
+/// A transaction over `appservice.max_body_bytes`: no homeserver that keeps the spec's and
+/// its own limits sends one (the default is derived from Synapse's), but refusing it would
+/// block the stream, since the homeserver retries it forever. It is recorded as one dead
+/// letter (its size; nothing of its content) and acknowledged.
+async fn oversized(
+    state: &Services,
+    txn_id: &str,
+    size: u64,
+    limit: usize,
+    started: Instant,
+) -> Result<Json<Value>, MatrixError> {
+    let reason = format!(
+        "transaction body of {size} bytes exceeds appservice.max_body_bytes ({limit}); its events were not recorded"
+    );
+    let fingerprint = hex::encode(Sha256::digest(format!("oversized:{size}").as_bytes()));
+    let rejected = [Rejected { event_id: None, room_id: None, reason, body: None }];
+    let mut ingest = state.as_api.ingest.lock().await;
+    let recorded = inbox::record_transaction(&state.db, txn_id, &fingerprint, &[], &rejected).await?;
+    if recorded != Recorded::Replay {
+        ingest.remember(txn_id, &fingerprint);
+        state.metrics.transactions.with_label_values(&["oversized"]).inc();
+        state.metrics.dead_letters.with_label_values(&["ingest"]).inc();
+        tracing::error!(%txn_id, size, limit, "transaction over the body limit dead-lettered whole; raise appservice.max_body_bytes");
+    }
+    drop(ingest);
+    state.metrics.ack_latency.observe(started.elapsed().as_secs_f64());
     Ok(Json(json!({})))
 }

@@ -270,7 +270,9 @@ impl HomeserverClient {
             if status.is_success() {
                 let bytes = resp.bytes().await.map_err(|e| HsError::Transport(e.to_string()))?;
                 let slice: &[u8] = if bytes.is_empty() { b"{}" } else { &bytes };
-                return serde_json::from_slice(slice).map_err(|e| HsError::Decode(e.to_string()));
+                // As deep as the homeserver nests content (a timeline page with one deeply
+                // nested message must still load).
+                return crate::json::from_slice(slice).map_err(|e| HsError::Decode(e.to_string()));
             }
             let retry_after_header = resp
                 .headers()
