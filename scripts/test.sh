@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 
 bash scripts/ensure-venv.sh
 bash scripts/ensure-browser.sh
+bash scripts/ensure-schemathesis.sh
 echo ">> building"
 cargo build --workspace --all-targets --locked
 

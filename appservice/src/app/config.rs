@@ -320,6 +320,16 @@ impl Default for NamespaceConfig {
     }
 }
 
+impl NamespaceConfig {
+    /// Whether a localpart falls within the counsellor namespace, matched whole as the
+    /// homeserver matches `@<regex>:server`.
+    pub fn is_counsellor(&self, localpart: &str) -> Result<bool, ConfigError> {
+        let re = regex::Regex::new(&format!("^(?:{})$", self.counsellor_regex))
+            .map_err(|e| ConfigError::Check(format!("namespaces.counsellor_regex: {e}")))?;
+        Ok(re.is_match(localpart))
+    }
+}
+
 /// Event processing.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -489,6 +499,7 @@ impl Config {
                 )));
             }
         }
+        self.namespaces.is_counsellor("")?;
         self.files_dir()?;
         if self.files.max_document_bytes == 0 || self.files.max_documents_per_upload == 0 {
             return Err(ConfigError::Check(
@@ -502,6 +513,20 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use crate::app::config::*;
+
+    #[test]
+    fn the_counsellor_namespace_is_matched_whole() {
+        let mut ns = NamespaceConfig { counsellor_regex: "c1_.*".into(), ..NamespaceConfig::default() };
+        assert!(ns.is_counsellor("c1_anna").expect("valid"));
+        assert!(!ns.is_counsellor("0").expect("valid"));
+        assert!(!ns.is_counsellor("xc1_anna").expect("valid"));
+        ns.counsellor_regex = "[a-z".into();
+        assert!(ns.is_counsellor("a").is_err());
+        let mut cfg = Config::default();
+        assert!(cfg.check().is_ok());
+        cfg.namespaces = ns;
+        assert!(cfg.check().is_err());
+    }
 
     #[test]
     fn debug_output_redacts_secrets() {

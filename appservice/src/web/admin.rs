@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use axum::{
-    extract::{Path, Query, State},
+    extract::{Query, State},
     http::{header, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -22,6 +22,7 @@ use crate::features::rooms::store as rooms;
 use crate::store::audit;
 use crate::web::auth::AdminAuth;
 use crate::web::error::{json_body, ApiResult, Lang, MatrixError};
+use crate::web::path::Path;
 
 const OPENAPI: &str = include_str!("../../../docs/admin-api.yaml");
 const ACTOR: &str = "admin-api";

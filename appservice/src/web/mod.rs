@@ -8,6 +8,7 @@ pub mod error;
 pub mod openid;
 pub mod openid_cache;
 pub mod ops;
+pub mod path;
 
 use axum::response::IntoResponse;
 

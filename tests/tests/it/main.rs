@@ -4,6 +4,7 @@ mod appservice_api;
 mod attacks;
 mod cli;
 mod client_file;
+mod contract;
 mod deletion;
 mod delivery;
 mod documents;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use axum::{
     body::Body,
-    extract::{multipart::MultipartRejection, Multipart, Path, State},
+    extract::{multipart::MultipartRejection, Multipart, State},
     http::{header, HeaderValue, StatusCode},
     response::IntoResponse,
     Json,
@@ -24,6 +24,7 @@ use crate::features::client_file::store as client_file;
 use crate::store::audit;
 use crate::web::error::{ApiResult, MatrixError};
 use crate::web::openid::Counsellor;
+use crate::web::path::Path;
 
 fn storage_error(e: &std::io::Error) -> MatrixError {
     tracing::error!(error = %e, "the file store failed");

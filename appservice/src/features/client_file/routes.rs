@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use axum::{
-    extract::{Path, State},
+    extract::State,
     http::StatusCode,
     response::IntoResponse,
     routing::{get, post, put},
@@ -29,6 +29,7 @@ use crate::features::people::store as people;
 use crate::store::audit;
 use crate::web::error::{json_body, ApiResult, Lang, MatrixError};
 use crate::web::openid::Counsellor;
+use crate::web::path::Path;
 
 /// The routes (nested under `/_assisto/client-file/v1`).
 pub(crate) fn routes(files: &crate::app::config::FilesConfig) -> Router<Arc<Services>> {

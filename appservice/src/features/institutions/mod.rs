@@ -11,7 +11,7 @@ use crate::app::config::Config;
 use crate::error::Error;
 use crate::features::institutions::store as institutions;
 use crate::features::people::store as people;
-use crate::matrix::homeserver::HomeserverClient;
+use crate::matrix::homeserver::{HomeserverClient, HsError};
 use crate::store::audit;
 use crate::store::Db;
 use assisto_core::check_name;
@@ -252,6 +252,16 @@ impl Provisioning {
         {
             return Err(Error::invalid("localpart is reserved for clients, guests or the bot"));
         }
+        // Outside the namespace the service may not act for the account (Synapse: "cannot
+        // masquerade"), and numeric localparts are Synapse's guests. (The regex was checked
+        // when the configuration was loaded.)
+        let in_namespace = ns.is_counsellor(localpart).unwrap_or(false);
+        if !in_namespace || localpart.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Error::invalid(format!(
+                "localpart is outside the counsellor namespace ({}) or purely numeric",
+                ns.counsellor_regex
+            )));
+        }
         if let Some(p) = password {
             if p.chars().count() < 10 {
                 return Err(Error::invalid("password must have at least 10 characters"));
@@ -274,7 +284,14 @@ impl Provisioning {
             }
         }
         match password {
-            Some(p) => self.hs.admin_upsert_user(&user_id, Some(p), &display_name).await?,
+            Some(p) => match self.hs.admin_upsert_user(&user_id, Some(p), &display_name).await {
+                // The homeserver's own checks (e.g. Synapse reserves numeric localparts for
+                // guests, its password policy): the caller's input, not a failure.
+                Err(HsError::Matrix { status, error, .. }) if status.as_u16() == 400 => {
+                    return Err(Error::invalid(format!("the homeserver refused the account: {error}")));
+                }
+                other => other?,
+            },
             None => {
                 if self.hs.own_displayname(&user_id).await?.is_none() {
                     return Err(Error::not_found(format!(

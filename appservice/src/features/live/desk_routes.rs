@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use assisto_core::live::{LiveError, Status};
 use axum::{
-    extract::{Path, State},
+    extract::State,
     http::StatusCode,
     response::{
         sse::{Event, KeepAlive, Sse},
@@ -36,6 +36,7 @@ use crate::features::live::{Stepped, Via};
 use crate::features::people::store as people;
 use crate::web::error::{json_body, ApiResult, Lang, MatrixError};
 use crate::web::openid::Counsellor;
+use crate::web::path::Path;
 
 /// The routes (nested under `/_assisto/live/v1`).
 pub(crate) fn routes() -> Router<Arc<Services>> {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use assisto_core::live::{self, Status};
 use axum::{
-    extract::{Path, Query, State},
+    extract::{Query, State},
     routing::get,
     Json, Router,
 };
@@ -20,6 +20,7 @@ use crate::features::people::store as people;
 use crate::store::audit;
 use crate::web::auth::AdminAuth;
 use crate::web::error::{json_body, ApiResult, Lang, MatrixError};
+use crate::web::path::Path;
 
 const ACTOR: &str = "admin-api";
 

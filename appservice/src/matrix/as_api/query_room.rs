@@ -3,9 +3,8 @@
 //! Whether a room alias in our namespace should exist (spec: `query_room.yaml`). The
 //! service claims no aliases, so none is created on demand.
 
-use axum::extract::Path;
-
 use crate::web::error::MatrixError;
+use crate::web::path::Path;
 
 /// Always 404 `M_NOT_FOUND`: no aliases are created on demand.
 pub(super) async fn query_room_route(Path(_alias): Path<String>) -> MatrixError {

@@ -6,14 +6,12 @@
 
 use std::sync::Arc;
 
-use axum::{
-    extract::{Path, State},
-    Json,
-};
+use axum::{extract::State, Json};
 use serde_json::{json, Value};
 
 use crate::app::services::Services;
 use crate::web::error::MatrixError;
+use crate::web::path::Path;
 
 /// 200 `{}` for the bot (registering it if needed), 404 `M_NOT_FOUND` otherwise; 502 when
 /// the homeserver cannot be reached to register it, as every upstream failure.

@@ -4,9 +4,8 @@
 //! third-party protocol (its registration lists none), so every lookup finds nothing and
 //! says so with the spec's 404.
 
-use axum::extract::Path;
-
 use crate::web::error::MatrixError;
+use crate::web::path::Path;
 
 /// `GET /thirdparty/protocol/{protocol}`.
 pub(super) async fn protocol_route(Path(_p): Path<String>) -> MatrixError {

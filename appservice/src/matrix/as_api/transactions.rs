@@ -11,7 +11,7 @@ use std::{sync::Arc, time::Instant};
 
 use axum::{
     body::{Body, Bytes},
-    extract::{Path, State},
+    extract::State,
     Json,
 };
 use bytes::BytesMut;
@@ -29,6 +29,7 @@ use crate::matrix::inbox::Recorded;
 use crate::matrix::inbox::Rejected;
 use crate::matrix::ingest;
 use crate::web::error::MatrixError;
+use crate::web::path::Path;
 
 /// The transaction body; events are kept as the raw JSON received.
 #[derive(Deserialize)]
