@@ -90,6 +90,11 @@ struct Cli {
     /// Print the result as one JSON object instead of a table row.
     #[arg(long)]
     json: bool,
+    /// After the run, push its last K transactions again and measure those acknowledgements
+    /// too: a service that recognises replays answers them without touching its disk, so
+    /// this is the rest of the path (HTTP, parsing) on its own.
+    #[arg(long, default_value_t = 0)]
+    replays: u64,
 }
 
 /// The result of one run.
@@ -116,6 +121,10 @@ struct Report {
     rss_after_kib: Option<u64>,
     /// Highest resident memory of `--pid` so far (VmHWM), in KiB.
     rss_peak_kib: Option<u64>,
+    /// With `--replays`: how many, and their acknowledgement latency.
+    replays: u64,
+    replay_ack_p50_ms: Option<f64>,
+    replay_ack_p99_ms: Option<f64>,
 }
 
 fn main() -> ExitCode {
@@ -205,6 +214,8 @@ async fn run(cli: Cli) -> Result<()> {
         None => None,
     };
 
+    let replay_from = bodies.len().saturating_sub(cli.replays as usize);
+    let replay_bodies: Vec<(String, Vec<u8>)> = bodies[replay_from..].to_vec();
     let mut latencies = Vec::with_capacity(bodies.len());
     let started = Instant::now();
     for (txn_id, body) in bodies {
@@ -224,6 +235,14 @@ async fn run(cli: Cli) -> Result<()> {
         }
         _ => None,
     };
+
+    let mut replayed = Vec::with_capacity(replay_bodies.len());
+    for (txn_id, body) in replay_bodies {
+        let t = Instant::now();
+        pusher.push(&txn_id, body).await.context("replay")?;
+        replayed.push(t.elapsed());
+    }
+    replayed.sort_unstable();
 
     latencies.sort_unstable();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
@@ -247,6 +266,9 @@ async fn run(cli: Cli) -> Result<()> {
         rss_before_kib,
         rss_after_kib: cli.pid.and_then(|p| proc_status_kib(p, "VmRSS")),
         rss_peak_kib: cli.pid.and_then(|p| proc_status_kib(p, "VmHWM")),
+        replays: replayed.len() as u64,
+        replay_ack_p50_ms: (!replayed.is_empty()).then(|| ms(percentile(&replayed, 50.0))),
+        replay_ack_p99_ms: (!replayed.is_empty()).then(|| ms(percentile(&replayed, 99.0))),
     };
     if cli.json {
         println!("{}", serde_json::to_string(&report).context("encoding the report")?);

@@ -17,6 +17,10 @@ const TXN_UPSERT: &str = "INSERT INTO as_transactions (txn_id, fingerprint, even
 const LAST_TXN: &str = "SELECT txn_id FROM as_transactions ORDER BY received_at DESC LIMIT 1";
 const INBOX_INSERT_HEAD: &str = "INSERT INTO inbox (event_id, room_id, txn_id, body, received_at) VALUES ";
 const INBOX_INSERT_TAIL: &str = " ON CONFLICT (event_id) DO NOTHING RETURNING seq, event_id";
+/// One row, for SQLite's writer connection. (SQLite numbers `$N` parameters in order of
+/// first use, which is their number in every statement used there.)
+const INBOX_INSERT_ONE: &str = "INSERT INTO inbox (event_id, room_id, txn_id, body, received_at) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING RETURNING seq";
 const DEAD_INSERT: &str = "INSERT INTO dead_letters \
      (stage, txn_id, event_id, room_id, reason, body, received_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7)";
@@ -172,10 +176,37 @@ pub async fn insert_events(db: &Db, txn_id: &str, events: &[NewEvent]) -> sqlx::
     let now = now_ms();
     let _w = db.write_guard().await;
     let mut inserted = Vec::with_capacity(events.len());
-    for chunk in events.chunks(INSERT_CHUNK) {
-        inserted.extend(insert_chunk(db.pool(), txn_id, now, chunk).await?);
+    if let Some(writer) = db.sqlite_writer() {
+        inserted = writer.write(|conn| insert_on_writer(conn, txn_id, now, events))?;
+    } else {
+        for chunk in events.chunks(INSERT_CHUNK) {
+            inserted.extend(insert_chunk(db.pool(), txn_id, now, chunk).await?);
+        }
     }
     inserted.sort_unstable_by_key(|(seq, _)| *seq);
+    Ok(inserted)
+}
+
+/// The same insert on SQLite's writer connection: one prepared single-row statement per
+/// event, in one synced transaction.
+fn insert_on_writer(
+    conn: &mut rusqlite::Connection,
+    txn_id: &str,
+    now: i64,
+    events: &[NewEvent],
+) -> rusqlite::Result<Vec<(i64, String)>> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut inserted = Vec::with_capacity(events.len());
+    {
+        let mut insert = tx.prepare_cached(INBOX_INSERT_ONE)?;
+        for e in events {
+            let mut rows = insert.query(rusqlite::params![e.event_id, e.room_id, txn_id, e.body, now])?;
+            if let Some(row) = rows.next()? {
+                inserted.push((row.get(0)?, e.event_id.clone()));
+            }
+        }
+    }
+    tx.commit()?;
     Ok(inserted)
 }
 
@@ -291,6 +322,9 @@ pub async fn mark_done(
 ) -> sqlx::Result<()> {
     let now = now_ms();
     let _w = db.write_guard().await;
+    if let Some(writer) = db.sqlite_writer() {
+        return writer.write_relaxed(|conn| mark_on_writer(conn, now, batch, first_processed_seq, txns));
+    }
     let mut tx = db.relaxed_pool().begin().await?;
     for t in txns {
         sqlx::query(TXN_UPSERT)
@@ -339,6 +373,36 @@ pub async fn mark_done(
         q.execute(&mut *tx).await?;
     }
     tx.commit().await
+}
+
+/// `mark_done` on SQLite's writer connection: one prepared statement per row.
+fn mark_on_writer(
+    conn: &mut rusqlite::Connection,
+    now: i64,
+    batch: &[Done],
+    first_processed_seq: i64,
+    txns: &[TxnRecord],
+) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    {
+        let mut upsert = tx.prepare_cached(TXN_UPSERT)?;
+        for t in txns {
+            upsert.execute(rusqlite::params![t.txn_id, t.fingerprint, t.event_count, t.received_at])?;
+        }
+        let mut mark = tx.prepare_cached(MARK_ONE)?;
+        for (i, d) in batch.iter().enumerate() {
+            let pseq = first_processed_seq + i as i64;
+            let outcome = match &d.outcome {
+                Outcome::Processed => "processed",
+                Outcome::DeadLetter(reason) => {
+                    tx.prepare_cached(DEAD_FROM_INBOX)?.execute(rusqlite::params![reason, now, d.seq])?;
+                    "dead_letter"
+                }
+            };
+            mark.execute(rusqlite::params![now, pseq, outcome, d.seq])?;
+        }
+    }
+    tx.commit()
 }
 
 /// Number of events not yet processed.

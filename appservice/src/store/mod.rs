@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod state;
+pub mod writer;
 
 use std::{sync::Arc, time::Duration};
 
@@ -42,6 +43,8 @@ pub struct Db {
     relaxed: Option<AnyPool>,
     kind: DbKind,
     write_lock: Arc<Mutex<()>>,
+    /// SQLite in a file: the writer thread of the hot path (see `writer`).
+    writer: Option<Arc<writer::SqliteWriter>>,
 }
 
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -61,18 +64,22 @@ impl Db {
             (DbKind::Postgres, cfg.url.clone())
         };
         let opts: AnyConnectOptions = url.parse::<AnyConnectOptions>()?.disable_statement_logging();
+        // A database file gets the writer connection and its checkpoint thread.
+        let writer_file = match kind {
+            DbKind::Sqlite => writer::sqlite_file(&cfg.url),
+            DbKind::Postgres => None,
+        };
+        let no_autocheckpoint = if writer_file.is_some() { writer::NO_AUTOCHECKPOINT } else { "" };
         let relaxed = if kind == DbKind::Sqlite {
             Some(
                 AnyPoolOptions::new()
                     .max_connections(1)
                     .test_before_acquire(false)
-                    .after_connect(|conn, _| {
+                    .after_connect(move |conn, _| {
                         Box::pin(async move {
-                            conn.execute(
-                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                                 PRAGMA busy_timeout = 10000; PRAGMA secure_delete = ON;",
-                            )
-                            .await?;
+                            conn.execute(writer::CONNECTION_PRAGMAS).await?;
+                            conn.execute(no_autocheckpoint).await?;
+                            conn.execute("PRAGMA synchronous = NORMAL").await?;
                             Ok(())
                         })
                     })
@@ -99,20 +106,24 @@ impl Db {
                         // secure_delete so that deleted content is overwritten with zeros,
                         // not left readable in free pages (the deletion routine relies on
                         // it, with a truncating checkpoint for the WAL).
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
-                             PRAGMA secure_delete = ON;",
-                        )
-                        .await?;
+                        // (`writer::CONNECTION_PRAGMAS` also leaves checkpoints to the
+                        // writer's checkpoint thread.)
+                        conn.execute(writer::CONNECTION_PRAGMAS).await?;
+                        conn.execute(no_autocheckpoint).await?;
+                        conn.execute("PRAGMA synchronous = FULL").await?;
                     }
                     Ok(())
                 })
             })
             .connect_with(opts)
             .await?;
-        let db = Db { pool, relaxed, kind, write_lock: Arc::new(Mutex::new(())) };
+        let mut db = Db { pool, relaxed, kind, write_lock: Arc::new(Mutex::new(())), writer: None };
         db.migrate().await?;
+        if let Some(file) = writer_file {
+            let w = Arc::new(writer::SqliteWriter::open(file)?);
+            tokio::spawn(checkpoints(Arc::downgrade(&w), Arc::downgrade(&db.write_lock)));
+            db.writer = Some(w);
+        }
         Ok(db)
     }
 
@@ -132,6 +143,11 @@ impl Db {
     /// The pool for bookkeeping that needs no sync of its own (see `relaxed`).
     pub fn relaxed_pool(&self) -> &AnyPool {
         self.relaxed.as_ref().unwrap_or(&self.pool)
+    }
+
+    /// SQLite in a file: the hot path's writer thread. Take `write_guard` around its writes.
+    pub fn sqlite_writer(&self) -> Option<&writer::SqliteWriter> {
+        self.writer.as_deref()
     }
 
     /// Which database this is.
@@ -184,6 +200,28 @@ impl Db {
             r.close().await;
         }
         self.pool.close().await;
+    }
+}
+
+/// The WAL's checkpoints while a writer connection exists (see `writer`): a round every
+/// `CHECKPOINT_EVERY`, until the database is dropped.
+async fn checkpoints(writer: std::sync::Weak<writer::SqliteWriter>, lock: std::sync::Weak<Mutex<()>>) {
+    let mut every = tokio::time::interval(writer::CHECKPOINT_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let (Some(w), Some(lock)) = (writer.upgrade(), lock.upgrade()) else { return };
+        let round = async {
+            let beside = w.checkpoint_beside()?;
+            if beside.frames >= writer::CHECKPOINT_FRAMES {
+                let _w = lock.lock().await;
+                w.checkpoint_through()?;
+            }
+            Ok::<_, sqlx::Error>(())
+        };
+        if let Err(e) = round.await {
+            tracing::warn!(error = %e, "WAL checkpoint failed; trying again");
+        }
     }
 }
 
