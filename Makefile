@@ -1,6 +1,6 @@
 # The two set-up commands of the README. Everything they need is installed by the
 # project's own scripts (scripts/), from PyPI, crates.io and Debian's packages.
-.PHONY: run test bench bench-embed bench-live lint
+.PHONY: run test bench bench-embed bench-live bench-backlog lint
 
 ## Start Synapse + assisto locally on embedded defaults (SQLite), with demo data.
 run:
@@ -17,6 +17,10 @@ bench:
 ## The web embed's benchmark (connections held, memory per connection, added latency).
 bench-embed:
 	bash scripts/bench-embed.sh
+
+## Memory while working off a long backlog (20,000 and 200,000 events).
+bench-backlog:
+	bash scripts/bench-backlog.sh
 
 ## The live-chat desk's benchmark (1,000 visitors within a minute, 20 counsellors).
 bench-live:
