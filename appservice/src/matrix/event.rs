@@ -46,27 +46,31 @@ pub struct RoomEvent {
 }
 
 impl RoomEvent {
-    /// Checks an event as pushed by the homeserver. The error says what is wrong, without
-    /// quoting content.
-    pub fn from_json(v: &Value) -> Result<Self, String> {
-        let obj = v.as_object().ok_or("event is not a JSON object")?;
-        let text = |k: &str| -> Result<&str, String> {
-            obj.get(k).and_then(Value::as_str).ok_or_else(|| format!("`{k}` is missing or not a string"))
+    /// Checks an event as pushed by the homeserver and takes it apart (its `content` and
+    /// `unsigned.prev_content` are moved, not copied). The error says what is wrong,
+    /// without quoting content.
+    pub fn from_value(mut v: Value) -> Result<Self, String> {
+        let obj = v.as_object_mut().ok_or("event is not a JSON object")?;
+        let text = |k: &str| -> Result<String, String> {
+            obj.get(k)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| format!("`{k}` is missing or not a string"))
         };
         let event_id = text("event_id")?;
-        check_id("event_id", event_id)?;
-        EventId::parse(event_id).map_err(|e| format!("`event_id` is invalid: {e}"))?;
+        check_id("event_id", &event_id)?;
+        EventId::parse(&event_id).map_err(|e| format!("`event_id` is invalid: {e}"))?;
         let room_id = text("room_id")?;
-        check_id("room_id", room_id)?;
-        RoomId::parse(room_id).map_err(|e| format!("`room_id` is invalid: {e}"))?;
+        check_id("room_id", &room_id)?;
+        RoomId::parse(&room_id).map_err(|e| format!("`room_id` is invalid: {e}"))?;
         let sender = text("sender")?;
-        check_id("sender", sender)?;
-        UserId::parse(sender).map_err(|e| format!("`sender` is invalid: {e}"))?;
+        check_id("sender", &sender)?;
+        UserId::parse(&sender).map_err(|e| format!("`sender` is invalid: {e}"))?;
         let kind = text("type")?;
         if kind.is_empty() {
             return Err("`type` is empty".into());
         }
-        let content = obj.get("content").cloned().unwrap_or(Value::Object(Default::default()));
+        let content = obj.remove("content").unwrap_or(Value::Object(Default::default()));
         if !content.is_object() {
             return Err("`content` is not a JSON object".into());
         }
@@ -75,23 +79,22 @@ impl RoomEvent {
             Some(Value::String(s)) => Some(s.clone()),
             Some(_) => return Err("`state_key` is not a string".into()),
         };
+        let redacts =
+            obj.get("redacts").or_else(|| content.get("redacts")).and_then(Value::as_str).map(str::to_owned);
+        let prev_content = obj
+            .get_mut("unsigned")
+            .and_then(Value::as_object_mut)
+            .and_then(|u| u.remove("prev_content"))
+            .filter(Value::is_object);
         Ok(RoomEvent {
-            event_id: event_id.to_owned(),
-            room_id: room_id.to_owned(),
-            sender: sender.to_owned(),
-            kind: kind.to_owned(),
+            event_id,
+            room_id,
+            sender,
+            kind,
             state_key,
             origin_server_ts: obj.get("origin_server_ts").and_then(Value::as_i64),
-            redacts: obj
-                .get("redacts")
-                .or_else(|| content.get("redacts"))
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            prev_content: obj
-                .get("unsigned")
-                .and_then(|u| u.get("prev_content"))
-                .filter(|c| c.is_object())
-                .cloned(),
+            redacts,
+            prev_content,
             content,
         })
     }
@@ -121,7 +124,7 @@ mod tests {
     #[test]
     fn events_nested_as_deep_as_synapse_allows_parse_and_deeper_ones_are_refused() {
         // Synapse accepts up to about 1,000 levels (Python's recursion limit).
-        let ev = parse_json(&nested(1000)).and_then(|v| RoomEvent::from_json(&v)).expect("parses");
+        let ev = parse_json(&nested(1000)).and_then(RoomEvent::from_value).expect("parses");
         assert_eq!(ev.content["membership"], "join");
         let copy = ev.clone();
         assert!(serde_json::to_string(&copy.content).expect("serialises").len() > 6000);
@@ -141,22 +144,49 @@ mod tests {
     fn ids_longer_than_the_spec_allows_or_with_control_characters_are_refused() {
         let ev = |id: &str, room: &str| json!({"event_id": id, "room_id": room, "sender": "@a:localhost", "type": "m.room.message"});
         let long = format!("${}", "a".repeat(255));
-        let err = RoomEvent::from_json(&ev(&long, "!r:localhost")).expect_err("too long");
+        let err = RoomEvent::from_value(ev(&long, "!r:localhost")).expect_err("too long");
         assert!(err.contains("more than 255"), "{err}");
-        assert!(RoomEvent::from_json(&ev(&long[..255], "!r:localhost")).is_ok(), "255 bytes are allowed");
-        let err = RoomEvent::from_json(&ev("$a\u{0}b", "!r:localhost")).expect_err("NUL");
+        assert!(RoomEvent::from_value(ev(&long[..255], "!r:localhost")).is_ok(), "255 bytes are allowed");
+        let err = RoomEvent::from_value(ev("$a\u{0}b", "!r:localhost")).expect_err("NUL");
         assert!(err.contains("`event_id` contains a control character"), "{err}");
-        let err = RoomEvent::from_json(&ev("$ab", "!r\u{0}:localhost")).expect_err("NUL");
+        let err = RoomEvent::from_value(ev("$ab", "!r\u{0}:localhost")).expect_err("NUL");
         assert!(err.contains("`room_id`"), "{err}");
         assert_eq!(storable("a\u{0}b"), "a\\u0000b");
         assert!(matches!(storable("ab"), std::borrow::Cow::Borrowed("ab")));
     }
 
     #[test]
+    fn content_prev_content_and_redacts_are_taken_over() {
+        let state = json!({"event_id": "$s", "room_id": "!r:localhost", "sender": "@a:localhost",
+                           "type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "invite"},
+                           "unsigned": {"age": 1, "prev_content": {"join_rule": "public"}}});
+        let ev = RoomEvent::from_value(state).expect("valid");
+        assert_eq!(ev.content["join_rule"], "invite");
+        assert_eq!(ev.prev_content.as_ref().map(|c| c["join_rule"].clone()), Some(json!("public")));
+        assert_eq!(ev.state_key.as_deref(), Some(""));
+        assert!(ev.is_state());
+        let not_an_object = json!({"event_id": "$t", "room_id": "!r:localhost", "sender": "@a:localhost",
+                                   "type": "m.room.topic", "state_key": "", "unsigned": {"prev_content": 3}});
+        assert_eq!(RoomEvent::from_value(not_an_object).expect("valid").prev_content, None);
+        for (redaction, want) in
+            [(json!({"redacts": "$old"}), "$old"), (json!({"content": {"redacts": "$v11"}}), "$v11")]
+        {
+            let mut v = json!({"event_id": "$x", "room_id": "!r:localhost", "sender": "@a:localhost",
+                               "type": "m.room.redaction", "origin_server_ts": 7});
+            if let (Some(o), Some(extra)) = (v.as_object_mut(), redaction.as_object()) {
+                o.extend(extra.clone());
+            }
+            let ev = RoomEvent::from_value(v).expect("valid");
+            assert_eq!(ev.redacts.as_deref(), Some(want));
+            assert_eq!(ev.origin_server_ts, Some(7));
+        }
+    }
+
+    #[test]
     fn accepts_a_valid_event_and_explains_invalid_ones() {
         let good = json!({"event_id": "$abc", "room_id": "!r:localhost", "sender": "@a:localhost",
                           "type": "m.room.message", "content": {"body": "x"}});
-        assert!(RoomEvent::from_json(&good).is_ok());
+        assert!(RoomEvent::from_value(good.clone()).is_ok());
         let cases = [
             (json!([1]), "not a JSON object"),
             (json!({"room_id": "!r:l", "sender": "@a:l", "type": "t"}), "`event_id`"),
@@ -179,7 +209,7 @@ mod tests {
             ),
         ];
         for (v, want) in cases {
-            let err = RoomEvent::from_json(&v).expect_err("must be refused");
+            let err = RoomEvent::from_value(v.clone()).expect_err("must be refused");
             assert!(err.contains(want), "{err} should mention {want}");
         }
     }

@@ -384,7 +384,7 @@ async fn process_one(inner: &Inner, item: &Pending) -> Option<Outcome> {
         Some(ev) => ev.clone(),
         None => match crate::matrix::event::parse_json(&item.body)
             .map_err(|e| format!("stored event: {e}"))
-            .and_then(|v| RoomEvent::from_json(&v))
+            .and_then(RoomEvent::from_value)
         {
             Ok(ev) => Arc::new(ev),
             Err(reason) => return Some(Outcome::DeadLetter(reason)),

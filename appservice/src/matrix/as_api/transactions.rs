@@ -74,12 +74,7 @@ pub(super) async fn push_events_route(
     let mut rejected = Vec::new();
     let mut fingerprint = Sha256::new();
     for raw in &txn.events {
-        let parsed = event::parse_json(raw.get());
-        let checked = match &parsed {
-            Ok(v) => RoomEvent::from_json(v),
-            Err(e) => Err(e.clone()),
-        };
-        match checked {
+        match event::parse_json(raw.get()).and_then(RoomEvent::from_value) {
             Ok(ev) => {
                 fingerprint.update(ev.event_id.as_bytes());
                 fingerprint.update(b"\n");
@@ -90,6 +85,8 @@ pub(super) async fn push_events_route(
             Err(reason) => {
                 fingerprint.update(raw.get().as_bytes());
                 fingerprint.update(b"\n");
+                // Refused: parsed once more (rarely) for the IDs it may have.
+                let parsed = event::parse_json(raw.get());
                 let v = parsed.as_ref().ok();
                 let id = |k: &str| {
                     let id = v.and_then(|v| v.get(k)).and_then(Value::as_str)?;
