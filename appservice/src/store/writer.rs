@@ -65,53 +65,31 @@ pub struct Checkpointed {
 }
 
 impl SqliteWriter {
-    /// Opens the database file (which must exist, migrated).
+    /// Opens the database file (which must exist, migrated): the writer's connection and
+    /// the checkpoints' own.
     pub fn open(path: &Path) -> sqlx::Result<Self> {
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
-        )
-        .map_err(to_sqlx)?;
-        conn.execute_batch(CONNECTION_PRAGMAS).map_err(to_sqlx)?;
-        conn.execute_batch(NO_AUTOCHECKPOINT).map_err(to_sqlx)?;
-        conn.execute_batch("PRAGMA synchronous = FULL").map_err(to_sqlx)?;
+        let conn = connect(path)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        let checkpoints = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
-        )
-        .map_err(to_sqlx)?;
-        checkpoints.execute_batch(CONNECTION_PRAGMAS).map_err(to_sqlx)?;
-        checkpoints.execute_batch(NO_AUTOCHECKPOINT).map_err(to_sqlx)?;
-        // FULL: a checkpoint syncs the database file before the WAL may be reused.
-        checkpoints.execute_batch("PRAGMA synchronous = FULL").map_err(to_sqlx)?;
-        Ok(Self { conn: Mutex::new(conn), checkpoints: Mutex::new(checkpoints) })
+        // The checkpoints' connection is FULL too: a checkpoint syncs the database file
+        // before the WAL may be reused.
+        Ok(Self { conn: Mutex::new(conn), checkpoints: Mutex::new(connect(path)?) })
     }
 
     /// A `PASSIVE` checkpoint on the checkpoints' own connection: writers go on meanwhile.
     pub fn checkpoint_beside(&self) -> sqlx::Result<Checkpointed> {
-        in_place(|| {
-            let conn = self.checkpoints.lock().map_err(|_| poisoned())?;
-            passive_checkpoint(&conn).map_err(to_sqlx)
-        })
+        on(&self.checkpoints, |c| passive_checkpoint(c))
     }
 
     /// A `PASSIVE` checkpoint on the writer's connection. Hold the write guard: then no
     /// frame is added meanwhile, it copies the WAL whole (unless a reader still needs a
     /// part), and the next write starts the WAL over.
     pub fn checkpoint_through(&self) -> sqlx::Result<Checkpointed> {
-        in_place(|| {
-            let conn = self.conn.lock().map_err(|_| poisoned())?;
-            passive_checkpoint(&conn).map_err(to_sqlx)
-        })
+        on(&self.conn, |c| passive_checkpoint(c))
     }
 
     /// Runs `f` on the connection (synced commits), on this thread.
     pub fn write<R>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<R>) -> sqlx::Result<R> {
-        in_place(|| {
-            let mut conn = self.conn.lock().map_err(|_| poisoned())?;
-            f(&mut conn).map_err(to_sqlx)
-        })
+        on(&self.conn, f)
     }
 
     /// Runs `f` with commits that are not synced on their own (see the module).
@@ -119,16 +97,40 @@ impl SqliteWriter {
         &self,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<R>,
     ) -> sqlx::Result<R> {
-        in_place(|| {
-            let mut conn = self.conn.lock().map_err(|_| poisoned())?;
-            conn.execute_batch("PRAGMA synchronous = NORMAL").map_err(to_sqlx)?;
-            let result = f(&mut conn);
+        on(&self.conn, |conn| {
+            conn.execute_batch("PRAGMA synchronous = NORMAL")?;
+            let result = f(conn);
             // Whatever `f` did, the next caller's commits are synced again; a connection
             // that cannot even do that is unusable.
-            conn.execute_batch("PRAGMA synchronous = FULL").map_err(to_sqlx)?;
-            result.map_err(to_sqlx)
+            conn.execute_batch("PRAGMA synchronous = FULL")?;
+            result
         })
     }
+}
+
+/// A connection to the database file with every connection's pragmas, synced commits and
+/// no checkpoints on commit.
+fn connect(path: &Path) -> sqlx::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+    )
+    .map_err(to_sqlx)?;
+    conn.execute_batch(CONNECTION_PRAGMAS).map_err(to_sqlx)?;
+    conn.execute_batch(NO_AUTOCHECKPOINT).map_err(to_sqlx)?;
+    conn.execute_batch("PRAGMA synchronous = FULL").map_err(to_sqlx)?;
+    Ok(conn)
+}
+
+/// Runs `f` on one of the connections, in place.
+fn on<R>(
+    conn: &Mutex<Connection>,
+    f: impl FnOnce(&mut Connection) -> rusqlite::Result<R>,
+) -> sqlx::Result<R> {
+    in_place(|| {
+        let mut conn = conn.lock().map_err(|_| poisoned())?;
+        f(&mut conn).map_err(to_sqlx)
+    })
 }
 
 fn passive_checkpoint(conn: &Connection) -> rusqlite::Result<Checkpointed> {
