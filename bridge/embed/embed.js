@@ -101,6 +101,9 @@
       micDenied: 'Der Zugriff auf das Mikrofon wurde nicht erlaubt.',
       micError: 'Die Aufnahme konnte nicht gestartet werden.',
       phoneTitle: 'Telefonnummer',
+      linkTitle: 'Link',
+      openLink: 'Öffnen',
+      linkHost: 'Seite auf',
       videoTitle: 'Video-Chat',
       openVideo: 'Video-Chat öffnen',
       newWindow: '(öffnet in einem neuen Fenster)',
@@ -218,6 +221,9 @@
       micDenied: 'Access to the microphone was not allowed.',
       micError: 'The recording could not be started.',
       phoneTitle: 'Phone number',
+      linkTitle: 'Link',
+      openLink: 'Open',
+      linkHost: 'Page on',
       videoTitle: 'Video chat',
       openVideo: 'Open video chat',
       newWindow: '(opens in a new window)',
@@ -1571,6 +1577,7 @@
   function renderBody(r, kind) {
     if (kind === 'phone') return renderPhone(r.m);
     if (kind === 'video') return renderVideo(r.m);
+    if (kind === 'link') return renderLink(r.m);
     if (kind === 'file') return renderFile(r.m);
     if (kind === 'voice') return renderVoice(r);
     return textBody(r.m);
@@ -1608,6 +1615,21 @@
       m.text ? textBody(m) : null,
       h('a', { class: 'assisto-btn assisto-btn--primary assisto-video-link', href: m.href, target: '_blank', rel: 'noopener noreferrer' },
         T.openVideo, h('span', { class: 'assisto-sr', text: ` ${T.newWindow}` })));
+  }
+
+  function renderLink(m) {
+    let url = null;
+    try {
+      url = new URL(m.href);
+    } catch (e) {
+      url = null;
+    }
+    if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:')) return textBody(m);
+    return h('div', { class: 'assisto-card assisto-card--link' },
+      h('p', { class: 'assisto-card-title', text: T.linkTitle }),
+      h('p', { class: 'assisto-text', text: `${T.linkHost} ${url.host}` }),
+      h('a', { class: 'assisto-btn assisto-btn--primary assisto-link', href: url.href, target: '_blank', rel: 'noopener noreferrer' },
+        T.openLink, h('span', { class: 'assisto-sr', text: ` ${url.host} ${T.newWindow}` })));
   }
 
   function renderFile(m) {

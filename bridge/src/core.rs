@@ -27,6 +27,8 @@ pub enum Kind {
     Phone,
     /// A video-chat link, shown as a card.
     Video,
+    /// A web address a counsellor pushed, shown as a card with its host (`text`).
+    Link,
     /// A file (document, image).
     File,
     /// A voice message.

@@ -395,17 +395,35 @@ impl TestService {
 
     /// Adds a counsellor (account created through the admin API) and logs in.
     pub async fn counsellor(&self, inst: &TestInstitution, name: &str) -> matrix::TestUser {
+        self.counsellor_in(inst, name, &[]).await
+    }
+
+    /// Adds a counsellor of `departments` (account created through the admin API) and
+    /// logs in.
+    pub async fn counsellor_in(
+        &self,
+        inst: &TestInstitution,
+        name: &str,
+        departments: &[&str],
+    ) -> matrix::TestUser {
         let localpart = self.counsellor_localpart(&name.to_lowercase().replace(' ', "."));
         let password = format!("pw-{}", uuid::Uuid::new_v4());
+        let body = serde_json::json!({
+            "localpart": localpart, "display_name": name, "password": password, "departments": departments,
+        });
         let (s, v) = self
-            .admin(
-                reqwest::Method::POST,
-                &format!("/institutions/{}/counsellors", inst.id),
-                Some(serde_json::json!({"localpart": localpart, "display_name": name, "password": password})),
-            )
+            .admin(reqwest::Method::POST, &format!("/institutions/{}/counsellors", inst.id), Some(body))
             .await;
         assert_eq!(s, 201, "adding a counsellor: {v}");
         matrix::TestUser::login(&localpart, &password).await
+    }
+
+    /// Creates a department through the admin API; returns its ID.
+    pub async fn department(&self, inst: &TestInstitution, name: &str) -> String {
+        let path = format!("/institutions/{}/departments", inst.id);
+        let (s, v) = self.admin(reqwest::Method::POST, &path, Some(serde_json::json!({"name": name}))).await;
+        assert_eq!(s, 201, "creating a department: {v}");
+        v["id"].as_str().expect("id").to_owned()
     }
 
     /// Creates a client; returns the puppet's user ID.

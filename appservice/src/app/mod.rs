@@ -110,6 +110,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     }
 
     let desks = provisioning.clone();
+    let checker_for_tools = checker.clone();
     let state = Arc::new(Services {
         config: config.clone(),
         db: db.clone(),
@@ -120,6 +121,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         checker,
         deleter: provisioning.deleter(),
         live: live.clone(),
+        tools: crate::features::tools::Tools::new(db.clone(), hs.clone(), checker_for_tools),
         provisioning,
         as_api: AsApiState {
             hs_token_digest: crate::web::auth::digest(&hs_token),

@@ -38,6 +38,8 @@ pub struct Services {
     pub deleter: Deleter,
     /// The live-chat desk.
     pub live: LiveDesk,
+    /// The counsellor tools.
+    pub tools: crate::features::tools::Tools,
     /// What the homeserver's routes need.
     pub as_api: AsApiState,
     /// What the product's routes need.

@@ -8,3 +8,4 @@ pub mod institutions;
 pub mod live;
 pub mod people;
 pub mod rooms;
+pub mod tools;

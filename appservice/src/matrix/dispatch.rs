@@ -64,6 +64,11 @@ impl Assisto {
             checker: checker.clone(),
             provisioning: provisioning.clone(),
             live: live.clone(),
+            tools: crate::features::tools::Tools::new(
+                provisioning.db.clone(),
+                provisioning.hs.clone(),
+                checker.clone(),
+            ),
         };
         Self {
             db: provisioning.db.clone(),
@@ -107,6 +112,7 @@ impl Assisto {
 
         if target == self.bot_user_id && membership == MembershipState::Join {
             self.place_in_space(&ev.room_id).await?;
+            self.ensure_tools_widget(&ev.room_id).await?;
             self.ensure_client_file_widget(&ev.room_id).await?;
         }
         if target != self.bot_user_id && members::counts(&membership) {
@@ -223,6 +229,23 @@ impl Assisto {
             }
         }
         Ok(())
+    }
+
+    /// Puts the tools widget into a chat with clients once the bot is in it (rooms the bot
+    /// created have it from their creation). Safe to repeat.
+    async fn ensure_tools_widget(&self, room_id: &str) -> Result<(), HandleError> {
+        let Some(base) = self.provisioning.config.appservice.public_url.as_deref() else { return Ok(()) };
+        match rooms::get(&self.db, room_id).await.map_err(db_error)? {
+            Some(r) if crate::features::tools::has_clients(r.kind) && r.creator != self.bot_user_id => {}
+            _ => return Ok(()),
+        }
+        let content = crate::features::tools::widget_content(base, &self.bot_user_id);
+        let key = crate::features::tools::WIDGET_ID;
+        match self.hs.set_state(room_id, &self.bot_user_id, "im.vector.modular.widgets", key, &content).await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => ignore_refusal(e),
+        }
     }
 
     /// Puts the client-file widget into a client chat once the bot is in it and the client

@@ -46,6 +46,7 @@ pub(crate) fn routes() -> Router<Arc<Services>> {
         .route("/deletions", get(list_deletions_route))
         .route("/audit", get(audit_route))
         .merge(crate::features::live::routes::admin_routes())
+        .merge(crate::features::tools::routes::admin_routes())
 }
 
 fn body<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {

@@ -76,7 +76,18 @@ async fn every_served_document_lists_what_the_service_answers() {
             openid.clone(),
             vec![],
         ),
-        (format!("{base}/_assisto/live/v1/openapi.yaml"), format!("{base}/_assisto/live/v1"), openid, vec![]),
+        (
+            format!("{base}/_assisto/live/v1/openapi.yaml"),
+            format!("{base}/_assisto/live/v1"),
+            openid.clone(),
+            vec![],
+        ),
+        (
+            format!("{base}/_assisto/tools/v1/openapi.yaml"),
+            format!("{base}/_assisto/tools/v1"),
+            openid,
+            vec![],
+        ),
         (embed_doc.clone(), embed_base.clone(), session.clone(), vec!["--exclude-path", "/end"]),
         (
             workspace_root().join("docs/openapi.yaml").display().to_string(),

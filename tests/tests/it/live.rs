@@ -71,11 +71,7 @@ async fn out_of_chat(c: &TestUser, room: &str, visitor: &Visitor, probe: &str) {
 
 /// A department of the institution.
 async fn department(svc: &TestService, inst: &TestInstitution, name: &str) -> String {
-    let (s, v) = svc
-        .admin(Method::POST, &format!("/institutions/{}/departments", inst.id), Some(json!({"name": name})))
-        .await;
-    assert_eq!(s, 201, "{v}");
-    v["id"].as_str().expect("id").to_owned()
+    svc.department(inst, name).await
 }
 
 /// A counsellor of `departments`, online unless said otherwise.
@@ -86,12 +82,7 @@ async fn counsellor(
     departments: &[&str],
     online: bool,
 ) -> TestUser {
-    let localpart = svc.counsellor_localpart(&name.to_lowercase().replace(' ', "."));
-    let password = format!("pw-{}", uuid::Uuid::new_v4());
-    let body = json!({"localpart": localpart, "display_name": name, "password": password, "departments": departments});
-    let (s, v) = svc.admin(Method::POST, &format!("/institutions/{}/counsellors", inst.id), Some(body)).await;
-    assert_eq!(s, 201, "{v}");
-    let c = TestUser::login(&localpart, &password).await;
+    let c = svc.counsellor_in(inst, name, departments).await;
     if online {
         svc.set_status(&c.user_id, "online").await;
     }

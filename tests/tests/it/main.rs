@@ -15,4 +15,5 @@ mod homeserver_client;
 mod live;
 mod rooms_flow;
 mod rules;
+mod tools;
 mod widget_browser;

@@ -33,6 +33,14 @@ impl EmbedCore {
             }}));
             initial_state.push(self.provisioning.parent_state(space));
         }
+        if let Some(base) = self.provisioning.config.appservice.public_url.as_deref() {
+            // The counsellor tools, from the start (one event less than adding them later).
+            initial_state.push(json!({
+                "type": "im.vector.modular.widgets",
+                "state_key": crate::features::tools::WIDGET_ID,
+                "content": crate::features::tools::widget_content(base, self.bot()),
+            }));
+        }
         let body = json!({
             "preset": "private_chat",
             "name": name,

@@ -52,6 +52,25 @@ fn video_href(text: &str) -> Option<String> {
     SERVICES.iter().any(|s| host.contains(s)).then(|| url.to_string())
 }
 
+/// The card a counsellor's tool put on a message (`de.assisto.card`), checked again: any
+/// counsellor can send any content, so only a valid phone number or http(s) link makes a
+/// card; anything else is shown as the text it is.
+fn card(content: &Value) -> Option<(Kind, Option<String>, String)> {
+    let card = content.get(crate::features::tools::CARD)?;
+    let href = card["href"].as_str()?;
+    match card["kind"].as_str()? {
+        "phone" => {
+            let phone = assisto_core::tools::normalise_phone(href.strip_prefix("tel:")?).ok()?;
+            Some((Kind::Phone, Some(phone.href()), phone.as_str().to_owned()))
+        }
+        "link" => {
+            let link = assisto_core::tools::check_link(href).ok()?;
+            Some((Kind::Link, Some(link.url), link.host))
+        }
+        _ => None,
+    }
+}
+
 impl EmbedCore {
     /// Turns a room event into a message as `client` sees it.
     pub(super) async fn message(&self, client: &str, ev: &Value) -> Option<Message> {
@@ -92,10 +111,13 @@ impl EmbedCore {
         let (kind, href, text) = match (&file, from) {
             (Some(_), _) if msgtype == "m.audio" => (Kind::Voice, None, "Sprachnachricht".to_owned()),
             (Some(_), _) => (Kind::File, None, text),
-            (None, From::Counsellor) => match (phone_href(&text), video_href(&text)) {
-                (Some(h), _) => (Kind::Phone, Some(h), text.trim().to_owned()),
-                (_, Some(h)) => (Kind::Video, Some(h), "Video-Chat".to_owned()),
-                _ => (Kind::Text, None, text),
+            (None, From::Counsellor) => match card(content) {
+                Some(c) => c,
+                None => match (phone_href(&text), video_href(&text)) {
+                    (Some(h), _) => (Kind::Phone, Some(h), text.trim().to_owned()),
+                    (_, Some(h)) => (Kind::Video, Some(h), "Video-Chat".to_owned()),
+                    _ => (Kind::Text, None, text),
+                },
             },
             _ => (Kind::Text, None, text),
         };

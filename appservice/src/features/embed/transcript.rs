@@ -52,6 +52,7 @@ impl EmbedCore {
             let text = match m.kind {
                 Kind::File => format!("[Datei: {}]", m.text),
                 Kind::Voice => "[Sprachnachricht]".to_owned(),
+                Kind::Link => format!("Link: {}", m.href.as_deref().unwrap_or(&m.text)),
                 Kind::Phone | Kind::Video => match &m.href {
                     Some(h) => format!("{} ({h})", m.text),
                     None => m.text.clone(),

@@ -8,8 +8,9 @@ use crate::store::Db;
 
 const C_INSERT: &str = "INSERT INTO counsellors (user_id, institution_id, display_name, created_at) \
                         VALUES ($1, $2, $3, $4)";
-const C_GET: &str = "SELECT user_id, institution_id, display_name FROM counsellors WHERE user_id = $1";
-const C_LIST: &str = "SELECT user_id, institution_id, display_name FROM counsellors \
+const C_GET: &str =
+    "SELECT user_id, institution_id, display_name, institution_admin FROM counsellors WHERE user_id = $1";
+const C_LIST: &str = "SELECT user_id, institution_id, display_name, institution_admin FROM counsellors \
                       WHERE institution_id = $1 ORDER BY display_name, user_id";
 const C_DEPT: &str = "INSERT INTO counsellor_departments (user_id, department_id) VALUES ($1, $2) \
                       ON CONFLICT (user_id, department_id) DO NOTHING";
@@ -37,6 +38,9 @@ pub struct Counsellor {
     pub institution_id: String,
     /// Display name.
     pub display_name: String,
+    /// Whether they administer their institution (they may change every shared text
+    /// snippet).
+    pub institution_admin: bool,
 }
 
 /// A client (puppet).
@@ -58,7 +62,12 @@ pub struct Client {
 }
 
 fn counsellor(r: &sqlx::any::AnyRow) -> sqlx::Result<Counsellor> {
-    Ok(Counsellor { user_id: r.try_get(0)?, institution_id: r.try_get(1)?, display_name: r.try_get(2)? })
+    Ok(Counsellor {
+        user_id: r.try_get(0)?,
+        institution_id: r.try_get(1)?,
+        display_name: r.try_get(2)?,
+        institution_admin: r.try_get::<i64, _>(3)? != 0,
+    })
 }
 
 fn client(r: &sqlx::any::AnyRow) -> sqlx::Result<Client> {
@@ -94,6 +103,17 @@ pub async fn counsellor_by_id(db: &Db, user_id: &str) -> sqlx::Result<Option<Cou
 /// An institution's counsellors.
 pub async fn counsellors(db: &Db, institution: &str) -> sqlx::Result<Vec<Counsellor>> {
     sqlx::query(C_LIST).bind(institution).fetch_all(db.pool()).await?.iter().map(counsellor).collect()
+}
+
+/// Makes a counsellor an institution admin or not; `false` if there is no such counsellor.
+pub async fn set_institution_admin(db: &Db, user_id: &str, admin: bool) -> sqlx::Result<bool> {
+    let _w = db.write_guard().await;
+    let r = sqlx::query("UPDATE counsellors SET institution_admin = $2 WHERE user_id = $1")
+        .bind(user_id)
+        .bind(i64::from(admin))
+        .execute(db.pool())
+        .await?;
+    Ok(r.rows_affected() > 0)
 }
 
 /// Puts a counsellor into a department.

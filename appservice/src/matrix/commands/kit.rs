@@ -29,6 +29,8 @@ pub struct Context {
     pub live: LiveDesk,
     /// The time zone appointments are given in.
     pub timezone: chrono_tz::Tz,
+    /// The counsellor tools (snippets, phone number, links).
+    pub tools: crate::features::tools::Tools,
 }
 
 /// The prefix that addresses the bot.

@@ -9,7 +9,9 @@ pub mod kit;
 
 pub use kit::{Command, Context, Invocation, Reply, PREFIX};
 
-use crate::features::{live::commands as live, people::commands as clients, rooms::commands as groups};
+use crate::features::{
+    live::commands as live, people::commands as clients, rooms::commands as groups, tools::commands as tools,
+};
 
 use crate::matrix::event::RoomEvent;
 use crate::matrix::homeserver::TxnId;
@@ -26,6 +28,7 @@ pub fn all() -> Vec<&'static Command> {
         .chain(groups::COMMANDS.iter())
         .chain(clients::COMMANDS.iter())
         .chain(live::COMMANDS.iter())
+        .chain(tools::COMMANDS.iter())
         .collect()
 }
 
