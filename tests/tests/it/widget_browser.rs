@@ -3,7 +3,8 @@
 //! client file: loaded, and a counsellor works with it by keyboard and mouse. The live-chat
 //! desk: a waiting visitor appears with what they wrote, preview, take (Element is asked to
 //! open the chat), close. axe-core finds no WCAG 2.1 A/AA violation on any view; both fit
-//! a 320 px phone without sideways scrolling.
+//! a 320 px phone without sideways scrolling. The tools: a snippet written, ticked and sent,
+//! the phone number once its toggle is on, a link.
 
 use std::time::Duration;
 
@@ -228,21 +229,8 @@ async fn a_counsellor_works_with_the_client_file_widget_in_a_browser() {
     assert_accessible(&b, "blocking and deletion").await;
 
     // Phone and desktop: nothing wider than the window; screenshots for the record.
-    for (width, name) in [(320, "widget-mappe-320"), (1280, "widget-mappe-1280")] {
-        b.leave_frames().await;
-        b.set_size(width, 900).await;
-        b.enter_frame(&b.find("#widget").await).await;
-        b.click(&b.find("#tab-stamm").await).await;
-        let fits = b
-            .eval(
-                "return document.documentElement.scrollWidth <= document.documentElement.clientWidth;",
-                json!([]),
-            )
-            .await;
-        assert_eq!(fits, true, "the widget scrolls sideways at {width} px");
-        let (path, png_width) = b.screenshot(name).await;
-        assert!(png_width >= width.min(1280) / 2, "{} is {png_width} px wide", path.display());
-    }
+    b.click(&b.find("#tab-stamm").await).await;
+    fits_phone_and_desktop(&b, "widget-mappe").await;
     b.quit().await;
     let (_, audit) = svc.admin(Method::GET, "/audit?limit=100", None).await;
     assert!(audit.to_string().contains("client_file.document_delete"));
@@ -263,6 +251,32 @@ async fn the_accessibility_check_reports_violations() {
     b.quit().await;
     for expected in ["html-has-lang", "label", "image-alt", "color-contrast"] {
         assert!(ids.iter().any(|i| i == expected), "axe should report {expected}: {ids:?}");
+    }
+}
+
+/// At 320 px (a phone) and 1280 px the widget is no wider than the window (no sideways
+/// scrolling); a screenshot of each for the record (`<prefix>-320.png`, `<prefix>-1280.png`).
+async fn fits_phone_and_desktop(b: &Browser, prefix: &str) {
+    for width in [320, 1280] {
+        b.leave_frames().await;
+        b.set_size(width, 900).await;
+        b.enter_frame(&b.find("#widget").await).await;
+        let fits = b
+            .eval(
+                "return document.documentElement.scrollWidth <= document.documentElement.clientWidth;",
+                json!([]),
+            )
+            .await;
+        let wide = b
+            .eval(
+                "return [...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > document.documentElement.clientWidth)
+                    .slice(0, 5).map((e) => e.outerHTML.slice(0, 120));",
+                json!([]),
+            )
+            .await;
+        assert_eq!(fits, true, "the widget scrolls sideways at {width} px: {wide}");
+        let (path, png_width) = b.screenshot(&format!("{prefix}-{width}")).await;
+        assert!(png_width >= width.min(1280) / 2, "{} is {png_width} px wide", path.display());
     }
 }
 
@@ -344,27 +358,124 @@ async fn a_counsellor_takes_a_waiting_visitor_from_the_live_chat_widget_in_a_bro
     let (_, chats) = svc.admin(Method::GET, &format!("/institutions/{}/live-chats", inst.id), None).await;
     assert_eq!(chats, json!([]), "no open chat is left");
 
-    for (width, name) in [(320, "widget-live-320"), (1280, "widget-live-1280")] {
-        b.leave_frames().await;
-        b.set_size(width, 900).await;
-        b.enter_frame(&b.find("#widget").await).await;
-        let fits = b
-            .eval(
-                "return document.documentElement.scrollWidth <= document.documentElement.clientWidth;",
-                json!([]),
-            )
-            .await;
-        let wide = b
-            .eval(
-                "return [...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > document.documentElement.clientWidth)
-                    .slice(0, 5).map((e) => e.outerHTML.slice(0, 120));",
-                json!([]),
-            )
-            .await;
-        assert_eq!(fits, true, "the widget scrolls sideways at {width} px: {wide}");
-        let (path, _) = b.screenshot(name).await;
-        assert!(path.exists());
-    }
+    fits_phone_and_desktop(&b, "widget-live").await;
+    b.quit().await;
+    svc.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_counsellor_sends_snippets_a_phone_number_and_a_link_from_the_tools_widget_in_a_browser() {
+    let mut svc = TestService::prepare(|_| {}).await;
+    svc.config.appservice.public_url = Some(svc.url());
+    svc.resume().await;
+    let inst = svc.institution("Werkzeug Browser").await;
+    let anna = svc.counsellor(&inst, "Anna Werkzeugkasten").await;
+    let client = svc.client(&inst, "Maria").await;
+    let (s, v) = anna.create_room_raw(json!({"invite": [client], "is_direct": true})).await;
+    assert_eq!(s, 200, "{v}");
+    let room = v["room_id"].as_str().expect("room").to_owned();
+    let token = anna.openid_token().await;
+    assisto_tests::eventually("the tools to work in the client chat", Duration::from_secs(20), || async {
+        let r = reqwest::Client::new()
+            .get(format!("{}/_assisto/tools/v1/rooms/{}", svc.url(), enc(&room)))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("tools");
+        (r.status() == 200).then_some(())
+    })
+    .await;
+    let widget = format!("{}/_assisto/widget/werkzeuge?room={}&widgetId=w3", svc.url(), enc(&room));
+    let host = serve(host_page(&widget, &token)).await;
+
+    let b = Browser::start().await;
+    b.goto(&host).await;
+    b.enter_frame(&b.find("#widget").await).await;
+    in_widget(&b, "the tools to load", "return !document.getElementById('tabs').hidden;").await;
+    assert_accessible(&b, "the snippets, empty").await;
+
+    // A snippet with a placeholder, written in the form, ticked and sent.
+    b.type_text(&b.find("#s-name").await, "Begrüßung").await;
+    b.type_text(&b.find("#s-text").await, "Hallo {{klient.name}}, schön, dass du schreibst.").await;
+    b.click(&b.find("#s-save").await).await;
+    in_widget(&b, "the snippet in the list", "return document.getElementById('count').textContent === '1';")
+        .await;
+    assert_accessible(&b, "the snippets").await;
+    b.click(&b.find("#snippets input[type=checkbox]").await).await;
+    b.click(&b.find("#send-snippets").await).await;
+    in_widget(&b, "sent", "return document.getElementById('status').textContent === 'Gesendet.';").await;
+    let rid = assisto_tests::matrix::rid(&room);
+    assisto_tests::eventually("Anna's message", Duration::from_secs(20), || async {
+        anna.recent_messages(&rid, 20)
+            .await
+            .iter()
+            .any(|(s, body)| *s == anna.user_id && body == "Hallo Maria, schön, dass du schreibst.")
+            .then_some(())
+    })
+    .await;
+
+    // Phone: not offered until the toggle is on in the settings.
+    b.click(&b.find("#tab-telefon").await).await;
+    assert_eq!(b.eval("return document.getElementById('phone-form').hidden;", json!([])).await, true);
+    b.click(&b.find("#tab-einstellungen").await).await;
+    b.type_text(&b.find("#set-phone").await, "0221 / 123 456").await;
+    b.click(&b.find("#set-allow-phone").await).await;
+    b.click(&b.find("#settings-form button[type=submit]").await).await;
+    in_widget(
+        &b,
+        "saved",
+        "return document.getElementById('status').textContent === 'Einstellungen gespeichert.';",
+    )
+    .await;
+    assert_accessible(&b, "the settings").await;
+    b.click(&b.find("#tab-telefon").await).await;
+    in_widget(
+        &b,
+        "the phone form with the stored number",
+        "return !document.getElementById('phone-form').hidden && document.getElementById('phone-number').value === '0221123456';",
+    )
+    .await;
+    assert_accessible(&b, "the phone number").await;
+    b.click(&b.find("#phone-send").await).await;
+    in_widget(
+        &b,
+        "the number sent",
+        "return document.getElementById('status').textContent === 'Telefonnummer gesendet.';",
+    )
+    .await;
+
+    // A link; a bad one shows the German error.
+    b.click(&b.find("#tab-link").await).await;
+    b.type_text(&b.find("#link-url").await, "https://www.beispiel.de/hilfe").await;
+    b.click(&b.find("#link-send").await).await;
+    in_widget(
+        &b,
+        "the link offered again",
+        "return document.getElementById('recent').textContent.includes('https://www.beispiel.de/hilfe');",
+    )
+    .await;
+    assert_accessible(&b, "the links").await;
+    b.eval("document.getElementById('link-url').type = 'text';", json!([])).await;
+    b.type_text(&b.find("#link-url").await, "ftp://beispiel.de").await;
+    b.click(&b.find("#link-send").await).await;
+    let error = b
+        .wait_until(
+            "the error",
+            "return document.getElementById('error').textContent;",
+            Duration::from_secs(10),
+        )
+        .await;
+    assert!(error.as_str().unwrap_or_default().contains("https://"), "{error}");
+    assisto_tests::eventually("the number and the link in the chat", Duration::from_secs(20), || async {
+        let m = anna.recent_messages(&rid, 20).await;
+        (m.iter().any(|(_, b)| b == "Telefonnummer: 0221123456")
+            && m.iter().any(|(_, b)| b == "https://www.beispiel.de/hilfe (www.beispiel.de)"))
+        .then_some(())
+    })
+    .await;
+
+    b.click(&b.find("#tab-bausteine").await).await;
+    fits_phone_and_desktop(&b, "widget-werkzeuge").await;
     b.quit().await;
     svc.stop().await;
 }
