@@ -1,6 +1,7 @@
 //! The counsellor tools' pure parts: text snippets (their scopes, who may read and change
-//! them, their limits and placeholders), phone numbers (normalised, never truncated) and
-//! pushed links (http(s) only, shown with their host).
+//! them, their limits and placeholders), phone numbers (normalised, never truncated),
+//! pushed links (http(s) only, shown with their host) and the video service (its base URL,
+//! unguessable conference names).
 //!
 //! German error texts: the widget and the bot show them as they are.
 
@@ -346,6 +347,67 @@ pub fn check_link(input: &str) -> Result<Link, DomainError> {
     Ok(Link { host: host.to_ascii_lowercase(), url: url.to_string() })
 }
 
+/// The video service an institution uses for video chats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum VideoService {
+    /// A Jitsi Meet server (optionally protected with JWTs of an app ID and secret).
+    Jitsi,
+    /// An Element Call deployment.
+    ElementCall,
+}
+
+impl VideoService {
+    /// The stored and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VideoService::Jitsi => "jitsi",
+            VideoService::ElementCall => "element_call",
+        }
+    }
+
+    /// Parses the stored and wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [VideoService::Jitsi, VideoService::ElementCall].into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// Checks a video service's base URL: https, a host, no user name, query or fragment; the
+/// answer has no trailing slash.
+pub fn check_video_base(input: &str) -> Result<String, DomainError> {
+    let bad = || {
+        DomainError::Invalid(
+            "base_url must be an https URL with a host and no query or fragment, e.g. https://meet.example.org".into(),
+        )
+    };
+    let url = url::Url::parse(input.trim()).map_err(|_| bad())?;
+    if url.scheme() != "https"
+        || url.host_str().is_none_or(str::is_empty)
+        || !url.username().is_empty()
+        || url.password().is_some()
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || input.len() > 500
+    {
+        return Err(bad());
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// A conference's name from 16 random bytes: `assisto-` and 32 hex digits (128 bits: not
+/// guessable).
+pub fn conference_name(random: [u8; 16]) -> String {
+    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    format!("assisto-{hex}")
+}
+
+/// Where a conference is opened (without a JWT).
+pub fn conference_url(service: VideoService, base: &str, name: &str) -> String {
+    match service {
+        VideoService::Jitsi => format!("{base}/{name}"),
+        VideoService::ElementCall => format!("{base}/room/#/{name}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -460,6 +522,32 @@ mod tests {
             assert!(check_link(bad).is_err(), "{bad:?}");
         }
         assert!(check_link(&format!("https://b.de/{}", "x".repeat(2000))).is_err());
+    }
+
+    #[test]
+    fn video_services_have_https_bases_and_unguessable_conferences() {
+        assert_eq!(check_video_base("https://meet.example.org/").expect("ok"), "https://meet.example.org");
+        assert_eq!(check_video_base("https://example.org/jitsi").expect("ok"), "https://example.org/jitsi");
+        for bad in [
+            "http://meet.example.org",
+            "https://meet.example.org/?x=1",
+            "https://a:b@meet.example.org",
+            "meet",
+            "",
+        ] {
+            assert!(check_video_base(bad).is_err(), "{bad:?}");
+        }
+        let name = conference_name([0xab; 16]);
+        assert_eq!(name.len(), "assisto-".len() + 32);
+        assert_ne!(conference_name([1; 16]), conference_name([2; 16]));
+        assert_eq!(conference_url(VideoService::Jitsi, "https://m.de", "c"), "https://m.de/c");
+        assert_eq!(
+            conference_url(VideoService::ElementCall, "https://call.de", "c"),
+            "https://call.de/room/#/c"
+        );
+        for s in [VideoService::Jitsi, VideoService::ElementCall] {
+            assert_eq!(VideoService::parse(s.as_str()), Some(s));
+        }
     }
 
     proptest! {

@@ -110,7 +110,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     }
 
     let desks = provisioning.clone();
-    let checker_for_tools = checker.clone();
+    let tools =
+        crate::features::tools::Tools::new(db.clone(), hs.clone(), checker.clone(), bot_user_id.clone());
     let state = Arc::new(Services {
         config: config.clone(),
         db: db.clone(),
@@ -121,7 +122,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         checker,
         deleter: provisioning.deleter(),
         live: live.clone(),
-        tools: crate::features::tools::Tools::new(db.clone(), hs.clone(), checker_for_tools),
+        tools,
         provisioning,
         as_api: AsApiState {
             hs_token_digest: crate::web::auth::digest(&hs_token),

@@ -68,6 +68,7 @@ impl Assisto {
                 provisioning.db.clone(),
                 provisioning.hs.clone(),
                 checker.clone(),
+                provisioning.bot.clone(),
             ),
         };
         Self {

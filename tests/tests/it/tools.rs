@@ -88,6 +88,26 @@ async fn client_chat(svc: &TestService, inst: &TestInstitution, c: &TestUser, na
     room
 }
 
+/// A visitor's live chat, taken by `c` (who joins it from the Live space, as in Element).
+async fn taken_live_chat(svc: &TestService, inst: &TestInstitution, c: &TestUser) -> (Visitor, String) {
+    let visitor = Visitor::anonymous(svc, &inst.id, None).await;
+    assert_eq!(visitor.send("v1", "Hallo, ich brauche Hilfe").await.0, 201);
+    let (_, chats) = svc.admin(Method::GET, &format!("/institutions/{}/live-chats", inst.id), None).await;
+    let room = chats[0]["room_id"].as_str().expect("room").to_owned();
+    let (s, v) =
+        c.raw(Method::POST, &format!("/_matrix/client/v3/join/{}", enc(&room)), Some(json!({}))).await;
+    assert_eq!(s, 200, "taking the chat: {v}");
+    (visitor, room)
+}
+
+/// The claims of a JWT (its signature is the Jitsi server's business).
+fn jwt_claims(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a JWT has three parts");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url");
+    serde_json::from_slice(&bytes).expect("claims")
+}
+
 /// The messages of `sender` in the room, as `reader` reads them (newest first).
 async fn bodies_of(reader: &TestUser, room: &str, sender: &str) -> Vec<String> {
     reader
@@ -295,13 +315,7 @@ async fn phone_numbers_and_links_reach_the_visitor_as_cards() {
     let anna = svc.counsellor(&inst, "Anna Karte").await;
     svc.set_status(&anna.user_id, "online").await;
     let a = Tools::of(&svc, &anna).await;
-    let visitor = Visitor::anonymous(&svc, &inst.id, None).await;
-    assert_eq!(visitor.send("v1", "Hallo, ich brauche Hilfe").await.0, 201);
-    let (_, chats) = svc.admin(Method::GET, &format!("/institutions/{}/live-chats", inst.id), None).await;
-    let room = chats[0]["room_id"].as_str().expect("room").to_owned();
-    let (s, v) =
-        anna.raw(Method::POST, &format!("/_matrix/client/v3/join/{}", enc(&room)), Some(json!({}))).await;
-    assert_eq!(s, 200, "taking the chat: {v}");
+    let (visitor, room) = taken_live_chat(&svc, &inst, &anna).await;
     // The live room carries the tools widget from its creation.
     let widget = anna
         .raw_get(&format!(
@@ -396,5 +410,122 @@ async fn phone_numbers_and_links_reach_the_visitor_as_cards() {
         ],
         "{messages:#?}"
     );
+    svc.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_video_chat_needs_the_toggle_and_a_service_and_reaches_the_visitor_as_a_card() {
+    let mut svc = TestService::prepare(|_| {}).await;
+    svc.config.appservice.public_url = Some(svc.url());
+    svc.resume().await;
+    let inst = svc.institution("Videohaus").await;
+    let anna = svc.counsellor(&inst, "Anna Video").await;
+    svc.set_status(&anna.user_id, "online").await;
+    let a = Tools::of(&svc, &anna).await;
+    let (visitor, room) = taken_live_chat(&svc, &inst, &anna).await;
+    a.room_ready(&room).await;
+    let start = format!("/rooms/{}/video", enc(&room));
+    let video_admin = format!("/institutions/{}/video", inst.id);
+
+    // Off, then on without a video service: refused with a clear German message.
+    let (s, v) = a.call(Method::POST, &start, Some(json!({"txn_id": "v0"}))).await;
+    assert!(s == 403 && v["error"].as_str().unwrap_or_default().contains("ausgeschaltet"), "{s} {v}");
+    let (s, v) =
+        a.call(Method::PUT, "/settings", Some(json!({"allow_phone": false, "allow_video": true}))).await;
+    assert_eq!((s, v["allow_video"].as_bool()), (200, Some(true)), "{v}");
+    let (s, v) = a.call(Method::POST, &start, Some(json!({"txn_id": "v0"}))).await;
+    assert!(s == 403 && v["error"].as_str().unwrap_or_default().contains("kein Videodienst"), "{s} {v}");
+    let tools = a.room_ready(&room).await;
+    assert_eq!(tools["video"], json!({"offered": true, "configured": false}), "the widget says so: {tools}");
+    let (s, _) = svc.admin(Method::GET, &video_admin, None).await;
+    assert_eq!(s, 404);
+
+    // The institution's service: validated.
+    for bad in [
+        json!({"service": "jitsi", "base_url": "http://meet.example.org"}),
+        json!({"service": "skype", "base_url": "https://meet.example.org"}),
+        json!({"service": "jitsi", "base_url": "https://meet.example.org", "jwt_app_id": "assisto"}),
+        json!({"service": "element_call", "base_url": "https://call.example.org", "jwt_app_id": "a", "jwt_secret": "0123456789abcdef"}),
+    ] {
+        let (s, v) = svc.admin(Method::PUT, &video_admin, Some(bad.clone())).await;
+        assert_eq!(s, 400, "{bad}: {v}");
+    }
+    let jitsi = json!({"service": "jitsi", "base_url": "https://meet.example.org/"});
+    let (s, v) = svc.admin(Method::PUT, &video_admin, Some(jitsi)).await;
+    assert_eq!(
+        (s, v["base_url"].as_str(), v["jwt"].as_bool()),
+        (200, Some("https://meet.example.org"), Some(false)),
+        "{v}"
+    );
+
+    // Started: a fresh, unguessable conference as a Jitsi widget Element shows natively.
+    let (s, first) = a.call(Method::POST, &start, Some(json!({"txn_id": "v1"}))).await;
+    assert_eq!(s, 200, "{first}");
+    let url = first["url"].as_str().expect("url").to_owned();
+    let name = url.strip_prefix("https://meet.example.org/").expect("on the institution's server").to_owned();
+    assert!(name.starts_with("assisto-") && name.len() == 40, "{name}");
+    let (s, again) = a.call(Method::POST, &start, Some(json!({"txn_id": "v1"}))).await;
+    assert_eq!((s, &again), (200, &first), "the same request is the same conference and message");
+    let widget_path =
+        format!("/_matrix/client/v3/rooms/{}/state/im.vector.modular.widgets/assisto-videochat", enc(&room));
+    let widget = anna.raw_get(&widget_path).await;
+    assert_eq!(
+        (widget["type"].as_str(), widget["data"]["conferenceId"].as_str()),
+        (Some("jitsi"), Some(name.as_str()))
+    );
+    assert_eq!(widget["data"]["domain"], "meet.example.org", "{widget}");
+
+    // Protected: each link carries its own JWT; the secret is never shown.
+    let secret = "geheim-0123456789-abcdef";
+    let protected = json!({"service": "jitsi", "base_url": "https://meet.example.org", "jwt_app_id": "assisto", "jwt_secret": secret});
+    let (s, v) = svc.admin(Method::PUT, &video_admin, Some(protected)).await;
+    assert_eq!((s, v["jwt"].as_bool()), (200, Some(true)), "{v}");
+    assert!(!v.to_string().contains(secret), "{v}");
+    let (s, second) = a.call(Method::POST, &start, Some(json!({"txn_id": "v2"}))).await;
+    assert_eq!(s, 200, "{second}");
+    let mine = second["url"].as_str().expect("url").to_owned();
+    let (conf, token) =
+        mine.strip_prefix("https://meet.example.org/").and_then(|r| r.split_once("?jwt=")).expect("a JWT");
+    assert_ne!(conf, name, "a fresh conference");
+    let claims = jwt_claims(token);
+    assert_eq!(
+        (claims["iss"].as_str(), claims["room"].as_str(), claims["aud"].as_str()),
+        (Some("assisto"), Some(conf), Some("jitsi"))
+    );
+    let user = &claims["context"]["user"];
+    assert_eq!(
+        (user["moderator"].as_bool(), user["name"].as_str()),
+        (Some(true), Some("Anna Video")),
+        "{claims}"
+    );
+    let widget = anna.raw_get(&widget_path).await;
+    assert_eq!(
+        (widget["type"].as_str(), widget["url"].as_str()),
+        (Some("m.custom"), Some(mine.as_str())),
+        "{widget}"
+    );
+
+    // Element Call; and the keyboard path.
+    let call = json!({"service": "element_call", "base_url": "https://call.example.org"});
+    let (s, v) = svc.admin(Method::PUT, &video_admin, Some(call)).await;
+    assert_eq!(s, 200, "{v}");
+    anna.send_text(&rid(&room), "!assisto video").await;
+
+    let cards = eventually("three video cards for the visitor", Duration::from_secs(20), || async {
+        let m: Vec<Value> = visitor.messages().await.into_iter().filter(|m| m["kind"] == "video").collect();
+        (m.len() >= 3).then_some(m)
+    })
+    .await;
+    assert_eq!(cards[0]["href"].as_str(), Some(url.as_str()), "{cards:#?}");
+    let theirs = cards[1]["href"].as_str().expect("href");
+    let (their_conf, their_token) =
+        theirs.strip_prefix("https://meet.example.org/").and_then(|r| r.split_once("?jwt=")).expect("a JWT");
+    assert_eq!(their_conf, conf);
+    assert_ne!(their_token, token, "the client's own JWT");
+    assert_eq!(jwt_claims(their_token)["context"]["user"]["moderator"].as_bool(), Some(false));
+    let element_call = cards[2]["href"].as_str().unwrap_or_default();
+    assert!(element_call.starts_with("https://call.example.org/room/#/assisto-"), "{cards:#?}");
+    let (s, _) = svc.admin(Method::DELETE, &video_admin, None).await;
+    assert_eq!(s, 204);
     svc.stop().await;
 }

@@ -474,6 +474,22 @@ async fn a_counsellor_sends_snippets_a_phone_number_and_a_link_from_the_tools_wi
     })
     .await;
 
+    // Video: switched off, it says where to switch it on; on without a video service, it
+    // says that instead of offering a dead button.
+    b.click(&b.find("#tab-video").await).await;
+    assert_eq!(b.eval("return document.getElementById('video-off').hidden;", json!([])).await, false);
+    b.click(&b.find("#tab-einstellungen").await).await;
+    b.click(&b.find("#set-allow-video").await).await;
+    b.click(&b.find("#settings-form button[type=submit]").await).await;
+    b.click(&b.find("#tab-video").await).await;
+    in_widget(
+        &b,
+        "no video service",
+        "return !document.getElementById('video-unconfigured').hidden && document.getElementById('video-start-box').hidden;",
+    )
+    .await;
+    assert_accessible(&b, "the video chat").await;
+
     b.click(&b.find("#tab-bausteine").await).await;
     fits_phone_and_desktop(&b, "widget-werkzeuge").await;
     b.quit().await;

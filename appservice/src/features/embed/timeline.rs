@@ -67,6 +67,11 @@ fn card(content: &Value) -> Option<(Kind, Option<String>, String)> {
             let link = assisto_core::tools::check_link(href).ok()?;
             Some((Kind::Link, Some(link.url), link.host))
         }
+        "video" => {
+            let link =
+                assisto_core::tools::check_link(href).ok().filter(|l| l.url.starts_with("https://"))?;
+            Some((Kind::Video, Some(link.url), "Video-Chat".to_owned()))
+        }
         _ => None,
     }
 }

@@ -1,6 +1,6 @@
 //! The tools' bot commands, the keyboard path beside the widget: `baustein` sends text
 //! snippets as the counsellor's message, `bausteine` lists them, `telefon` sends the phone
-//! number, `link` pushes a web address. A command that sent something is redacted, so the
+//! number, `link` pushes a web address, `video` starts a video chat. A command that sent something is redacted, so the
 //! chat shows the counsellor's message once and nothing else; a refused one is answered.
 
 use crate::error::Error;
@@ -10,7 +10,7 @@ use crate::matrix::event::RoomEvent;
 use crate::matrix::homeserver::TxnId;
 use crate::matrix::processor::{db_error, HandleError};
 
-pub(crate) static COMMANDS: [Command; 4] = [
+pub(crate) static COMMANDS: [Command; 5] = [
     Command {
         name: "baustein",
         help: "sendet Textbausteine als Ihre Nachricht: „baustein Begrüßung“, mehrere mit „;“ getrennt („baustein Begrüßung; Termine“)",
@@ -27,6 +27,11 @@ pub(crate) static COMMANDS: [Command; 4] = [
         run: phone,
     },
     Command { name: "link", help: "sendet eine Webadresse als Link-Karte: „link https://www.beispiel.de“", run: link },
+    Command {
+        name: "video",
+        help: "startet einen Videochat: er erscheint oben im Chat, die ratsuchende Person bekommt einen Link",
+        run: video,
+    },
 ];
 
 /// A refusal becomes the bot's answer; failures of the homeserver or database are retried.
@@ -146,6 +151,20 @@ fn link<'a>(app: &'a Context, ev: &'a RoomEvent, args: &'a str) -> Reply<'a> {
                 let c = caller(app, ev).await?;
                 let txn = TxnId::derived(&ev.event_id, "tools-link");
                 app.tools.send_link(&c, &ev.room_id, args, &txn).await?;
+                sent(app, ev).await
+            }
+            .await,
+        )
+    })
+}
+
+fn video<'a>(app: &'a Context, ev: &'a RoomEvent, _: &'a str) -> Reply<'a> {
+    Box::pin(async move {
+        answer(
+            async {
+                let c = caller(app, ev).await?;
+                let txn = TxnId::derived(&ev.event_id, "tools-video");
+                app.tools.start_video(&c, &ev.room_id, &txn).await?;
                 sent(app, ev).await
             }
             .await,

@@ -1,5 +1,5 @@
 //! The counsellor tools: text snippets (Textbausteine), sending the counsellor's phone
-//! number, pushing a link. Used from the "Werkzeuge" widget in every chat with clients
+//! number, pushing a link, starting a video chat (`video`). Used from the "Werkzeuge" widget in every chat with clients
 //! (`routes`, `widget/werkzeuge.html`) and by bot commands (`commands`), which both end
 //! here.
 //!
@@ -15,6 +15,7 @@
 pub mod commands;
 pub mod routes;
 pub mod store;
+pub mod video;
 
 use assisto_core::rules::Role;
 use assisto_core::tools::{self as rules, Reader, SnippetFacts, SnippetScope, Values};
@@ -63,6 +64,7 @@ pub struct Tools {
     db: Db,
     hs: HomeserverClient,
     checker: Checker,
+    bot: String,
 }
 
 /// A counsellor using the tools, with what decides what they see.
@@ -115,9 +117,9 @@ fn facts(s: &store::Snippet) -> SnippetFacts<'_> {
 }
 
 impl Tools {
-    /// The tools of this service.
-    pub fn new(db: Db, hs: HomeserverClient, checker: Checker) -> Self {
-        Self { db, hs, checker }
+    /// The tools of this service (`bot`: the bot's user ID, which sets the video widget).
+    pub fn new(db: Db, hs: HomeserverClient, checker: Checker, bot: String) -> Self {
+        Self { db, hs, checker, bot }
     }
 
     /// The counsellor behind `user_id`; anyone else is refused.
@@ -404,24 +406,40 @@ impl Tools {
     }
 
     /// Changes a counsellor's settings; the phone number is normalised (an empty one is
-    /// removed).
+    /// removed); `allow_video` stays as it was when not given.
     pub async fn set_settings(
         &self,
         user_id: &str,
         phone: Option<&str>,
         allow_phone: bool,
+        allow_video: Option<bool>,
     ) -> Result<store::Settings, Error> {
         let phone = match phone.map(str::trim).filter(|p| !p.is_empty()) {
             Some(p) => Some(rules::normalise_phone(p)?.as_str().to_owned()),
             None => None,
         };
-        let s = store::Settings { phone, allow_phone };
+        let allow_video = match allow_video {
+            Some(v) => v,
+            None => store::settings(&self.db, user_id).await?.allow_video,
+        };
+        let s = store::Settings { phone, allow_phone, allow_video };
         store::set_settings(&self.db, user_id, &s).await?;
         Ok(s)
     }
 
+    /// The bot's user ID.
+    fn bot(&self) -> &str {
+        &self.bot
+    }
+
     /// Sends `content` into the room as the counsellor, once per `txn`.
-    async fn send(&self, c: &Caller, room_id: &str, txn: &TxnId, content: &Value) -> Result<String, Error> {
+    pub(crate) async fn send(
+        &self,
+        c: &Caller,
+        room_id: &str,
+        txn: &TxnId,
+        content: &Value,
+    ) -> Result<String, Error> {
         match self.hs.send_event(room_id, &c.counsellor.user_id, "m.room.message", txn, content).await {
             Ok(sent) => {
                 tracing::info!(room_id, "tool message sent as the counsellor");
@@ -450,7 +468,7 @@ impl Tools {
 }
 
 /// Escapes text for `formatted_body`.
-fn html_escape(s: &str) -> String {
+pub(crate) fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 

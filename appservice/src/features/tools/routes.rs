@@ -44,6 +44,7 @@ pub(crate) fn routes() -> Router<Arc<Services>> {
         .route("/rooms/{room_id}/snippets", post(send_snippets_route))
         .route("/rooms/{room_id}/phone", post(send_phone_route))
         .route("/rooms/{room_id}/link", post(send_link_route))
+        .route("/rooms/{room_id}/video", post(start_video_route))
 }
 
 const OPENAPI: &str = include_str!("../../../../docs/tools-api.yaml");
@@ -124,6 +125,8 @@ struct SettingsBody {
     #[serde(default)]
     phone: Option<String>,
     allow_phone: bool,
+    #[serde(default)]
+    allow_video: Option<bool>,
 }
 
 /// # `PUT /_assisto/tools/v1/settings`
@@ -134,7 +137,8 @@ async fn put_settings_route(
 ) -> ApiResult {
     caller_of(&s, &c).await?;
     let req: SettingsBody = json_body(&b, Lang::De)?;
-    let settings = s.tools.set_settings(&c.user_id, req.phone.as_deref(), req.allow_phone).await?;
+    let settings =
+        s.tools.set_settings(&c.user_id, req.phone.as_deref(), req.allow_phone, req.allow_video).await?;
     Ok(Json(settings).into_response())
 }
 
@@ -159,6 +163,10 @@ async fn room_route(c: Counsellor, State(s): State<Arc<Services>>, Path(room): P
         "kind": r.kind,
         "phone": { "offered": settings.allow_phone, "number": settings.phone },
         "recent_links": s.tools.recent_links(&caller).await?,
+        "video": {
+            "offered": settings.allow_video,
+            "configured": s.tools.video(&caller.counsellor.institution_id).await?.is_some(),
+        },
         "snippets": snippets,
         "placeholders": assisto_core::tools::PLACEHOLDERS
             .iter()
@@ -232,6 +240,26 @@ async fn send_link_route(
     Ok(Json(json!({ "event_id": event_id })).into_response())
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartVideo {
+    txn_id: String,
+}
+
+/// # `POST /_assisto/tools/v1/rooms/{room_id}/video`
+async fn start_video_route(
+    c: Counsellor,
+    State(s): State<Arc<Services>>,
+    Path(room): Path<String>,
+    b: axum::body::Bytes,
+) -> ApiResult {
+    let caller = caller_of(&s, &c).await?;
+    let req: StartVideo = json_body(&b, Lang::De)?;
+    let txn = request_txn(&c.user_id, &req.txn_id, "tools-video")?;
+    let (event_id, url) = s.tools.start_video(&caller, &room, &txn).await?;
+    Ok(Json(json!({ "event_id": event_id, "url": url })).into_response())
+}
+
 // ---- the admin API ----
 
 const ACTOR: &str = "admin-api";
@@ -243,6 +271,51 @@ pub(crate) fn admin_routes() -> Router<Arc<Services>> {
         .route("/institutions/{id}/snippets/{snippet}", put(admin_update_route).delete(admin_delete_route))
         .route("/counsellors/{user_id}/tools", get(admin_get_tools_route).put(admin_put_tools_route))
         .route("/counsellors/{user_id}/institution-admin", put(admin_set_admin_route))
+        .route(
+            "/institutions/{id}/video",
+            get(admin_get_video_route).put(admin_put_video_route).delete(admin_delete_video_route),
+        )
+}
+
+/// # `GET /_assisto/admin/v1/institutions/{id}/video`
+async fn admin_get_video_route(
+    _: AdminAuth,
+    State(s): State<Arc<Services>>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    require_institution(&s, &id).await?;
+    match s.tools.video(&id).await? {
+        Some(v) => Ok(Json(v).into_response()),
+        None => Err(MatrixError::not_found("No video service is configured")),
+    }
+}
+
+/// # `PUT /_assisto/admin/v1/institutions/{id}/video`
+async fn admin_put_video_route(
+    _: AdminAuth,
+    State(s): State<Arc<Services>>,
+    Path(id): Path<String>,
+    b: axum::body::Bytes,
+) -> ApiResult {
+    require_institution(&s, &id).await?;
+    let req: crate::features::tools::video::VideoRequest = json_body(&b, Lang::En)?;
+    let v = s.tools.set_video(&id, &req).await?;
+    audit::record(&s.db, ACTOR, "institution.video", &id, None).await?;
+    Ok(Json(v).into_response())
+}
+
+/// # `DELETE /_assisto/admin/v1/institutions/{id}/video`
+async fn admin_delete_video_route(
+    _: AdminAuth,
+    State(s): State<Arc<Services>>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    require_institution(&s, &id).await?;
+    if !s.tools.delete_video(&id).await? {
+        return Err(MatrixError::not_found("No video service is configured"));
+    }
+    audit::record(&s.db, ACTOR, "institution.video_removed", &id, None).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn require_institution(s: &Services, id: &str) -> ApiResult<()> {
@@ -328,7 +401,8 @@ async fn admin_put_tools_route(
 ) -> ApiResult {
     require_counsellor(&s, &user).await?;
     let req: SettingsBody = json_body(&b, Lang::En)?;
-    let settings = s.tools.set_settings(&user, req.phone.as_deref(), req.allow_phone).await?;
+    let settings =
+        s.tools.set_settings(&user, req.phone.as_deref(), req.allow_phone, req.allow_video).await?;
     audit::record(&s.db, ACTOR, "tools.settings", &user, None).await?;
     Ok(Json(settings).into_response())
 }

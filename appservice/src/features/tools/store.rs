@@ -1,4 +1,5 @@
-//! `snippets`, `counsellor_tools` and `pushed_links`: the counsellor tools' tables.
+//! `snippets`, `counsellor_tools`, `pushed_links` and `institution_video`: the counsellor
+//! tools' tables.
 
 use assisto_core::tools::SnippetScope;
 use serde::Serialize;
@@ -145,16 +146,22 @@ pub struct Settings {
     pub phone: Option<String>,
     /// "Erlaube Anfrage für Telefonnummer im Chat".
     pub allow_phone: bool,
+    /// "Erlaube Anfrage für Video im Chat".
+    pub allow_video: bool,
 }
 
 /// A counsellor's tool settings (the defaults if never set).
 pub async fn settings(db: &Db, user_id: &str) -> sqlx::Result<Settings> {
-    let r = sqlx::query("SELECT phone, allow_phone FROM counsellor_tools WHERE user_id = $1")
+    let r = sqlx::query("SELECT phone, allow_phone, allow_video FROM counsellor_tools WHERE user_id = $1")
         .bind(user_id)
         .fetch_optional(db.pool())
         .await?;
     Ok(match r {
-        Some(r) => Settings { phone: r.try_get(0)?, allow_phone: r.try_get::<i64, _>(1)? != 0 },
+        Some(r) => Settings {
+            phone: r.try_get(0)?,
+            allow_phone: r.try_get::<i64, _>(1)? != 0,
+            allow_video: r.try_get::<i64, _>(2)? != 0,
+        },
         None => Settings::default(),
     })
 }
@@ -163,12 +170,14 @@ pub async fn settings(db: &Db, user_id: &str) -> sqlx::Result<Settings> {
 pub async fn set_settings(db: &Db, user_id: &str, s: &Settings) -> sqlx::Result<()> {
     let _w = db.write_guard().await;
     sqlx::query(
-        "INSERT INTO counsellor_tools (user_id, phone, allow_phone, updated_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (user_id) DO UPDATE SET phone = $2, allow_phone = $3, updated_at = $4",
+        "INSERT INTO counsellor_tools (user_id, phone, allow_phone, allow_video, updated_at) \
+         VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (user_id) DO UPDATE SET phone = $2, allow_phone = $3, allow_video = $4, updated_at = $5",
     )
     .bind(user_id)
     .bind(s.phone.as_deref())
     .bind(i64::from(s.allow_phone))
+    .bind(i64::from(s.allow_video))
     .bind(now_ms())
     .execute(db.pool())
     .await
@@ -211,4 +220,66 @@ pub async fn recent_links(db: &Db, user_id: &str) -> sqlx::Result<Vec<String>> {
     .bind(RECENT_LINKS)
     .fetch_all(db.pool())
     .await
+}
+
+/// An institution's video service.
+#[derive(Debug, Clone, Serialize)]
+pub struct Video {
+    /// `jitsi` or `element_call`.
+    pub service: String,
+    /// Its base URL (https, no trailing slash).
+    pub base_url: String,
+    /// The Jitsi app ID its JWTs are issued for, if protected.
+    pub jwt_app_id: Option<String>,
+    /// The secret the JWTs are signed with; never shown.
+    #[serde(skip)]
+    pub jwt_secret: Option<String>,
+}
+
+/// The institution's video service, if it has one.
+pub async fn video(db: &Db, institution: &str) -> sqlx::Result<Option<Video>> {
+    let r = sqlx::query(
+        "SELECT service, base_url, jwt_app_id, jwt_secret FROM institution_video WHERE institution_id = $1",
+    )
+    .bind(institution)
+    .fetch_optional(db.pool())
+    .await?;
+    r.map(|r| {
+        Ok(Video {
+            service: r.try_get(0)?,
+            base_url: r.try_get(1)?,
+            jwt_app_id: r.try_get(2)?,
+            jwt_secret: r.try_get(3)?,
+        })
+    })
+    .transpose()
+}
+
+/// Sets the institution's video service.
+pub async fn set_video(db: &Db, institution: &str, v: &Video) -> sqlx::Result<()> {
+    let _w = db.write_guard().await;
+    sqlx::query(
+        "INSERT INTO institution_video (institution_id, service, base_url, jwt_app_id, jwt_secret, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (institution_id) DO UPDATE SET service = $2, \
+         base_url = $3, jwt_app_id = $4, jwt_secret = $5, updated_at = $6",
+    )
+    .bind(institution)
+    .bind(&v.service)
+    .bind(&v.base_url)
+    .bind(v.jwt_app_id.as_deref())
+    .bind(v.jwt_secret.as_deref())
+    .bind(now_ms())
+    .execute(db.pool())
+    .await
+    .map(|_| ())
+}
+
+/// Removes the institution's video service; `false` if it had none.
+pub async fn delete_video(db: &Db, institution: &str) -> sqlx::Result<bool> {
+    let _w = db.write_guard().await;
+    let r = sqlx::query("DELETE FROM institution_video WHERE institution_id = $1")
+        .bind(institution)
+        .execute(db.pool())
+        .await?;
+    Ok(r.rows_affected() > 0)
 }
