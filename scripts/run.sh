@@ -19,6 +19,7 @@ for port in $HS_PORT $AS_PORT; do
 done
 
 bash scripts/ensure-venv.sh
+bash scripts/ensure-export-tools.sh
 echo ">> building assisto (release)"
 cargo build --release --quiet -p assisto-appservice
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make test`: installs what the tests need (Synapse in .venv, Chromium and ChromeDriver,
-# axe-core), then runs every test against a real Synapse:
+# axe-core, schemathesis, the emoji font and pdftotext for exports), then runs every test
+# against a real Synapse:
 # the whole suite with SQLite as the project's database, then the integration suite again
 # with PostgreSQL.
 set -euo pipefail
@@ -9,6 +10,7 @@ cd "$(dirname "$0")/.."
 bash scripts/ensure-venv.sh
 bash scripts/ensure-browser.sh
 bash scripts/ensure-schemathesis.sh
+bash scripts/ensure-export-tools.sh
 echo ">> building"
 cargo build --workspace --all-targets --locked
 

@@ -100,8 +100,18 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     bus.subscribe(Arc::new(EmbedSubscriber(embed.clone())));
     bus.subscribe(Arc::new(live.desk_subscriber()));
     live.set_watching(embed.clone());
-    let handler =
-        Arc::new(Assisto::new(provisioning.clone(), checker.clone(), live.clone()).with_embed(embed.clone()));
+    let export = crate::features::export::Exporter::new(
+        db.clone(),
+        hs.clone(),
+        checker.clone(),
+        bot_user_id.clone(),
+        tz,
+    );
+    let handler = Arc::new(
+        Assisto::new(provisioning.clone(), checker.clone(), live.clone())
+            .with_embed(embed.clone())
+            .with_export(export.clone()),
+    );
     let p = &config.processing;
     let (processor, processor_tasks) =
         Processor::start(db.clone(), handler, metrics.clone(), p).await.context("starting the processor")?;
@@ -123,6 +133,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         deleter: provisioning.deleter(),
         live: live.clone(),
         tools,
+        export,
         provisioning,
         as_api: AsApiState {
             hs_token_digest: crate::web::auth::digest(&hs_token),

@@ -40,6 +40,8 @@ pub struct Services {
     pub live: LiveDesk,
     /// The counsellor tools.
     pub tools: crate::features::tools::Tools,
+    /// Chat exports.
+    pub export: crate::features::export::Exporter,
     /// What the homeserver's routes need.
     pub as_api: AsApiState,
     /// What the product's routes need.

@@ -4,6 +4,7 @@
 pub mod client_file;
 pub mod deletion;
 pub mod embed;
+pub mod export;
 pub mod institutions;
 pub mod live;
 pub mod people;

@@ -70,6 +70,13 @@ impl Assisto {
                 checker.clone(),
                 provisioning.bot.clone(),
             ),
+            export: crate::features::export::Exporter::new(
+                provisioning.db.clone(),
+                provisioning.hs.clone(),
+                checker.clone(),
+                provisioning.bot.clone(),
+                timezone,
+            ),
         };
         Self {
             db: provisioning.db.clone(),
@@ -81,6 +88,13 @@ impl Assisto {
             live,
             commands,
         }
+    }
+
+    /// Uses `export` for the export command (so that its one-time links are the ones the
+    /// web routes redeem).
+    pub fn with_export(mut self, export: crate::features::export::Exporter) -> Self {
+        self.commands.export = export;
+        self
     }
 
     /// Forwards events of embed conversations to the web embed.

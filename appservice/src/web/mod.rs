@@ -9,6 +9,7 @@ pub mod openid;
 pub mod openid_cache;
 pub mod ops;
 pub mod path;
+pub mod query;
 
 use axum::response::IntoResponse;
 

@@ -10,6 +10,7 @@ mod delivery;
 mod documents;
 mod embed;
 mod embed_browser;
+mod export;
 mod groups;
 mod homeserver_client;
 mod live;

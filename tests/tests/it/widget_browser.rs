@@ -490,6 +490,17 @@ async fn a_counsellor_sends_snippets_a_phone_number_and_a_link_from_the_tools_wi
     .await;
     assert_accessible(&b, "the video chat").await;
 
+    // Export: the PDF is made and handed to the browser as a download.
+    b.click(&b.find("#tab-export").await).await;
+    assert_accessible(&b, "the export").await;
+    b.click(&b.find("#export-pdf").await).await;
+    in_widget(
+        &b,
+        "the download",
+        "return document.getElementById('status').textContent.includes('.pdf“ wird heruntergeladen');",
+    )
+    .await;
+
     b.click(&b.find("#tab-bausteine").await).await;
     fits_phone_and_desktop(&b, "widget-werkzeuge").await;
     b.quit().await;

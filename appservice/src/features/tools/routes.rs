@@ -14,7 +14,7 @@
 use std::sync::Arc;
 
 use axum::{
-    extract::{Query, State},
+    extract::State,
     http::StatusCode,
     response::IntoResponse,
     routing::{get, post, put},
@@ -32,6 +32,7 @@ use crate::web::auth::AdminAuth;
 use crate::web::error::{json_body, ApiResult, Lang, MatrixError};
 use crate::web::openid::Counsellor;
 use crate::web::path::Path;
+use crate::web::query::Query;
 
 /// The counsellor routes (nested under `/_assisto/tools/v1`).
 pub(crate) fn routes() -> Router<Arc<Services>> {
@@ -45,6 +46,8 @@ pub(crate) fn routes() -> Router<Arc<Services>> {
         .route("/rooms/{room_id}/phone", post(send_phone_route))
         .route("/rooms/{room_id}/link", post(send_link_route))
         .route("/rooms/{room_id}/video", post(start_video_route))
+        .route("/rooms/{room_id}/export", get(crate::features::export::routes::counsellor_route))
+        .route("/exports/{token}", get(crate::features::export::routes::link_route))
 }
 
 const OPENAPI: &str = include_str!("../../../../docs/tools-api.yaml");
@@ -271,6 +274,7 @@ pub(crate) fn admin_routes() -> Router<Arc<Services>> {
         .route("/institutions/{id}/snippets/{snippet}", put(admin_update_route).delete(admin_delete_route))
         .route("/counsellors/{user_id}/tools", get(admin_get_tools_route).put(admin_put_tools_route))
         .route("/counsellors/{user_id}/institution-admin", put(admin_set_admin_route))
+        .route("/rooms/{room_id}/export", get(crate::features::export::routes::admin_route))
         .route(
             "/institutions/{id}/video",
             get(admin_get_video_route).put(admin_put_video_route).delete(admin_delete_video_route),

@@ -31,6 +31,8 @@ pub struct Context {
     pub timezone: chrono_tz::Tz,
     /// The counsellor tools (snippets, phone number, links).
     pub tools: crate::features::tools::Tools,
+    /// Chat exports (their one-time links are shared with the web routes).
+    pub export: crate::features::export::Exporter,
 }
 
 /// The prefix that addresses the bot.

@@ -10,7 +10,8 @@ pub mod kit;
 pub use kit::{Command, Context, Invocation, Reply, PREFIX};
 
 use crate::features::{
-    live::commands as live, people::commands as clients, rooms::commands as groups, tools::commands as tools,
+    export::commands as export, live::commands as live, people::commands as clients,
+    rooms::commands as groups, tools::commands as tools,
 };
 
 use crate::matrix::event::RoomEvent;
@@ -29,6 +30,7 @@ pub fn all() -> Vec<&'static Command> {
         .chain(clients::COMMANDS.iter())
         .chain(live::COMMANDS.iter())
         .chain(tools::COMMANDS.iter())
+        .chain(export::COMMANDS.iter())
         .collect()
 }
 

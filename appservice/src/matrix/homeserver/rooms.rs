@@ -75,6 +75,26 @@ impl HomeserverClient {
         self.request(Method::GET, &path, &query, Some(user_id), None).await
     }
 
+    /// `GET /_matrix/client/v3/rooms/{roomId}/messages?dir=f&filter={"types":["m.room.message"]}`:
+    /// one page of the room's messages from its start (or from `from`), oldest first, read
+    /// as `user_id`.
+    pub async fn room_messages_forward(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        from: Option<&str>,
+        limit: usize,
+    ) -> Result<Messages, HsError> {
+        let path = [ROOMS[0], ROOMS[1], ROOMS[2], ROOMS[3], room_id, "messages"];
+        let limit = limit.to_string();
+        let filter = r#"{"types":["m.room.message"],"lazy_load_members":true}"#;
+        let mut query = vec![("dir", "f"), ("limit", limit.as_str()), ("filter", filter)];
+        if let Some(f) = from {
+            query.push(("from", f));
+        }
+        self.request(Method::GET, &path, &query, Some(user_id), None).await
+    }
+
     /// `GET /_matrix/client/v3/rooms/{roomId}/context/{eventId}`: the events around one,
     /// read as `user_id`, at most `limit` of them.
     pub async fn event_context(
