@@ -1,6 +1,6 @@
 # The two set-up commands of the README. Everything they need is installed by the
 # project's own scripts (scripts/), from PyPI, crates.io and Debian's packages.
-.PHONY: run test bench bench-embed bench-live bench-backlog lint
+.PHONY: run test bench bench-embed bench-live bench-backlog bench-export lint
 
 ## Start Synapse + assisto locally on embedded defaults (SQLite), with demo data.
 run:
@@ -21,6 +21,10 @@ bench-embed:
 ## Memory while working off a long backlog (20,000 and 200,000 events).
 bench-backlog:
 	bash scripts/bench-backlog.sh
+
+## The chat export's benchmark (CSV and PDF of a chat with 10,000 messages).
+bench-export:
+	bash scripts/bench-export.sh
 
 ## The live-chat desk's benchmark (1,000 visitors within a minute, 20 counsellors).
 bench-live:

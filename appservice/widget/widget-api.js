@@ -1,6 +1,6 @@
-// What assisto's widgets (the client file, the live-chat desk) share: the Matrix widget API
-// with Element (postMessage: answering its questions, asking for an OpenID token) and the
-// calls to this service with that token. Served at /_assisto/widget/widget-api.js.
+// What assisto's widgets (the client file, the live-chat desk, the tools) share: the Matrix
+// widget API with Element (postMessage: answering its questions, asking for an OpenID
+// token), the calls to this service with that token, and tabs. Served at /_assisto/widget/widget-api.js.
 "use strict";
 window.AssistoWidget = (() => {
   // Speaks the widget API with the page that embeds the widget (Element). `capabilities`:
@@ -73,5 +73,26 @@ window.AssistoWidget = (() => {
     try { await f(ev); } catch (e) { fail(e.message); }
   };
 
-  return { connect, client, guard };
+  // Tabs (WAI-ARIA tabs pattern): a click or the arrow keys select a tab and show its
+  // panel (`aria-controls`).
+  function tabs() {
+    const all = [...document.querySelectorAll("[role=tab]")];
+    function select(tab) {
+      for (const t of all) {
+        const on = t === tab;
+        t.setAttribute("aria-selected", on); t.tabIndex = on ? 0 : -1;
+        document.getElementById(t.getAttribute("aria-controls")).hidden = !on;
+      }
+      tab.focus();
+    }
+    all.forEach((t, i) => {
+      t.addEventListener("click", () => select(t));
+      t.addEventListener("keydown", (e) => {
+        if (e.key === "ArrowRight") select(all[(i + 1) % all.length]);
+        if (e.key === "ArrowLeft") select(all[(i + all.length - 1) % all.length]);
+      });
+    });
+  }
+
+  return { connect, client, guard, tabs };
 })();

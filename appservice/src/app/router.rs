@@ -31,6 +31,7 @@ pub fn router(state: Arc<Services>) -> Router {
         .nest("/_assisto/tools/v1", tools::routes())
         .route("/_assisto/widget/werkzeuge", get(tools::widget_route))
         .route("/_assisto/widget/widget-api.js", get(crate::web::widget_script_route))
+        .route("/_assisto/widget/widget.css", get(crate::web::widget_styles_route))
         .route("/health", get(ops::health_route))
         .route("/metrics", get(ops::metrics_route))
         .fallback(unrecognized)

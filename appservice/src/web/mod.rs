@@ -22,7 +22,7 @@ pub fn widget_page(html: &'static str) -> impl IntoResponse {
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (
                 header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'",
+                "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'",
             ),
             (header::REFERRER_POLICY, "no-referrer"),
             (header::CACHE_CONTROL, "no-store"),
@@ -34,16 +34,28 @@ pub fn widget_page(html: &'static str) -> impl IntoResponse {
 /// What the widgets share (the widget API with Element, calls with its OpenID token).
 const WIDGET_SCRIPT: &str = include_str!("../../widget/widget-api.js");
 
+/// What the widget pages' styles share (colours, type, tabs, forms, buttons).
+const WIDGET_STYLES: &str = include_str!("../../widget/widget.css");
+
 /// # `GET /_assisto/widget/widget-api.js`: the script the widget pages share.
 pub async fn widget_script_route() -> impl IntoResponse {
+    widget_asset("text/javascript; charset=utf-8", WIDGET_SCRIPT)
+}
+
+/// # `GET /_assisto/widget/widget.css`: the styles the widget pages share.
+pub async fn widget_styles_route() -> impl IntoResponse {
+    widget_asset("text/css; charset=utf-8", WIDGET_STYLES)
+}
+
+fn widget_asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     use axum::http::header;
     (
         [
-            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CONTENT_TYPE, content_type),
             (header::CACHE_CONTROL, "no-cache"),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         ],
-        WIDGET_SCRIPT,
+        body,
     )
 }
 

@@ -208,7 +208,8 @@ impl Provisioning {
         }
     }
 
-    async fn require_institution(&self, id: &str) -> Result<institutions::Institution, Error> {
+    /// The institution, or "not found".
+    pub async fn require_institution(&self, id: &str) -> Result<institutions::Institution, Error> {
         institutions::get(&self.db, id).await?.ok_or_else(|| Error::not_found(format!("no institution {id}")))
     }
 

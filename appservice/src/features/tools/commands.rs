@@ -78,27 +78,19 @@ async fn caller(app: &Context, ev: &RoomEvent) -> Result<Caller, Error> {
 }
 
 fn snippet<'a>(app: &'a Context, ev: &'a RoomEvent, args: &'a str) -> Reply<'a> {
-    Box::pin(async move {
-        answer(
-            async {
-                let c = caller(app, ev).await?;
-                if args.trim().is_empty() {
-                    return Err(Error::invalid(format!(
-                        "Welcher Textbaustein? Zum Beispiel „{PREFIX} baustein Begrüßung“; „{PREFIX} bausteine“ zeigt alle."
-                    )));
-                }
-                let all = app.tools.snippets(&c, None).await?;
-                let mut ids = Vec::new();
-                for name in args.split(';').filter(|n| !n.trim().is_empty()) {
-                    ids.push(find(&all, name)?.id);
-                }
-                let txn = TxnId::derived(&ev.event_id, "tools-snippets");
-                app.tools.send_snippets(&c, &ev.room_id, &ids, &txn).await?;
-                sent(app, ev).await
-            }
-            .await,
-        )
-    })
+    Box::pin(tool(app, ev, "tools-snippets", move |c, txn| async move {
+        if args.trim().is_empty() {
+            return Err(Error::invalid(format!(
+                "Welcher Textbaustein? Zum Beispiel „{PREFIX} baustein Begrüßung“; „{PREFIX} bausteine“ zeigt alle."
+            )));
+        }
+        let all = app.tools.snippets(&c, None).await?;
+        let mut ids = Vec::new();
+        for name in args.split(';').filter(|n| !n.trim().is_empty()) {
+            ids.push(find(&all, name)?.id);
+        }
+        app.tools.send_snippets(&c, &ev.room_id, &ids, &txn).await.map(|_| ())
+    }))
 }
 
 fn list<'a>(app: &'a Context, ev: &'a RoomEvent, args: &'a str) -> Reply<'a> {
@@ -129,45 +121,42 @@ fn list<'a>(app: &'a Context, ev: &'a RoomEvent, args: &'a str) -> Reply<'a> {
     })
 }
 
+/// Runs a tool for the command's sender (with a transaction ID derived from the command),
+/// then redacts the command; a refusal is the bot's answer.
+async fn tool<'a, Fut>(
+    app: &'a Context,
+    ev: &'a RoomEvent,
+    purpose: &str,
+    run: impl FnOnce(Caller, TxnId) -> Fut,
+) -> Result<String, HandleError>
+where
+    Fut: std::future::Future<Output = Result<(), Error>> + 'a,
+{
+    answer(
+        async {
+            let c = caller(app, ev).await?;
+            run(c, TxnId::derived(&ev.event_id, purpose)).await?;
+            sent(app, ev).await
+        }
+        .await,
+    )
+}
+
 fn phone<'a>(app: &'a Context, ev: &'a RoomEvent, args: &'a str) -> Reply<'a> {
-    Box::pin(async move {
-        answer(
-            async {
-                let c = caller(app, ev).await?;
-                let txn = TxnId::derived(&ev.event_id, "tools-phone");
-                let number = Some(args).filter(|a| !a.trim().is_empty());
-                app.tools.send_phone(&c, &ev.room_id, number, &txn).await?;
-                sent(app, ev).await
-            }
-            .await,
-        )
-    })
+    let number = Some(args).filter(|a| !a.trim().is_empty());
+    Box::pin(tool(app, ev, "tools-phone", move |c, txn| async move {
+        app.tools.send_phone(&c, &ev.room_id, number, &txn).await.map(|_| ())
+    }))
 }
 
 fn link<'a>(app: &'a Context, ev: &'a RoomEvent, args: &'a str) -> Reply<'a> {
-    Box::pin(async move {
-        answer(
-            async {
-                let c = caller(app, ev).await?;
-                let txn = TxnId::derived(&ev.event_id, "tools-link");
-                app.tools.send_link(&c, &ev.room_id, args, &txn).await?;
-                sent(app, ev).await
-            }
-            .await,
-        )
-    })
+    Box::pin(tool(app, ev, "tools-link", move |c, txn| async move {
+        app.tools.send_link(&c, &ev.room_id, args, &txn).await.map(|_| ())
+    }))
 }
 
 fn video<'a>(app: &'a Context, ev: &'a RoomEvent, _: &'a str) -> Reply<'a> {
-    Box::pin(async move {
-        answer(
-            async {
-                let c = caller(app, ev).await?;
-                let txn = TxnId::derived(&ev.event_id, "tools-video");
-                app.tools.start_video(&c, &ev.room_id, &txn).await?;
-                sent(app, ev).await
-            }
-            .await,
-        )
-    })
+    Box::pin(tool(app, ev, "tools-video", move |c, txn| async move {
+        app.tools.start_video(&c, &ev.room_id, &txn).await.map(|_| ())
+    }))
 }

@@ -323,10 +323,8 @@ async fn admin_delete_video_route(
 }
 
 async fn require_institution(s: &Services, id: &str) -> ApiResult<()> {
-    match institutions::get(&s.db, id).await? {
-        Some(_) => Ok(()),
-        None => Err(MatrixError::not_found(format!("No institution {id}"))),
-    }
+    s.provisioning.require_institution(id).await?;
+    Ok(())
 }
 
 async fn require_counsellor(s: &Services, user: &str) -> ApiResult<people::Counsellor> {
