@@ -30,7 +30,7 @@ use crate::features::people::store as people;
 use crate::features::rooms::checks::Checker;
 use crate::features::rooms::members::{self, MembershipState};
 use crate::features::rooms::store as rooms;
-use crate::matrix::commands::{self as bot_commands, COMMAND_REPLY};
+use crate::matrix::commands::syntax::{self as bot_commands, COMMAND_REPLY};
 use crate::matrix::homeserver::HomeserverClient;
 use crate::store::Db;
 

@@ -35,17 +35,7 @@ pub struct Context {
     pub export: crate::features::export::Exporter,
 }
 
-/// The prefix that addresses the bot.
-pub const PREFIX: &str = "!assisto";
-
-/// A parsed command line.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Invocation<'a> {
-    /// The command name, lower-cased by the caller's convention.
-    pub name: &'a str,
-    /// The rest of the line.
-    pub args: &'a str,
-}
+pub use crate::matrix::commands::syntax::{Invocation, PREFIX};
 
 /// The future a command handler returns.
 pub type Reply<'a> = Pin<Box<dyn Future<Output = Result<String, HandleError>> + Send + 'a>>;

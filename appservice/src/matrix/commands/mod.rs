@@ -6,8 +6,10 @@
 
 pub mod general;
 pub mod kit;
+pub mod syntax;
 
-pub use kit::{Command, Context, Invocation, Reply, PREFIX};
+pub use kit::{Command, Context, Reply};
+pub use syntax::{parse, Invocation, COMMAND_REPLY, PREFIX};
 
 use crate::features::{
     export::commands as export, live::commands as live, people::commands as clients,
@@ -19,9 +21,6 @@ use crate::matrix::homeserver::TxnId;
 use crate::matrix::processor::hs_error;
 use crate::matrix::processor::HandleError;
 
-/// The content key that marks the bot's answer to a command.
-pub const COMMAND_REPLY: &str = "de.assisto.command_reply";
-
 /// Every command, in the order the help lists them.
 pub fn all() -> Vec<&'static Command> {
     general::COMMANDS
@@ -32,17 +31,6 @@ pub fn all() -> Vec<&'static Command> {
         .chain(tools::COMMANDS.iter())
         .chain(export::COMMANDS.iter())
         .collect()
-}
-
-/// Parses `!assisto name args`; `None` if the text does not address the bot.
-pub fn parse(body: &str) -> Option<Invocation<'_>> {
-    let rest = body.trim_start().strip_prefix(PREFIX)?;
-    if !(rest.is_empty() || rest.starts_with(char::is_whitespace)) {
-        return None; // e.g. "!assistotal"
-    }
-    let rest = rest.trim();
-    let (name, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
-    Some(Invocation { name, args: args.trim() })
 }
 
 /// Runs a command and answers in the room.
