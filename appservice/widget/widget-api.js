@@ -1,6 +1,7 @@
 // What assisto's widgets (the client file, the live-chat desk, the tools) share: the Matrix
 // widget API with Element (postMessage: answering its questions, asking for an OpenID
-// token), the calls to this service with that token, and tabs. Served at /_assisto/widget/widget-api.js.
+// token), the calls to this service with that token, tabs and downloads. Served at
+// /_assisto/widget/widget-api.js.
 "use strict";
 window.AssistoWidget = (() => {
   // Speaks the widget API with the page that embeds the widget (Element). `capabilities`:
@@ -94,5 +95,12 @@ window.AssistoWidget = (() => {
     });
   }
 
-  return { connect, client, guard, tabs };
+  // Hands a file to the browser as a download named `name`.
+  function download(blob, name) {
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(blob); a.download = name; document.body.append(a); a.click();
+    setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
+  }
+
+  return { connect, client, guard, tabs, download };
 })();

@@ -9,6 +9,7 @@
 //! namespaces (bot `assisto_s<k>`, counsellors `c<k>_…`, puppets `rs<k>_…`), so tests in
 //! parallel never see each other's events. Synapse dies with the test process.
 
+pub mod api;
 pub mod bench;
 pub mod browser;
 pub mod embed;

@@ -768,25 +768,15 @@ async fn outside_opening_hours_the_embed_says_when_the_department_opens_again() 
 }
 
 /// The counsellor's desk API with their OpenID token.
-struct DeskApi {
-    base: String,
-    token: String,
-}
+struct DeskApi(assisto_tests::api::OpenIdApi);
 
 impl DeskApi {
     async fn of(svc: &TestService, c: &TestUser) -> Self {
-        Self { base: format!("{}/_assisto/live/v1", svc.url()), token: c.openid_token().await }
+        Self(assisto_tests::api::OpenIdApi::of(svc, c, "live/v1").await)
     }
 
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req =
-            reqwest::Client::new().request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let r = req.send().await.expect("request");
-        let s = r.status().as_u16();
-        (s, r.json().await.unwrap_or(Value::Null))
+        self.0.call(method, path, body).await
     }
 
     async fn chat(&self, room: &str, step: &str, body: Option<Value>) -> (u16, Value) {
@@ -852,8 +842,8 @@ async fn the_live_chat_widget_shows_the_desk_live_and_takes_exactly_once() {
     let a = DeskApi::of(&svc, &anna).await;
     let b = DeskApi::of(&svc, &ben).await;
     let mut events = reqwest::Client::new()
-        .get(format!("{}/desk/events", a.base))
-        .bearer_auth(&a.token)
+        .get(a.0.url("/desk/events"))
+        .bearer_auth(a.0.token())
         .send()
         .await
         .expect("desk stream");

@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use assisto_tests::{
+    api::OpenIdApi,
     embed::Visitor,
     eventually,
     matrix::{enc, rid, TestUser},
@@ -16,25 +17,15 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 /// The tools API as one counsellor.
-struct Tools {
-    base: String,
-    token: String,
-}
+struct Tools(OpenIdApi);
 
 impl Tools {
     async fn of(svc: &TestService, c: &TestUser) -> Self {
-        Tools { base: format!("{}/_assisto/tools/v1", svc.url()), token: c.openid_token().await }
+        Tools(OpenIdApi::of(svc, c, "tools/v1").await)
     }
 
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req =
-            reqwest::Client::new().request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let r = req.send().await.expect("request");
-        let s = r.status().as_u16();
-        (s, r.json().await.unwrap_or(Value::Null))
+        self.0.call(method, path, body).await
     }
 
     async fn names(&self) -> Vec<String> {
