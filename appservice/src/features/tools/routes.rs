@@ -179,6 +179,26 @@ async fn room_route(c: Counsellor, State(s): State<Arc<Services>>, Path(room): P
     .into_response())
 }
 
+/// What every send starts with: the caller (a counsellor), the request's body and the
+/// transaction ID its `txn_id` stands for.
+async fn prepared<T: serde::de::DeserializeOwned>(
+    s: &Services,
+    c: &Counsellor,
+    b: &[u8],
+    purpose: &str,
+    txn_id: fn(&T) -> &str,
+) -> ApiResult<(Caller, T, crate::matrix::homeserver::TxnId)> {
+    let caller = caller_of(s, c).await?;
+    let req: T = json_body(b, Lang::De)?;
+    let txn = request_txn(&c.user_id, txn_id(&req), purpose)?;
+    Ok((caller, req, txn))
+}
+
+/// The answer to a send: the message's event ID.
+fn sent(event_id: String) -> ApiResult {
+    Ok(Json(json!({ "event_id": event_id })).into_response())
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SendSnippets {
@@ -193,11 +213,8 @@ async fn send_snippets_route(
     Path(room): Path<String>,
     b: axum::body::Bytes,
 ) -> ApiResult {
-    let caller = caller_of(&s, &c).await?;
-    let req: SendSnippets = json_body(&b, Lang::De)?;
-    let txn = request_txn(&c.user_id, &req.txn_id, "tools-snippets")?;
-    let event_id = s.tools.send_snippets(&caller, &room, &req.ids, &txn).await?;
-    Ok(Json(json!({ "event_id": event_id })).into_response())
+    let (caller, req, txn) = prepared::<SendSnippets>(&s, &c, &b, "tools-snippets", |r| &r.txn_id).await?;
+    sent(s.tools.send_snippets(&caller, &room, &req.ids, &txn).await?)
 }
 
 #[derive(Deserialize)]
@@ -215,11 +232,8 @@ async fn send_phone_route(
     Path(room): Path<String>,
     b: axum::body::Bytes,
 ) -> ApiResult {
-    let caller = caller_of(&s, &c).await?;
-    let req: SendPhone = json_body(&b, Lang::De)?;
-    let txn = request_txn(&c.user_id, &req.txn_id, "tools-phone")?;
-    let event_id = s.tools.send_phone(&caller, &room, req.number.as_deref(), &txn).await?;
-    Ok(Json(json!({ "event_id": event_id })).into_response())
+    let (caller, req, txn) = prepared::<SendPhone>(&s, &c, &b, "tools-phone", |r| &r.txn_id).await?;
+    sent(s.tools.send_phone(&caller, &room, req.number.as_deref(), &txn).await?)
 }
 
 #[derive(Deserialize)]
@@ -236,11 +250,8 @@ async fn send_link_route(
     Path(room): Path<String>,
     b: axum::body::Bytes,
 ) -> ApiResult {
-    let caller = caller_of(&s, &c).await?;
-    let req: SendLink = json_body(&b, Lang::De)?;
-    let txn = request_txn(&c.user_id, &req.txn_id, "tools-link")?;
-    let event_id = s.tools.send_link(&caller, &room, &req.url, &txn).await?;
-    Ok(Json(json!({ "event_id": event_id })).into_response())
+    let (caller, req, txn) = prepared::<SendLink>(&s, &c, &b, "tools-link", |r| &r.txn_id).await?;
+    sent(s.tools.send_link(&caller, &room, &req.url, &txn).await?)
 }
 
 #[derive(Deserialize)]
@@ -256,9 +267,7 @@ async fn start_video_route(
     Path(room): Path<String>,
     b: axum::body::Bytes,
 ) -> ApiResult {
-    let caller = caller_of(&s, &c).await?;
-    let req: StartVideo = json_body(&b, Lang::De)?;
-    let txn = request_txn(&c.user_id, &req.txn_id, "tools-video")?;
+    let (caller, _, txn) = prepared::<StartVideo>(&s, &c, &b, "tools-video", |r| &r.txn_id).await?;
     let (event_id, url) = s.tools.start_video(&caller, &room, &txn).await?;
     Ok(Json(json!({ "event_id": event_id, "url": url })).into_response())
 }
