@@ -274,15 +274,9 @@ impl Assisto {
         if !self.bot_is_joined(room_id).await? {
             return Ok(());
         }
-        let mut client = None;
-        for (u, m) in members::of_room(&self.db, room_id).await.map_err(db_error)? {
-            if members::holds_place(&m)
-                && matches!(self.checker.role(&u).await.map_err(db_error)?, Role::Client { .. })
-            {
-                client = Some(u);
-            }
-        }
-        let Some(client) = client else { return Ok(()) };
+        let Some(client) = self.checker.clients_in(room_id).await.map_err(db_error)?.pop() else {
+            return Ok(());
+        };
         let client_q: String = url::form_urlencoded::byte_serialize(client.as_bytes()).collect();
         let url = format!(
             "{}/_assisto/widget/mappe?client={client_q}&widgetId=$matrix_widget_id",

@@ -19,7 +19,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use assisto_core::rules::Role;
 use assisto_core::RoomKind;
 use chrono::TimeZone;
 use serde_json::Value;
@@ -154,11 +153,9 @@ impl Exporter {
         let institution =
             institutions::get(&self.db, &room.institution_id).await?.map(|i| i.name).unwrap_or_default();
         let mut clients = Vec::new();
-        for (u, m) in members::of_room(&self.db, room_id).await? {
-            if members::holds_place(&m) && matches!(self.checker.role(&u).await?, Role::Client { .. }) {
-                if let Some(c) = people::client_by_id(&self.db, &u).await? {
-                    clients.push(c.display_name);
-                }
+        for u in self.checker.clients_in(room_id).await? {
+            if let Some(c) = people::client_by_id(&self.db, &u).await? {
+                clients.push(c.display_name);
             }
         }
         let title = match (room.kind, clients.as_slice()) {

@@ -292,6 +292,19 @@ pub struct Checker {
 }
 
 impl Checker {
+    /// The clients who hold a place in the room (joined or invited), as recorded.
+    pub async fn clients_in(&self, room_id: &str) -> sqlx::Result<Vec<String>> {
+        let mut clients = Vec::new();
+        for (u, m) in crate::features::rooms::members::of_room(&self.db, room_id).await? {
+            if crate::features::rooms::members::holds_place(&m)
+                && matches!(self.role(&u).await?, Role::Client { .. })
+            {
+                clients.push(u);
+            }
+        }
+        Ok(clients)
+    }
+
     /// A checker for this service.
     pub fn new(db: Db, config: &Config) -> Self {
         Self {

@@ -17,7 +17,6 @@ pub mod routes;
 pub mod store;
 pub mod video;
 
-use assisto_core::rules::Role;
 use assisto_core::tools::{self as rules, Reader, SnippetFacts, SnippetScope, Values};
 use assisto_core::RoomKind;
 use serde::Serialize;
@@ -293,12 +292,7 @@ impl Tools {
 
     /// What the placeholders stand for in this room, for this counsellor.
     async fn values(&self, c: &Caller, room: &rooms::ManagedRoom) -> Result<Values, Error> {
-        let mut clients = Vec::new();
-        for (u, m) in members::of_room(&self.db, &room.room_id).await? {
-            if members::holds_place(&m) && matches!(self.checker.role(&u).await?, Role::Client { .. }) {
-                clients.push(u);
-            }
-        }
+        let clients = self.checker.clients_in(&room.room_id).await?;
         let client_name = match clients.as_slice() {
             [one] => people::client_by_id(&self.db, one).await?.map(|c| c.display_name),
             _ => None,
