@@ -14,6 +14,9 @@ pub enum Error {
     /// The database failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// A part of the service itself failed (the search index's files, say).
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl Error {

@@ -58,6 +58,9 @@ enum Command {
     /// Deletions of clients (pending and finished).
     #[command(subcommand)]
     Deletion(cli::DeletionCmd),
+    /// The search index.
+    #[command(subcommand)]
+    Search(cli::SearchCmd),
     /// The newest audit-log entries.
     Audit {
         /// How many.
@@ -99,6 +102,7 @@ fn main() -> anyhow::Result<()> {
         Command::Client(c) => admin(|| cli::client(config, c)),
         Command::Room(c) => admin(|| cli::room(config, c)),
         Command::Deletion(c) => admin(|| cli::deletion(config, c)),
+        Command::Search(c) => admin(|| cli::search(config, c)),
         Command::Audit { limit } => admin(|| cli::audit_log(config, limit)),
     }
 }

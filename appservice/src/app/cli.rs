@@ -140,6 +140,15 @@ pub enum DeletionCmd {
     },
 }
 
+/// `assisto search …`
+#[derive(Subcommand)]
+pub enum SearchCmd {
+    /// Rebuild the search index from the homeserver (every managed room's messages and group
+    /// names), with a progress bar. While the service runs it holds the index: then use
+    /// `POST /_assisto/admin/v1/search/rebuild`, or stop the service first.
+    Reindex,
+}
+
 /// `assisto room …`
 #[derive(Subcommand)]
 pub enum RoomCmd {
@@ -321,6 +330,49 @@ pub async fn deletion(config: Config, cmd: DeletionCmd) -> anyhow::Result<()> {
             print(&crate::features::deletion::store::list(&p.db, finished).await?)
         }
     }
+}
+
+/// Runs a search command.
+pub async fn search(config: Config, cmd: SearchCmd) -> anyhow::Result<()> {
+    match cmd {
+        SearchCmd::Reindex => reindex(config).await,
+    }
+}
+
+async fn reindex(config: Config) -> anyhow::Result<()> {
+    use crate::features::search::{index::IndexError, index::SearchIndex, Rebuild, Search};
+    let dir = config.search_dir()?;
+    let tz = config.bot.timezone.parse().unwrap_or(chrono_tz::Europe::Berlin);
+    let p = crate::app::provisioning(config).await?;
+    let index = match SearchIndex::open(&dir) {
+        Ok(i) => i,
+        Err(IndexError::Busy(_)) => anyhow::bail!(
+            "the running service holds the search index at {}: rebuild it through the admin API \
+             (POST /_assisto/admin/v1/search/rebuild, progress at GET …/search/rebuild), or stop \
+             the service and run this again",
+            dir.display()
+        ),
+        Err(e) => return Err(e.into()),
+    };
+    let search = Search::new(p.db.clone(), p.hs.clone(), p.bot.clone(), index, tz);
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {bar:30} {pos}/{len} Räume · {msg} · {elapsed_precise} (noch {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let started = std::time::Instant::now();
+    let show = |r: &Rebuild| {
+        bar.set_length(r.rooms_total as u64);
+        bar.set_position(r.rooms_done as u64);
+        let rate = r.messages as f64 / started.elapsed().as_secs_f64().max(0.001);
+        bar.set_message(format!("{} Nachrichten ({rate:.0}/s)", r.messages));
+    };
+    let result = search.rebuild(&show).await;
+    bar.finish();
+    let report = result.map_err(fail)?;
+    print(&report)
 }
 
 #[cfg(test)]

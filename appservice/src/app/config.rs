@@ -40,6 +40,18 @@ pub struct Config {
     pub files: FilesConfig,
     /// The live-chat desk's timings.
     pub live: LiveConfig,
+    /// The search index.
+    pub search: SearchConfig,
+}
+
+/// The search index (embedded: a directory of files, no server).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SearchConfig {
+    /// Directory of the index (created with mode 0700). It can always be rebuilt from the
+    /// homeserver (`assisto search reindex`), so it needs no backup. Empty (the default):
+    /// `assisto-search` beside the file store's directory.
+    pub dir: PathBuf,
 }
 
 /// The live-chat desk's timings (per department settings live in the database).
@@ -436,6 +448,9 @@ impl Config {
         if let Ok(dir) = cfg.files_dir() {
             cfg.files.dir = dir;
         }
+        if let Ok(dir) = cfg.search_dir() {
+            cfg.search.dir = dir;
+        }
         cfg.check()?;
         Ok(cfg)
     }
@@ -466,6 +481,16 @@ impl Config {
             )
         })?;
         Ok(db.parent().unwrap_or(Path::new("")).join("assisto-files"))
+    }
+
+    /// The search index's directory: `search.dir`, or `assisto-search` beside the file
+    /// store's directory.
+    pub fn search_dir(&self) -> Result<PathBuf, ConfigError> {
+        if !self.search.dir.as_os_str().is_empty() {
+            return Ok(self.search.dir.clone());
+        }
+        let files = self.files_dir()?;
+        Ok(files.parent().unwrap_or(Path::new("")).join("assisto-search"))
     }
 
     /// Checks what serde cannot.

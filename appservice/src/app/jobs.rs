@@ -175,3 +175,37 @@ impl Job for LiveTick {
         Ok(self.desk.tick().await?)
     }
 }
+
+/// Commits the search index every [`crate::features::search::COMMIT_EVERY`] (when something
+/// changed), and every few seconds overwrites the files of merged segments.
+pub struct SearchCommit {
+    search: crate::features::search::Search,
+    ticks: u32,
+}
+
+impl SearchCommit {
+    /// The commit job of `search`.
+    pub fn new(search: crate::features::search::Search) -> Self {
+        Self { search, ticks: 0 }
+    }
+}
+
+#[async_trait]
+impl Job for SearchCommit {
+    fn name(&self) -> &'static str {
+        "search-commit"
+    }
+
+    fn every(&self) -> Duration {
+        crate::features::search::COMMIT_EVERY
+    }
+
+    async fn step(&mut self) -> anyhow::Result<()> {
+        self.search.commit().await?;
+        self.ticks = self.ticks.wrapping_add(1);
+        if self.ticks.is_multiple_of(20) {
+            self.search.empty_trash().await?;
+        }
+        Ok(())
+    }
+}

@@ -41,6 +41,7 @@ pub struct Running {
     background: Vec<JoinHandle<()>>,
     processor: Processor,
     processor_tasks: ProcessorTasks,
+    search: crate::features::search::Search,
 }
 
 /// The tokens, from the configuration or else the registration file.
@@ -107,10 +108,15 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         bot_user_id.clone(),
         tz,
     );
+    let search_dir = config.search_dir()?;
+    let index = crate::features::search::index::SearchIndex::open(&search_dir)
+        .with_context(|| format!("opening the search index {}", search_dir.display()))?;
+    let search = crate::features::search::Search::new(db.clone(), hs.clone(), bot_user_id.clone(), index, tz);
     let handler = Arc::new(
         Assisto::new(provisioning.clone(), checker.clone(), live.clone())
             .with_embed(embed.clone())
-            .with_export(export.clone()),
+            .with_export(export.clone())
+            .with_search(search.clone()),
     );
     let p = &config.processing;
     let (processor, processor_tasks) =
@@ -130,10 +136,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         metrics: metrics.clone(),
         bot_user_id,
         checker,
-        deleter: provisioning.deleter(),
+        deleter: provisioning.deleter().with_search(search.clone()),
         live: live.clone(),
         tools,
         export,
+        search: search.clone(),
         provisioning,
         as_api: AsApiState {
             hs_token_digest: crate::web::auth::digest(&hs_token),
@@ -186,10 +193,42 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     background.push(jobs::spawn(jobs::BusRelay::new(db.clone(), bus), shutdown_rx.clone()));
     let every = Duration::from_millis(config.live.tick_ms.max(100));
     background.push(jobs::spawn(jobs::LiveTick { desk: live, every }, shutdown_rx.clone()));
+    background.push(tokio::spawn(search_at_start(search.clone())));
+    background.push(jobs::spawn(jobs::SearchCommit::new(search.clone()), shutdown_rx.clone()));
     let retention = Duration::from_secs(config.processing.dedup_retention_hours * 3600);
     background.push(jobs::spawn(jobs::InboxPrune { db: db.clone(), retention }, shutdown_rx));
 
-    Ok(Running { addr, db, metrics, shutdown, server, background, processor, processor_tasks })
+    Ok(Running { addr, db, metrics, shutdown, server, background, processor, processor_tasks, search })
+}
+
+/// Brings the search index in step at start: the events processed since its last commit
+/// (after a crash), or the whole index from the homeserver if it is new while rooms exist.
+async fn search_at_start(search: crate::features::search::Search) {
+    match search.catch_up().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(events = n, "search index caught up"),
+        Err(e) => {
+            tracing::warn!(error = %e, "catching up the search index failed; `assisto search reindex` rebuilds it")
+        }
+    }
+    match search.needs_rebuild().await {
+        Ok(true) => {
+            tracing::info!("the search index is new: building it from the homeserver");
+            let report = |r: &crate::features::search::Rebuild| {
+                tracing::info!(
+                    rooms = r.rooms_done,
+                    of = r.rooms_total,
+                    messages = r.messages,
+                    "search index: building"
+                );
+            };
+            if let Err(e) = search.rebuild(&report).await {
+                tracing::warn!(error = %e, "building the search index failed; `assisto search reindex` tries again");
+            }
+        }
+        Ok(false) => {}
+        Err(e) => tracing::warn!(error = %e, "could not tell whether the search index needs building"),
+    }
 }
 
 /// The web embed hears of changes from the live bus.
@@ -263,6 +302,9 @@ impl Running {
         self.processor.shutdown(self.processor_tasks, Duration::from_secs(10)).await;
         for t in self.background {
             t.abort();
+        }
+        if let Err(e) = self.search.commit().await {
+            tracing::warn!(error = %e, "the last commit of the search index failed; it catches up at the next start");
         }
         self.db.close().await;
         tracing::info!("stopped");

@@ -42,6 +42,8 @@ pub struct Services {
     pub tools: crate::features::tools::Tools,
     /// Chat exports.
     pub export: crate::features::export::Exporter,
+    /// Search.
+    pub search: crate::features::search::Search,
     /// What the homeserver's routes need.
     pub as_api: AsApiState,
     /// What the product's routes need.

@@ -9,4 +9,5 @@ pub mod institutions;
 pub mod live;
 pub mod people;
 pub mod rooms;
+pub mod search;
 pub mod tools;

@@ -48,6 +48,8 @@ pub struct Assisto {
     pub(crate) embed: Option<std::sync::Arc<crate::features::embed::EmbedCore>>,
     /// The live-chat desk.
     pub(crate) live: LiveDesk,
+    /// The search index, kept in step with the events.
+    search: Option<crate::features::search::Search>,
     /// What bot commands work with.
     commands: commands::Context,
 }
@@ -77,6 +79,7 @@ impl Assisto {
                 provisioning.bot.clone(),
                 timezone,
             ),
+            search: None,
         };
         Self {
             db: provisioning.db.clone(),
@@ -86,6 +89,7 @@ impl Assisto {
             provisioning,
             embed: None,
             live,
+            search: None,
             commands,
         }
     }
@@ -94,6 +98,13 @@ impl Assisto {
     /// web routes redeem).
     pub fn with_export(mut self, export: crate::features::export::Exporter) -> Self {
         self.commands.export = export;
+        self
+    }
+
+    /// Keeps `search`'s index in step with the events, and answers `!assisto suche`.
+    pub fn with_search(mut self, search: crate::features::search::Search) -> Self {
+        self.commands.search = Some(search.clone());
+        self.search = Some(search);
         self
     }
 
@@ -570,6 +581,15 @@ impl EventHandler for Assisto {
             _ if ev.is_state() => self.on_state(ev).await,
             _ => Ok(()),
         }?;
+        if let Some(search) = &self.search {
+            match search.on_event(ev).await {
+                Ok(()) => {}
+                Err(crate::error::Error::Database(e)) => return Err(db_error(e)),
+                // The index's own failure (its disk, say) never holds up the stream: the
+                // event is processed, and a rebuild brings the index back in step.
+                Err(e) => tracing::warn!(room_id = %ev.room_id, error = %e, "indexing for search failed"),
+            }
+        }
         if let Some(embed) = &self.embed {
             embed.on_event(ev).await;
         }

@@ -37,6 +37,8 @@ const MARK_MANY_HEAD: &str = "UPDATE inbox SET processed_at = $1, processed_seq 
 const MARK_MANY_TAIL: &str = ") AS v WHERE inbox.seq = v.column1";
 /// Events per marking statement (2 parameters each).
 const MARK_CHUNK: usize = 400;
+const PROCESSED_SINCE: &str = "SELECT event_id, room_id FROM inbox WHERE processed_at IS NOT NULL \
+     AND processed_at >= $1 ORDER BY processed_seq, seq";
 const UNPROCESSED_COUNT: &str = "SELECT COUNT(*) FROM inbox WHERE processed_at IS NULL";
 const MAX_PROCESSED_SEQ: &str = "SELECT COALESCE(MAX(processed_seq), 0) FROM inbox";
 const DEAD_COUNT: &str = "SELECT COUNT(*) FROM dead_letters";
@@ -413,6 +415,12 @@ pub async fn unprocessed_count(db: &Db) -> sqlx::Result<i64> {
 /// The highest processing number given so far.
 pub async fn max_processed_seq(db: &Db) -> sqlx::Result<i64> {
     sqlx::query_scalar(MAX_PROCESSED_SEQ).fetch_one(db.pool()).await
+}
+
+/// The events processed since `since_ms` (until pruned, the inbox keeps their IDs), in the
+/// order they were processed: event ID and room ID.
+pub async fn processed_since(db: &Db, since_ms: i64) -> sqlx::Result<Vec<(String, String)>> {
+    sqlx::query_as(PROCESSED_SINCE).bind(since_ms).fetch_all(db.pool()).await
 }
 
 /// Number of dead letters kept.

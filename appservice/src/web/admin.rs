@@ -47,6 +47,7 @@ pub(crate) fn routes() -> Router<Arc<Services>> {
         .route("/audit", get(audit_route))
         .merge(crate::features::live::routes::admin_routes())
         .merge(crate::features::tools::routes::admin_routes())
+        .merge(crate::features::search::routes::admin_routes())
 }
 
 fn body<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {

@@ -138,6 +138,7 @@ impl From<crate::error::Error> for MatrixError {
                 MatrixError::new(StatusCode::BAD_GATEWAY, "M_UNKNOWN", "The homeserver failed; try again")
             }
             Error::Database(e) => MatrixError::internal(&e),
+            Error::Internal(e) => MatrixError::internal(&e),
         }
     }
 }

@@ -85,6 +85,12 @@ async fn every_served_document_lists_what_the_service_answers() {
         (
             format!("{base}/_assisto/tools/v1/openapi.yaml"),
             format!("{base}/_assisto/tools/v1"),
+            openid.clone(),
+            vec![],
+        ),
+        (
+            format!("{base}/_assisto/search/v1/openapi.yaml"),
+            format!("{base}/_assisto/search/v1"),
             openid,
             vec![],
         ),

@@ -28,6 +28,10 @@ struct Scene {
     needles: Vec<String>,
 }
 
+fn search_dir(svc: &TestService) -> std::path::PathBuf {
+    svc.config.search_dir().expect("search dir")
+}
+
 fn tag(prefix: &str) -> String {
     format!("{prefix}{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
 }
@@ -301,6 +305,7 @@ async fn assert_no_trace(svc: &TestService, sc: &Scene) {
         None => add("assisto table", traces::in_postgres_tables(url, &sc.needles).await),
     }
     add("file store", traces::in_tree(&svc.config.files.dir, &sc.needles));
+    add("search index", traces::in_tree(&search_dir(svc), &sc.needles));
     let log = captured_log();
     add("assisto log", sc.needles.iter().filter(|n| log.contains(n.as_str())).cloned().collect());
     for n in &sc.needles {
@@ -330,6 +335,11 @@ async fn deletion_waits_for_its_deadline_and_then_leaves_nothing() {
     let msgs = sc.anna.recent_messages(&assisto_tests::matrix::rid(&sc.chat), 20).await;
     assert!(msgs.iter().any(|(_, b)| b.contains(&sc.needles[0])), "deleted before the deadline");
     assert_eq!(svc.stored_documents(), 1, "documents deleted before the deadline");
+    // The search index holds the client's messages (the check below can see them).
+    eventually("the client's messages in the search index", Duration::from_secs(20), || async {
+        (!traces::in_tree(&search_dir(&svc), &sc.needles[..1]).is_empty()).then_some(())
+    })
+    .await;
     // After it, everything goes.
     eventually("the deletion to finish", Duration::from_secs(90), || async {
         let (_, done) = svc.admin(Method::GET, "/deletions?state=finished", None).await;

@@ -16,5 +16,6 @@ mod homeserver_client;
 mod live;
 mod rooms_flow;
 mod rules;
+mod search;
 mod tools;
 mod widget_browser;

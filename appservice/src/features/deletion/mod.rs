@@ -12,7 +12,9 @@
 //!    admin API reaches (the erasure module `synapse_erasure/`: the name in every
 //!    membership row, the search index of the client's messages, the unredacted JSON);
 //! 6. remove the client's documents from the file store (checking that its directory is
-//!    gone), then the client's rows from the project's own tables;
+//!    gone), the client's messages and own rooms from the search index (rewriting the
+//!    segments that held them and overwriting their old files), then the client's rows
+//!    from the project's own tables;
 //! 7. make the deleted rows unreadable in the database files (SQLite: `secure_delete` and a
 //!    truncating WAL checkpoint; PostgreSQL: `VACUUM`), and write an audit entry without
 //!    personal data.
@@ -51,6 +53,7 @@ pub struct Deleter {
     db: Db,
     hs: HomeserverClient,
     files: FileStore,
+    search: Option<crate::features::search::Search>,
 }
 
 /// Whether a step finished or must be looked at again later.
@@ -62,7 +65,13 @@ enum Progress {
 impl Deleter {
     /// A deleter.
     pub fn new(db: Db, hs: HomeserverClient, files: FileStore) -> Self {
-        Self { db, hs, files }
+        Self { db, hs, files, search: None }
+    }
+
+    /// Also removes a deleted client from `search`'s index.
+    pub fn with_search(mut self, search: crate::features::search::Search) -> Self {
+        self.search = Some(search);
+        self
     }
 
     /// Marks a client for deletion after the institution's deletion period.
@@ -149,6 +158,9 @@ impl Deleter {
                         Error::invalid(format!("removing the client's documents failed: {e}"))
                     })?;
                     let purged = self.own_rooms(client).await?;
+                    if let Some(search) = &self.search {
+                        search.forget_client(client, &purged).await?;
+                    }
                     deletions::remove_client_rows(&self.db, client, &purged).await?;
                     Progress::Done
                 }

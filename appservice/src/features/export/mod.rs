@@ -283,6 +283,23 @@ pub fn voice_label(duration_ms: Option<u64>) -> String {
     }
 }
 
+/// What a message's content says as counsellors read it: the text; files by name, voice
+/// messages as "Sprachnachricht (0:42)". `None` without a body.
+pub fn content_text(content: &Value) -> Option<String> {
+    let body = content["body"].as_str()?;
+    Some(match content["msgtype"].as_str().unwrap_or("m.text") {
+        "m.audio" => voice_label(
+            content["info"]["duration"]
+                .as_u64()
+                .or_else(|| content["org.matrix.msc1767.audio"]["duration"].as_u64()),
+        ),
+        "m.file" | "m.image" | "m.video" => {
+            format!("Datei: {}", content["filename"].as_str().unwrap_or(body))
+        }
+        _ => body.to_owned(),
+    })
+}
+
 /// One message event as an export line: time, sender's ID, text; `None` for what is left
 /// out (redacted or deleted, edits themselves, bot commands and the bot's answers).
 pub fn line(ev: &Value, bot: &str) -> Option<(i64, String, String)> {
@@ -297,21 +314,10 @@ pub fn line(ev: &Value, bot: &str) -> Option<(i64, String, String)> {
     // The latest edit, as the homeserver bundles it.
     let edited = &ev["unsigned"]["m.relations"]["m.replace"]["content"]["m.new_content"];
     let content = if edited.is_object() { edited } else { original };
-    let body = content["body"].as_str()?;
-    if sender != bot && bot_commands::parse(body).is_some() {
+    let text = content_text(content)?;
+    if sender != bot && bot_commands::parse(&text).is_some() {
         return None;
     }
-    let text = match content["msgtype"].as_str().unwrap_or("m.text") {
-        "m.audio" => voice_label(
-            content["info"]["duration"]
-                .as_u64()
-                .or_else(|| content["org.matrix.msc1767.audio"]["duration"].as_u64()),
-        ),
-        "m.file" | "m.image" | "m.video" => {
-            format!("Datei: {}", content["filename"].as_str().unwrap_or(body))
-        }
-        _ => body.to_owned(),
-    };
     Some((ev["origin_server_ts"].as_i64().unwrap_or_default(), sender.to_owned(), text))
 }
 

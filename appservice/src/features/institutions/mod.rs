@@ -78,6 +78,11 @@ pub struct InstitutionView {
 const DESK_WIDGET_PATH: &str = "/_assisto/widget/live";
 /// The live-chat widget's ID (its state key).
 const DESK_WIDGET_ID: &str = "assisto-live";
+/// Where the search widget is served.
+const SEARCH_WIDGET_PATH: &str = "/_assisto/widget/suche";
+/// The search widget's ID (its state key); it sits in the desk room beside the live-chat
+/// widget, since every counsellor of the institution is in that room.
+const SEARCH_WIDGET_ID: &str = "assisto-suche";
 /// Widgets in a room (Element's state event).
 const WIDGETS: &str = "im.vector.modular.widgets";
 /// Where Element shows a room's widgets.
@@ -169,17 +174,29 @@ impl Provisioning {
             }
         };
         let Some(base) = self.config.appservice.public_url.as_deref() else { return Ok(()) };
-        let url = format!("{}{DESK_WIDGET_PATH}?widgetId=$matrix_widget_id", base.trim_end_matches('/'));
-        let widget = json!({
-            "type": "m.custom",
-            "url": url,
-            "name": "Live-Chat",
-            "id": DESK_WIDGET_ID,
-            "creatorUserId": self.bot,
-            "data": { "title": "Live-Chat-Schreibtisch" },
-        });
-        let layout = json!({ "widgets": { DESK_WIDGET_ID: { "container": "top", "index": 0, "width": 100, "height": 80 } } });
-        for (kind, key, content) in [(WIDGETS, DESK_WIDGET_ID, &widget), (WIDGET_LAYOUT, "", &layout)] {
+        let base = base.trim_end_matches('/');
+        let widget = |path: &str, id: &str, name: &str, title: &str| {
+            json!({
+                "type": "m.custom",
+                "url": format!("{base}{path}?widgetId=$matrix_widget_id"),
+                "name": name,
+                "id": id,
+                "creatorUserId": self.bot,
+                "data": { "title": title },
+            })
+        };
+        let desk = widget(DESK_WIDGET_PATH, DESK_WIDGET_ID, "Live-Chat", "Live-Chat-Schreibtisch");
+        let search = widget(SEARCH_WIDGET_PATH, SEARCH_WIDGET_ID, "Suche", "Suche in Ihren Chats");
+        // The desk on top; the search in the room's side panel (Element: "Erweiterungen").
+        let layout = json!({ "widgets": {
+            DESK_WIDGET_ID: { "container": "top", "index": 0, "width": 100, "height": 80 },
+            SEARCH_WIDGET_ID: { "container": "right" },
+        } });
+        for (kind, key, content) in [
+            (WIDGETS, DESK_WIDGET_ID, &desk),
+            (WIDGETS, SEARCH_WIDGET_ID, &search),
+            (WIDGET_LAYOUT, "", &layout),
+        ] {
             // Only what differs is sent again: a start sends nothing new.
             let now = self.hs.get_state(&room, &self.bot, kind, key).await?;
             if now.as_ref() != Some(content) {

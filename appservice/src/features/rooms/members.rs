@@ -46,3 +46,26 @@ const ROOMS_OF_USER: &str = "SELECT room_id FROM room_members WHERE user_id = $1
 pub async fn rooms_of_user(db: &Db, user_id: &str) -> sqlx::Result<Vec<String>> {
     sqlx::query_scalar(ROOMS_OF_USER).bind(user_id).fetch_all(db.pool()).await
 }
+
+const JOINED_MANAGED: &str = "SELECT m.room_id, r.kind FROM room_members m \
+                              JOIN managed_rooms r ON r.room_id = m.room_id \
+                              WHERE m.user_id = $1 AND m.membership = 'join' \
+                              AND r.institution_id = $2 AND r.deleted_at IS NULL ORDER BY m.room_id";
+
+/// The managed rooms of `institution` (not deleted) that a user is joined to now, with
+/// their kinds.
+pub async fn joined_managed_rooms(
+    db: &Db,
+    user_id: &str,
+    institution: &str,
+) -> sqlx::Result<Vec<(String, assisto_core::RoomKind)>> {
+    let rows = sqlx::query(JOINED_MANAGED).bind(user_id).bind(institution).fetch_all(db.pool()).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let kind: String = r.try_get(1)?;
+        if let Some(k) = assisto_core::RoomKind::parse(&kind) {
+            out.push((r.try_get(0)?, k));
+        }
+    }
+    Ok(out)
+}

@@ -13,6 +13,9 @@ const GET: &str = "SELECT room_id, institution_id, kind, creator, description, d
      FROM managed_rooms WHERE room_id = $1";
 const LIST: &str = "SELECT room_id, institution_id, kind, creator, description, deactivated, deleted_at \
      FROM managed_rooms WHERE institution_id = $1 AND deleted_at IS NULL ORDER BY created_at, room_id";
+const ALL_LIVE: &str = "SELECT room_id, institution_id, kind, creator, description, deactivated, deleted_at \
+     FROM managed_rooms WHERE deleted_at IS NULL ORDER BY created_at, room_id";
+const COUNT_LIVE: &str = "SELECT COUNT(*) FROM managed_rooms WHERE deleted_at IS NULL";
 const SET_KIND: &str = "UPDATE managed_rooms SET kind = $1 WHERE room_id = $2";
 const SET_DESC: &str = "UPDATE managed_rooms SET description = $1 WHERE room_id = $2";
 const SET_DEACT: &str = "UPDATE managed_rooms SET deactivated = $1 WHERE room_id = $2";
@@ -97,6 +100,16 @@ pub async fn get(db: &Db, room_id: &str) -> sqlx::Result<Option<ManagedRoom>> {
 /// An institution's rooms that are not deleted.
 pub async fn list(db: &Db, institution: &str) -> sqlx::Result<Vec<ManagedRoom>> {
     sqlx::query(LIST).bind(institution).fetch_all(db.pool()).await?.iter().map(room).collect()
+}
+
+/// Every institution's rooms that are not deleted.
+pub async fn all_live(db: &Db) -> sqlx::Result<Vec<ManagedRoom>> {
+    sqlx::query(ALL_LIVE).fetch_all(db.pool()).await?.iter().map(room).collect()
+}
+
+/// How many rooms are not deleted.
+pub async fn count_live(db: &Db) -> sqlx::Result<i64> {
+    sqlx::query_scalar(COUNT_LIVE).fetch_one(db.pool()).await
 }
 
 /// Changes a room's kind (group ↔ appointment group).

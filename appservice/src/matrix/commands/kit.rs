@@ -33,6 +33,8 @@ pub struct Context {
     pub tools: crate::features::tools::Tools,
     /// Chat exports (their one-time links are shared with the web routes).
     pub export: crate::features::export::Exporter,
+    /// Search, where the service has an index.
+    pub search: Option<crate::features::search::Search>,
 }
 
 pub use crate::matrix::commands::syntax::{Invocation, PREFIX};

@@ -13,7 +13,7 @@ pub use syntax::{parse, Invocation, COMMAND_REPLY, PREFIX};
 
 use crate::features::{
     export::commands as export, live::commands as live, people::commands as clients,
-    rooms::commands as groups, tools::commands as tools,
+    rooms::commands as groups, search::commands as search, tools::commands as tools,
 };
 
 use crate::matrix::event::RoomEvent;
@@ -30,6 +30,7 @@ pub fn all() -> Vec<&'static Command> {
         .chain(live::COMMANDS.iter())
         .chain(tools::COMMANDS.iter())
         .chain(export::COMMANDS.iter())
+        .chain(search::COMMANDS.iter())
         .collect()
 }
 
