@@ -1,5 +1,5 @@
 //! assisto's domain core: who a user is ([`ids`]), what a managed room is ([`RoomKind`],
-//! [`Category`]), every rule as a pure function ([`rules`]), the live-chat desk ([`live`]), the counsellor tools ([`tools`]), how search reads German ([`search`]),
+//! [`Category`]), every rule as a pure function ([`rules`]), the live-chat desk ([`live`]), the counsellor tools ([`tools`]), how search reads German ([`search`]), statistics with suppression ([`statistics`]),
 //! validation and [`DomainError`].
 //!
 //! Pure: no I/O, no HTTP, no database, no clock. The service gathers the facts and asks;
@@ -9,6 +9,7 @@ pub mod ids;
 pub mod live;
 pub mod rules;
 pub mod search;
+pub mod statistics;
 pub mod tools;
 
 use std::fmt;

@@ -42,6 +42,23 @@ pub struct Config {
     pub live: LiveConfig,
     /// The search index.
     pub search: SearchConfig,
+    /// The statistics.
+    pub statistics: StatisticsConfig,
+}
+
+/// The statistics.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatisticsConfig {
+    /// Counts from 1 to one below this are shown as "< N" (re-identification protection, as
+    /// German church and welfare data-protection rules expect); 1 shows every count.
+    pub min_count: u64,
+}
+
+impl Default for StatisticsConfig {
+    fn default() -> Self {
+        Self { min_count: 5 }
+    }
 }
 
 /// The search index (embedded: a directory of files, no server).

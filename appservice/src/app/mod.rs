@@ -141,6 +141,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         tools,
         export,
         search: search.clone(),
+        statistics: crate::features::statistics::StatisticsService::new(
+            db.clone(),
+            tz,
+            config.statistics.min_count,
+        ),
         provisioning,
         as_api: AsApiState {
             hs_token_digest: crate::web::auth::digest(&hs_token),

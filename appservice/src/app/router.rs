@@ -1,6 +1,6 @@
 //! The root router: the homeserver's AS API (`matrix::as_api`), the Synapse module's
 //! questions (`matrix::module_api`), the product's HTTP (admin API, client file, live-chat desk,
-//! counsellor tools, search, widget pages), the web embed (mounted by `app`), `/health` and `/metrics`.
+//! counsellor tools, search, statistics, widget pages), the web embed (mounted by `app`), `/health` and `/metrics`.
 
 use std::sync::Arc;
 
@@ -8,6 +8,7 @@ use crate::app::services::Services;
 use crate::features::client_file::routes as client_file;
 use crate::features::live::desk_routes as live_desk;
 use crate::features::search::routes as search;
+use crate::features::statistics::routes as statistics;
 use crate::features::tools::routes as tools;
 use crate::matrix::module_api as module_check;
 use crate::web::{admin, ops};
@@ -33,6 +34,8 @@ pub fn router(state: Arc<Services>) -> Router {
         .route("/_assisto/widget/werkzeuge", get(tools::widget_route))
         .nest("/_assisto/search/v1", search::routes())
         .route("/_assisto/widget/suche", get(search::widget_route))
+        .nest("/_assisto/statistics/v1", statistics::routes())
+        .route("/_assisto/widget/statistik", get(statistics::widget_route))
         .route("/_assisto/widget/widget-api.js", get(crate::web::widget_script_route))
         .route("/_assisto/widget/widget.css", get(crate::web::widget_styles_route))
         .route("/health", get(ops::health_route))

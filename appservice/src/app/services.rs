@@ -44,6 +44,8 @@ pub struct Services {
     pub export: crate::features::export::Exporter,
     /// Search.
     pub search: crate::features::search::Search,
+    /// Statistics.
+    pub statistics: crate::features::statistics::StatisticsService,
     /// What the homeserver's routes need.
     pub as_api: AsApiState,
     /// What the product's routes need.

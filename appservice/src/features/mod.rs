@@ -10,4 +10,5 @@ pub mod live;
 pub mod people;
 pub mod rooms;
 pub mod search;
+pub mod statistics;
 pub mod tools;

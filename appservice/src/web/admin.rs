@@ -48,6 +48,7 @@ pub(crate) fn routes() -> Router<Arc<Services>> {
         .merge(crate::features::live::routes::admin_routes())
         .merge(crate::features::tools::routes::admin_routes())
         .merge(crate::features::search::routes::admin_routes())
+        .merge(crate::features::statistics::routes::admin_routes())
 }
 
 fn body<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {

@@ -55,6 +55,11 @@ async fn every_served_document_lists_what_the_service_answers() {
     let mut svc = TestService::start().await;
     let inst = svc.institution("Vertragshaus").await;
     let anna = svc.counsellor(&inst, "Anna Vertrag").await;
+    // An institution admin, so that the statistics answer her (others get 403).
+    let path = format!("/counsellors/{}/institution-admin", assisto_tests::matrix::enc(&anna.user_id));
+    let (s, v) =
+        svc.admin(reqwest::Method::PUT, &path, Some(serde_json::json!({"institution_admin": true}))).await;
+    assert_eq!(s, 200, "{v}");
     let openid = anna.openid_token().await;
     let visitor = Visitor::anonymous(&svc, &inst.id, None).await;
     let session = visitor.session.clone().expect("session");
@@ -91,6 +96,12 @@ async fn every_served_document_lists_what_the_service_answers() {
         (
             format!("{base}/_assisto/search/v1/openapi.yaml"),
             format!("{base}/_assisto/search/v1"),
+            openid.clone(),
+            vec![],
+        ),
+        (
+            format!("{base}/_assisto/statistics/v1/openapi.yaml"),
+            format!("{base}/_assisto/statistics/v1"),
             openid,
             vec![],
         ),

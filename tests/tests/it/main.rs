@@ -17,5 +17,6 @@ mod live;
 mod rooms_flow;
 mod rules;
 mod search;
+mod statistics;
 mod tools;
 mod widget_browser;

@@ -341,3 +341,51 @@ pub async fn delete_document(db: &Db, client: &str, id: i64) -> sqlx::Result<boo
         .await?;
     Ok(n.rows_affected() == 1)
 }
+
+/// An institution's monitorings recorded in `[from, until)` (ms): author, minutes, subject,
+/// when. For the statistics (no client, no details).
+pub async fn monitoring_times(
+    db: &Db,
+    institution: &str,
+    from: i64,
+    until: i64,
+) -> sqlx::Result<Vec<(String, i64, String, i64)>> {
+    sqlx::query_as(
+        "SELECT m.author, m.duration_minutes, m.subject, m.created_at FROM client_monitorings m \
+         JOIN clients c ON c.user_id = m.client WHERE c.institution_id = $1 AND m.created_at >= $2 AND m.created_at < $3",
+    )
+    .bind(institution)
+    .bind(from)
+    .bind(until)
+    .fetch_all(db.pool())
+    .await
+}
+
+/// The authors of an institution's notes (`notes`) or documents (`documents`) made in
+/// `[from, until)` (ms), one entry each. For the statistics.
+pub async fn authors(
+    db: &Db,
+    what: Counted,
+    institution: &str,
+    from: i64,
+    until: i64,
+) -> sqlx::Result<Vec<String>> {
+    let table = match what {
+        Counted::Notes => "client_notes",
+        Counted::Documents => "client_documents",
+    };
+    let sql = format!(
+        "SELECT x.author FROM {table} x JOIN clients c ON c.user_id = x.client \
+         WHERE c.institution_id = $1 AND x.created_at >= $2 AND x.created_at < $3"
+    );
+    sqlx::query_scalar(&sql).bind(institution).bind(from).bind(until).fetch_all(db.pool()).await
+}
+
+/// What [`authors`] counts.
+#[derive(Clone, Copy, Debug)]
+pub enum Counted {
+    /// Notes.
+    Notes,
+    /// Documents.
+    Documents,
+}

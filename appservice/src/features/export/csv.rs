@@ -24,7 +24,8 @@ pub fn lines(lines: &[Line]) -> Vec<u8> {
     self::rows(&rows)
 }
 
-fn rows<R: AsRef<[S]>, S: AsRef<[u8]>>(rows: &[R]) -> Vec<u8> {
+/// Rows as CSV (`;`, CRLF, quoted where needed).
+pub fn rows<R: AsRef<[S]>, S: AsRef<[u8]>>(rows: &[R]) -> Vec<u8> {
     let mut w = csv::WriterBuilder::new()
         .delimiter(b';')
         .terminator(csv::Terminator::CRLF)
@@ -38,7 +39,7 @@ fn rows<R: AsRef<[S]>, S: AsRef<[u8]>>(rows: &[R]) -> Vec<u8> {
 }
 
 /// A field a spreadsheet will not run as a formula.
-fn defused(field: &str) -> String {
+pub fn defused(field: &str) -> String {
     if field.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{field}")
     } else {

@@ -83,6 +83,11 @@ const SEARCH_WIDGET_PATH: &str = "/_assisto/widget/suche";
 /// The search widget's ID (its state key); it sits in the desk room beside the live-chat
 /// widget, since every counsellor of the institution is in that room.
 const SEARCH_WIDGET_ID: &str = "assisto-suche";
+/// Where the statistics widget is served (for the institution's admins; others are told
+/// it is not for them).
+const STATISTICS_WIDGET_PATH: &str = "/_assisto/widget/statistik";
+/// The statistics widget's ID.
+const STATISTICS_WIDGET_ID: &str = "assisto-statistik";
 /// Widgets in a room (Element's state event).
 const WIDGETS: &str = "im.vector.modular.widgets";
 /// Where Element shows a room's widgets.
@@ -187,14 +192,18 @@ impl Provisioning {
         };
         let desk = widget(DESK_WIDGET_PATH, DESK_WIDGET_ID, "Live-Chat", "Live-Chat-Schreibtisch");
         let search = widget(SEARCH_WIDGET_PATH, SEARCH_WIDGET_ID, "Suche", "Suche in Ihren Chats");
+        let statistics =
+            widget(STATISTICS_WIDGET_PATH, STATISTICS_WIDGET_ID, "Statistik", "Statistik der Einrichtung");
         // The desk on top; the search in the room's side panel (Element: "Erweiterungen").
         let layout = json!({ "widgets": {
             DESK_WIDGET_ID: { "container": "top", "index": 0, "width": 100, "height": 80 },
             SEARCH_WIDGET_ID: { "container": "right" },
+            STATISTICS_WIDGET_ID: { "container": "right" },
         } });
         for (kind, key, content) in [
             (WIDGETS, DESK_WIDGET_ID, &desk),
             (WIDGETS, SEARCH_WIDGET_ID, &search),
+            (WIDGETS, STATISTICS_WIDGET_ID, &statistics),
             (WIDGET_LAYOUT, "", &layout),
         ] {
             // Only what differs is sent again: a start sends nothing new.

@@ -670,3 +670,65 @@ pub async fn departments_with_hours(db: &Db) -> sqlx::Result<Vec<(String, String
     })
     .collect()
 }
+
+/// A live chat as the statistics count it (IDs and times only).
+#[derive(Debug, Clone)]
+pub struct ChatTimes {
+    /// Its department.
+    pub department_id: Option<String>,
+    /// Who took (or was last offered) it.
+    pub counsellor: Option<String>,
+    /// Arrived in the queue (ms).
+    pub queued_at: i64,
+    /// Taken (ms).
+    pub taken_at: Option<i64>,
+    /// Closed (ms).
+    pub closed_at: Option<i64>,
+    /// The visitor left while queued.
+    pub abandoned: bool,
+}
+
+/// An institution's live chats queued or closed in `[from, until)` (ms).
+pub async fn chat_times(db: &Db, institution: &str, from: i64, until: i64) -> sqlx::Result<Vec<ChatTimes>> {
+    sqlx::query(
+        "SELECT department_id, counsellor, queued_at, taken_at, closed_at, abandoned FROM live_chats \
+         WHERE institution_id = $1 AND ((queued_at >= $2 AND queued_at < $3) OR (closed_at >= $2 AND closed_at < $3))",
+    )
+    .bind(institution)
+    .bind(from)
+    .bind(until)
+    .fetch_all(db.pool())
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(ChatTimes {
+            department_id: r.try_get(0)?,
+            counsellor: r.try_get(1)?,
+            queued_at: r.try_get(2)?,
+            taken_at: r.try_get(3)?,
+            closed_at: r.try_get(4)?,
+            abandoned: r.try_get::<i64, _>(5)? != 0,
+        })
+    })
+    .collect()
+}
+
+/// The desk's log entries of `what` (`returned`, `forwarded`, …) in `[from, until)`: their
+/// department and counsellor.
+pub async fn logged(
+    db: &Db,
+    institution: &str,
+    what: &str,
+    from: i64,
+    until: i64,
+) -> sqlx::Result<Vec<(Option<String>, Option<String>)>> {
+    sqlx::query_as(
+        "SELECT department_id, counsellor FROM live_log WHERE institution_id = $1 AND what = $2 AND at >= $3 AND at < $4",
+    )
+    .bind(institution)
+    .bind(what)
+    .bind(from)
+    .bind(until)
+    .fetch_all(db.pool())
+    .await
+}

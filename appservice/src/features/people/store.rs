@@ -127,6 +127,14 @@ pub async fn departments_of(db: &Db, user_id: &str) -> sqlx::Result<Vec<String>>
     sqlx::query_scalar(C_DEPTS).bind(user_id).fetch_all(db.pool()).await
 }
 
+/// The counsellors of a department.
+pub async fn members_of_department(db: &Db, department: &str) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar("SELECT user_id FROM counsellor_departments WHERE department_id = $1 ORDER BY user_id")
+        .bind(department)
+        .fetch_all(db.pool())
+        .await
+}
+
 /// Adds a client.
 pub async fn insert_client(
     db: &Db,

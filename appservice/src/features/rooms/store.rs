@@ -107,6 +107,32 @@ pub async fn all_live(db: &Db) -> sqlx::Result<Vec<ManagedRoom>> {
     sqlx::query(ALL_LIVE).fetch_all(db.pool()).await?.iter().map(room).collect()
 }
 
+/// An institution's rooms (live chats aside) created or deleted in `[from, until)` (ms):
+/// kind, creator, created, deleted. For the statistics.
+pub async fn made_or_ended(
+    db: &Db,
+    institution: &str,
+    from: i64,
+    until: i64,
+) -> sqlx::Result<Vec<(RoomKind, String, i64, Option<i64>)>> {
+    let rows = sqlx::query(
+        "SELECT kind, creator, created_at, deleted_at FROM managed_rooms WHERE institution_id = $1 AND kind <> 'live' \
+         AND ((created_at >= $2 AND created_at < $3) OR (deleted_at >= $2 AND deleted_at < $3))",
+    )
+    .bind(institution)
+    .bind(from)
+    .bind(until)
+    .fetch_all(db.pool())
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        if let Some(kind) = RoomKind::parse(&r.try_get::<String, _>(0)?) {
+            out.push((kind, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?));
+        }
+    }
+    Ok(out)
+}
+
 /// How many rooms are not deleted.
 pub async fn count_live(db: &Db) -> sqlx::Result<i64> {
     sqlx::query_scalar(COUNT_LIVE).fetch_one(db.pool()).await
