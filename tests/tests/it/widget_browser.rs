@@ -4,13 +4,15 @@
 //! desk: a waiting visitor appears with what they wrote, preview, take (Element is asked to
 //! open the chat), close. axe-core finds no WCAG 2.1 A/AA violation on any view; both fit
 //! a 320 px phone without sideways scrolling. The tools: a snippet written, ticked and sent,
-//! the phone number once its toggle is on, a link.
+//! the phone number once its toggle is on, a link. The search: a message found while
+//! typing, its match marked, opened in Element; a client found by name; bad input.
 
 use std::time::Duration;
 
 use assisto_tests::{
+    api::OpenIdApi,
     browser::{Browser, ARROW_RIGHT},
-    matrix::enc,
+    matrix::{enc, rid},
     TestService,
 };
 use reqwest::Method;
@@ -503,6 +505,181 @@ async fn a_counsellor_sends_snippets_a_phone_number_and_a_link_from_the_tools_wi
 
     b.click(&b.find("#tab-bausteine").await).await;
     fits_phone_and_desktop(&b, "widget-werkzeuge").await;
+    b.quit().await;
+    svc.stop().await;
+}
+
+/// What Element was asked to open (`window.navigated` of the host page), read from the
+/// widget's frame; the test goes back into the frame afterwards.
+async fn navigated(b: &Browser) -> Value {
+    b.leave_frames().await;
+    let v = b.eval("return window.navigated;", json!([])).await;
+    b.enter_frame(&b.find("#widget").await).await;
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_counsellor_finds_a_message_and_a_client_in_the_search_widget_in_a_browser() {
+    let mut svc = TestService::prepare(|_| {}).await;
+    svc.config.appservice.public_url = Some(svc.url());
+    svc.resume().await;
+    let inst = svc.institution("Suchhaus Browser").await;
+    let anna = svc.counsellor(&inst, "Anna Suchfenster").await;
+    let client = svc.client(&inst, "Maria Müller").await;
+    let (s, v) = anna.create_room_raw(json!({"invite": [client], "is_direct": true})).await;
+    assert_eq!(s, 200, "{v}");
+    let room = v["room_id"].as_str().expect("room").to_owned();
+    let bot = svc.bot();
+    assisto_tests::eventually("the bot in the client chat", Duration::from_secs(20), || async {
+        anna.joined_members(&rid(&room)).await.contains(&bot).then_some(())
+    })
+    .await;
+    let event = anna.send_text(&rid(&room), "Wir haben über die Schuldnerberatung gesprochen.").await;
+    let api = OpenIdApi::of(&svc, &anna, "search/v1").await;
+    let message = format!("https://matrix.to/#/{room}/{event}?via=localhost");
+    assisto_tests::eventually("the message in the index", Duration::from_secs(10), || async {
+        let (s, v) = api.call(Method::GET, "/search?q=Beratungen%20", None).await;
+        (s == 200 && v["messages"][0]["event_id"] == event.as_str()).then_some(())
+    })
+    .await;
+    let widget = format!("{}/_assisto/widget/suche?widgetId=w4", svc.url());
+    let host = serve(host_page_approving(&widget, api.token(), &["org.matrix.msc2931.navigate"])).await;
+
+    let b = Browser::start().await;
+    b.goto(&host).await;
+    b.enter_frame(&b.find("#widget").await).await;
+    in_widget(
+        &b,
+        "the search form",
+        "return !document.getElementById('form').hidden && document.activeElement.id === 'q';",
+    )
+    .await;
+    assert_accessible(&b, "the empty search").await;
+
+    // While typing: another form of the word finds the compound, the match marked.
+    b.type_text(&b.find("#q").await, "Beratungen").await;
+    in_widget(
+        &b,
+        "the message found",
+        "return !document.getElementById('messages-box').hidden
+            && document.querySelectorAll('#messages li').length === 1;",
+    )
+    .await;
+    let hit = b
+        .eval(
+            "const li = document.querySelector('#messages li');
+             return { title: li.querySelector('.hit-title').textContent, meta: li.querySelector('.meta').textContent,
+               snippet: li.querySelector('.snippet').textContent,
+               marks: [...li.querySelectorAll('.snippet mark')].map((m) => m.textContent),
+               link: li.querySelector('a.open').textContent, href: li.querySelector('a.open').href,
+               status: document.getElementById('status').textContent };",
+            json!([]),
+        )
+        .await;
+    assert_eq!(hit["snippet"], "Wir haben über die Schuldnerberatung gesprochen.", "{hit}");
+    assert_eq!(hit["marks"], json!(["Schuldnerberatung"]), "{hit}");
+    assert!(hit["title"].as_str().unwrap_or_default().contains("Maria Müller"), "the room: {hit}");
+    let meta = hit["meta"].as_str().unwrap_or_default();
+    assert!(
+        meta.ends_with(" · Anna Suchfenster") && meta.chars().filter(|c| *c == '.').count() == 2,
+        "when and who: {hit}"
+    );
+    assert_eq!((hit["link"].as_str(), hit["href"].as_str()), (Some("Zur Nachricht"), Some(message.as_str())));
+    assert_eq!(hit["status"], "1 Treffer.", "{hit}");
+    assert_accessible(&b, "a message found").await;
+
+    // "Zur Nachricht": Element is asked to open the message (navigate, approved).
+    b.click(&b.find("#messages li a.open").await).await;
+    let asked =
+        assisto_tests::eventually("Element asked to open the message", Duration::from_secs(10), || async {
+            let v = navigated(&b).await;
+            (v != json!([])).then_some(v)
+        })
+        .await;
+    assert_eq!(asked, json!([message]), "Element is asked to open the message");
+
+    // Clients only, by a part of the name typed without the umlaut.
+    b.click(&b.find("#category option[value=clients]").await).await;
+    let q = b.find("#q").await;
+    b.clear(&q).await;
+    b.type_text(&q, "muel").await;
+    in_widget(
+        &b,
+        "Maria Müller found",
+        "return !document.getElementById('people-box').hidden
+            && document.getElementById('people').textContent.includes('Maria Müller')
+            && document.getElementById('messages-box').hidden;",
+    )
+    .await;
+    let person = b
+        .eval(
+            "const li = [...document.querySelectorAll('#people li')];
+             return li.map((l) => [l.querySelector('.hit-title').textContent, l.querySelector('.meta').textContent,
+               l.querySelector('a.open').textContent, l.querySelector('a.open').getAttribute('aria-label')]);",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        person,
+        json!([["Maria Müller", "Ratsuchende:r", "Chat öffnen", "Chat öffnen mit Maria Müller"]]),
+        "{person}"
+    );
+    assert_accessible(&b, "a client found").await;
+    b.click(&b.find("#people li a.open").await).await;
+    let asked =
+        assisto_tests::eventually("Element asked to open the chat", Duration::from_secs(10), || async {
+            let v = navigated(&b).await;
+            (v.as_array().map(Vec::len) == Some(2)).then_some(v)
+        })
+        .await;
+    assert_eq!(asked[1], format!("https://matrix.to/#/{room}?via=localhost").as_str(), "{asked}");
+
+    // Only emoji and signs: the service's German error in the alert line.
+    let (s, v) = api.call(Method::GET, &format!("/search?q={}", enc("🙂 :*")), None).await;
+    assert_eq!(s, 400, "{v}");
+    let want = v["error"].as_str().expect("error").to_owned();
+    assert!(want.starts_with("Bitte geben Sie mindestens ein Wort"), "{v}");
+    let q = b.find("#q").await;
+    b.clear(&q).await;
+    // ChromeDriver types only characters of the Basic Multilingual Plane: the emoji is
+    // put in as a paste would, then the signs are typed.
+    b.eval(
+        "const q = document.getElementById('q'); q.value = '🙂 '; q.dispatchEvent(new Event('input', { bubbles: true }));",
+        json!([]),
+    )
+    .await;
+    b.type_text(&q, ":*").await;
+    let error = b
+        .wait_until(
+            "the error",
+            "return document.getElementById('error').textContent;",
+            Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(error, want.as_str());
+    let shown = b
+        .eval(
+            "return [document.getElementById('results').hidden, document.getElementById('status').textContent];",
+            json!([]),
+        )
+        .await;
+    assert_eq!(shown, json!([true, "Bereit."]), "no hits of an earlier search stay beside the error");
+    assert_eq!(b.eval("return document.getElementById('q').value;", json!([])).await, "🙂 :*");
+    assert_accessible(&b, "the error").await;
+
+    // Back to everything: the error goes, the message is found again.
+    b.click(&b.find("#category option[value=all]").await).await;
+    b.clear(&q).await;
+    b.type_text(&q, "Schuldnerberatung").await;
+    in_widget(
+        &b,
+        "the message found again, without the error",
+        "return document.getElementById('error').textContent === ''
+            && document.querySelectorAll('#messages li').length === 1 && document.getElementById('people-box').hidden;",
+    )
+    .await;
+    assert_accessible(&b, "the results").await;
+    fits_phone_and_desktop(&b, "widget-suche").await;
     b.quit().await;
     svc.stop().await;
 }
