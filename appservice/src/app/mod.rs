@@ -112,8 +112,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let index = crate::features::search::index::SearchIndex::open(&search_dir)
         .with_context(|| format!("opening the search index {}", search_dir.display()))?;
     let search = crate::features::search::Search::new(db.clone(), hs.clone(), bot_user_id.clone(), index, tz);
+    let counters = crate::features::counters::Counters::new(db.clone(), hs.clone(), live.clone());
     let handler = Arc::new(
         Assisto::new(provisioning.clone(), checker.clone(), live.clone())
+            .with_counters(counters.clone())
             .with_embed(embed.clone())
             .with_export(export.clone())
             .with_search(search.clone()),
@@ -141,6 +143,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         tools,
         export,
         search: search.clone(),
+        counters,
         statistics: crate::features::statistics::StatisticsService::new(
             db.clone(),
             tz,

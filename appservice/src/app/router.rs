@@ -35,6 +35,7 @@ pub fn router(state: Arc<Services>) -> Router {
         .nest("/_assisto/search/v1", search::routes())
         .route("/_assisto/widget/suche", get(search::widget_route))
         .nest("/_assisto/statistics/v1", statistics::routes())
+        .nest("/_assisto/counters/v1", crate::features::counters::routes::routes())
         .route("/_assisto/widget/statistik", get(statistics::widget_route))
         .route("/_assisto/widget/widget-api.js", get(crate::web::widget_script_route))
         .route("/_assisto/widget/widget.css", get(crate::web::widget_styles_route))

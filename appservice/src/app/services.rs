@@ -44,6 +44,8 @@ pub struct Services {
     pub export: crate::features::export::Exporter,
     /// Search.
     pub search: crate::features::search::Search,
+    /// The dashboard's counters.
+    pub counters: crate::features::counters::Counters,
     /// Statistics.
     pub statistics: crate::features::statistics::StatisticsService,
     /// What the homeserver's routes need.

@@ -2,6 +2,7 @@
 //! and its reactions to events. A feature owns its tables; others call its functions.
 
 pub mod client_file;
+pub mod counters;
 pub mod deletion;
 pub mod embed;
 pub mod export;

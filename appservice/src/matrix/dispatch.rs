@@ -50,6 +50,8 @@ pub struct Assisto {
     pub(crate) live: LiveDesk,
     /// The search index, kept in step with the events.
     search: Option<crate::features::search::Search>,
+    /// The dashboard's counters, told of messages and receipts.
+    counters: Option<crate::features::counters::Counters>,
     /// What bot commands work with.
     commands: commands::Context,
 }
@@ -90,6 +92,7 @@ impl Assisto {
             embed: None,
             live,
             search: None,
+            counters: None,
             commands,
         }
     }
@@ -105,6 +108,12 @@ impl Assisto {
     pub fn with_search(mut self, search: crate::features::search::Search) -> Self {
         self.commands.search = Some(search.clone());
         self.search = Some(search);
+        self
+    }
+
+    /// Tells `counters` of messages and read receipts.
+    pub fn with_counters(mut self, counters: crate::features::counters::Counters) -> Self {
+        self.counters = Some(counters);
         self
     }
 
@@ -590,6 +599,9 @@ impl EventHandler for Assisto {
                 Err(e) => tracing::warn!(room_id = %ev.room_id, error = %e, "indexing for search failed"),
             }
         }
+        if let (Some(counters), "m.room.message" | "m.room.redaction") = (&self.counters, ev.kind.as_str()) {
+            counters.room_changed(&ev.room_id);
+        }
         if let Some(embed) = &self.embed {
             embed.on_event(ev).await;
         }
@@ -604,6 +616,9 @@ impl EventHandler for Assisto {
                     tracing::warn!(error = %e, "presence not recorded");
                 }
             }
+        }
+        if let Some(counters) = &self.counters {
+            counters.on_ephemeral(ev);
         }
         if let Some(embed) = &self.embed {
             embed.on_ephemeral(ev);

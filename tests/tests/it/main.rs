@@ -5,6 +5,7 @@ mod attacks;
 mod cli;
 mod client_file;
 mod contract;
+mod counters;
 mod deletion;
 mod delivery;
 mod documents;

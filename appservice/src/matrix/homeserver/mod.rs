@@ -28,7 +28,7 @@ use crate::app::metrics::Metrics;
 
 pub use admin::{AdminUser, DeleteRoom, JobStatus, RoomDeletion, RoomMedia, UserJoinedRooms, UserMedia};
 pub use endpoints::{CreatedRoom, JoinedRoom, SentEvent, TxnId};
-pub use rooms::{Direction, EventContext, Messages};
+pub use rooms::{Direction, EventContext, Messages, UnreadSync};
 
 /// The longest we wait on one 429 before trying again.
 const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);

@@ -48,7 +48,62 @@ pub struct EventContext {
     pub start: Option<String>,
 }
 
+/// What a counsellor's unread counts come from: `/sync` as them, without timelines, state or
+/// presence — each joined room's `unread_notifications` (the badge Element shows) — and the
+/// rooms they left.
+#[derive(Debug, Default, Deserialize)]
+pub struct UnreadSync {
+    /// The token for the next (incremental) sync.
+    pub next_batch: String,
+    /// Rooms, by membership.
+    #[serde(default)]
+    pub rooms: UnreadRooms,
+}
+
+/// The rooms of an [`UnreadSync`].
+#[derive(Debug, Default, Deserialize)]
+pub struct UnreadRooms {
+    /// Joined rooms with their counts.
+    #[serde(default)]
+    pub join: std::collections::HashMap<String, UnreadRoom>,
+    /// Rooms left since (their counts no longer count).
+    #[serde(default)]
+    pub leave: std::collections::HashMap<String, Value>,
+}
+
+/// One joined room of an [`UnreadSync`].
+#[derive(Debug, Default, Deserialize)]
+pub struct UnreadRoom {
+    /// Its counts.
+    #[serde(default)]
+    pub unread_notifications: UnreadNotifications,
+}
+
+/// `unread_notifications` of a room.
+#[derive(Debug, Default, Deserialize)]
+pub struct UnreadNotifications {
+    /// Unread notifying events (every message, with the default push rules).
+    #[serde(default)]
+    pub notification_count: u64,
+}
+
+/// Only what the unread counts need: no timeline, state, presence or account data; the
+/// read receipts, so that a room read since shows up with its count.
+const UNREAD_FILTER: &str = r#"{"room":{"timeline":{"limit":0},"state":{"types":[]},"ephemeral":{"types":["m.receipt"]},"account_data":{"types":[]}},"presence":{"types":[]},"account_data":{"types":[]}}"#;
+
 impl HomeserverClient {
+    /// `GET /_matrix/client/v3/sync` as `user_id` (the service acts for counsellors), with
+    /// [`UNREAD_FILTER`], returning at once (`timeout=0`) and without touching their
+    /// presence (`set_presence=offline`); incremental from `since`.
+    pub async fn unread_sync(&self, user_id: &str, since: Option<&str>) -> Result<UnreadSync, HsError> {
+        let path = [ROOMS[0], ROOMS[1], ROOMS[2], "sync"];
+        let mut query = vec![("filter", UNREAD_FILTER), ("timeout", "0"), ("set_presence", "offline")];
+        if let Some(s) = since {
+            query.push(("since", s));
+        }
+        self.request(Method::GET, &path, &query, Some(user_id), None).await
+    }
+
     /// `GET /_matrix/client/v3/rooms/{roomId}/event/{eventId}`: one event, read as `user_id`
     /// (client-format JSON).
     pub async fn room_event(&self, room_id: &str, event_id: &str, user_id: &str) -> Result<Value, HsError> {
