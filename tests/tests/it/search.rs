@@ -298,3 +298,77 @@ async fn the_search_command_answers_only_in_the_direct_chat_with_the_bot() {
         .any(|(s, b)| s == bot && b.contains("Treffer für"));
     assert!(!leaked, "hits were posted into the client chat");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_index_catches_up_after_a_crash_and_is_rebuilt_from_synapse() {
+    let mut svc = TestService::start().await;
+    let inst = svc.institution("Wiederaufbau").await;
+    let anna = svc.counsellor(&inst, "Anna Aufbau").await;
+    let (chat, _) = client_chat(&svc, &inst, &anna, "Rita Rest").await;
+    let r = rid(&chat);
+    let apple = anna.send_text(&r, "Wir backen Apfelkuchen.").await;
+    let pear = anna.send_text(&r, "Dann Birnenkuchen.").await;
+    let plum = anna.send_text(&r, "Und Pflaumenkuchen.").await;
+    let edit = json!({
+        "msgtype": "m.text", "body": "* Dann Kirschkuchen.",
+        "m.new_content": {"msgtype": "m.text", "body": "Dann Kirschkuchen."},
+        "m.relates_to": {"rel_type": "m.replace", "event_id": pear},
+    });
+    let path = format!("/_matrix/client/v3/rooms/{}/send/m.room.message/k1", enc(&chat));
+    assert_eq!(anna.raw(Method::PUT, &path, Some(edit)).await.0, 200);
+    let path = format!("/_matrix/client/v3/rooms/{}/redact/{}/k2", enc(&chat), enc(&plum));
+    assert_eq!(anna.raw(Method::PUT, &path, Some(json!({}))).await.0, 200);
+    let a = Finder::of(&svc, &anna).await;
+    until_found(&a, "Kirschkuchen ", &set(&[&pear])).await;
+    until_found(&a, "Pflaumenkuchen ", &BTreeSet::new()).await;
+    until_found(&a, "Apfelkuchen ", &set(&[&apple])).await;
+
+    // A crash lost the last commit: the index no longer holds the first message, and its
+    // commit says it is complete only up to before it was sent.
+    svc.stop().await;
+    let dir = svc.config.search_dir().expect("search dir");
+    {
+        use assisto_appservice::features::search::index::SearchIndex;
+        let index = SearchIndex::open(&dir).expect("index");
+        index.remove_event(&apple);
+        index.commit(0).expect("commit");
+    }
+    svc.resume().await;
+    until_found(&a, "Apfelkuchen ", &set(&[&apple])).await;
+
+    // While the service runs, the CLI cannot rebuild: it says to use the admin API, which
+    // rebuilds in the background.
+    let cfg_dir = tempfile::tempdir().expect("tempdir");
+    let config = cfg_dir.path().join("assisto.yaml");
+    std::fs::write(&config, serde_norway::to_string(&svc.config).expect("yaml")).expect("config");
+    let (ok, _, err) = crate::cli::assisto(cfg_dir.path(), &config, &["search", "reindex"], "").await;
+    assert!(!ok && err.contains("/_assisto/admin/v1/search/rebuild"), "{err}");
+    let (s, v) = svc.admin(Method::POST, "/search/rebuild", None).await;
+    assert_eq!((s, v["state"].as_str()), (202, Some("running")), "{v}");
+    let done = eventually("the rebuild to finish", Duration::from_secs(30), || async {
+        let (_, v) = svc.admin(Method::GET, "/search/rebuild", None).await;
+        (v["state"] == "done").then_some(v)
+    })
+    .await;
+    assert!(done["messages"].as_u64().unwrap_or(0) >= 2, "{done}");
+    assert_eq!(a.events("Apfelkuchen ").await, set(&[&apple]));
+
+    // With the service stopped and the index gone, the CLI rebuilds it from Synapse: the
+    // latest edit of each message, nothing redacted.
+    svc.stop().await;
+    std::fs::remove_dir_all(&dir).expect("remove the index");
+    let (ok, out, err) = crate::cli::assisto(cfg_dir.path(), &config, &["search", "reindex"], "").await;
+    assert!(ok, "{err}");
+    let report: Value = serde_json::from_str(&out).expect("a JSON report");
+    assert_eq!(
+        (report["state"].as_str(), report["rooms_done"].as_u64()),
+        (Some("done"), report["rooms_total"].as_u64()),
+        "{report}"
+    );
+    svc.resume().await;
+    assert_eq!(a.events("Apfelkuchen ").await, set(&[&apple]));
+    assert_eq!(a.events("Kirschkuchen ").await, set(&[&pear]));
+    assert!(a.events("Birnenkuchen ").await.is_empty(), "the edit replaced it");
+    assert!(a.events("Pflaumenkuchen ").await.is_empty(), "redacted");
+    svc.stop().await;
+}
