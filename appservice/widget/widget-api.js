@@ -102,5 +102,21 @@ window.AssistoWidget = (() => {
     setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
   }
 
-  return { connect, client, guard, tabs, download };
+  // What every page has: `$` (an element by ID), `el` (a new element with properties and
+  // children), the status line (`say`), the error line (`fail`), and `guarded` (a handler
+  // that clears the error line and shows a refusal there).
+  function page() {
+    const $ = (id) => document.getElementById(id);
+    const el = (tag, props, ...children) => {
+      const e = document.createElement(tag);
+      Object.assign(e, props || {});
+      e.append(...children);
+      return e;
+    };
+    const say = (t) => { $("status").textContent = t; };
+    const fail = (t) => { $("error").textContent = t; };
+    return { $, el, say, fail, guarded: guard(() => fail(""), fail) };
+  }
+
+  return { connect, client, guard, tabs, download, page };
 })();

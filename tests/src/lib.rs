@@ -139,6 +139,15 @@ impl TestService {
         svc
     }
 
+    /// Like [`TestService::start`], with `appservice.public_url` set to the service's own
+    /// address (the widgets are placed only then).
+    pub async fn start_public() -> Self {
+        let mut svc = Self::prepare(|_| {}).await;
+        svc.config.appservice.public_url = Some(svc.url());
+        svc.resume().await;
+        svc
+    }
+
     /// Takes a slot and prepares a configuration without starting anything.
     pub async fn prepare(tweak: impl FnOnce(&mut Config)) -> Self {
         init_logging();
@@ -325,6 +334,26 @@ impl TestService {
                 .then_some(())
         })
         .await;
+    }
+
+    /// A client chat of `c` with a new client named `name` (Element's "Start chat"), once
+    /// the bot has joined it: the room and the client.
+    pub async fn client_chat(
+        &self,
+        inst: &TestInstitution,
+        c: &matrix::TestUser,
+        name: &str,
+    ) -> (String, String) {
+        let client = self.client(inst, name).await;
+        let (s, v) = c.create_room_raw(serde_json::json!({"invite": [client], "is_direct": true})).await;
+        assert_eq!(s, 200, "{v}");
+        let room = v["room_id"].as_str().expect("room").to_owned();
+        let bot = self.bot();
+        eventually("the bot in the client chat", Duration::from_secs(20), || async {
+            c.joined_members(&matrix::rid(&room)).await.contains(&bot).then_some(())
+        })
+        .await;
+        (room, client)
     }
 
     /// A room of the counsellor with the bot (for commands), once the bot has joined.

@@ -156,9 +156,7 @@ async fn the_client_file_validates_and_is_only_for_the_institutions_counsellors(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_client_chat_gets_the_client_file_widget() {
-    let mut svc = TestService::prepare(|_| {}).await;
-    svc.config.appservice.public_url = Some(svc.url());
-    svc.resume().await;
+    let mut svc = TestService::start_public().await;
     let inst = svc.institution("Widgethaus").await;
     let anna = svc.counsellor(&inst, "Anna Widget").await;
     let client = svc.client(&inst, "Mia").await;

@@ -54,9 +54,7 @@ fn pdf_text(bytes: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chat_is_exported_as_csv_and_pdf_with_what_counsellors_saw() {
-    let mut svc = TestService::prepare(|_| {}).await;
-    svc.config.appservice.public_url = Some(svc.url());
-    svc.resume().await;
+    let mut svc = TestService::start_public().await;
     let inst = svc.institution("Exporthaus Köln").await;
     let south = svc.institution("Export Süd").await;
     let anna = svc.counsellor(&inst, "Anna Export").await;

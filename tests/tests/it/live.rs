@@ -786,9 +786,7 @@ impl DeskApi {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_live_chat_widget_shows_the_desk_live_and_takes_exactly_once() {
-    let mut svc = TestService::prepare(|_| {}).await;
-    svc.config.appservice.public_url = Some(svc.url());
-    svc.resume().await;
+    let mut svc = TestService::start_public().await;
     let inst = svc.institution("Schreibtisch").await;
     let anna = counsellor(&svc, &inst, "Anna Tisch", &[], true).await;
     let ben = counsellor(&svc, &inst, "Ben Tisch", &[], true).await;

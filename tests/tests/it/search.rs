@@ -11,7 +11,7 @@ use assisto_tests::{
     api::OpenIdApi,
     eventually,
     matrix::{enc, rid, TestUser},
-    TestInstitution, TestService,
+    TestService,
 };
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -60,25 +60,6 @@ async fn synapse_search(user: &TestUser, q: &str) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
-/// A client chat of `c` with a new client named `name`, once the bot has joined it.
-async fn client_chat(
-    svc: &TestService,
-    inst: &TestInstitution,
-    c: &TestUser,
-    name: &str,
-) -> (String, String) {
-    let client = svc.client(inst, name).await;
-    let (s, v) = c.create_room_raw(json!({"invite": [client], "is_direct": true})).await;
-    assert_eq!(s, 200, "{v}");
-    let room = v["room_id"].as_str().expect("room").to_owned();
-    let bot = svc.bot();
-    eventually("the bot in the client chat", Duration::from_secs(20), || async {
-        c.joined_members(&rid(&room)).await.contains(&bot).then_some(())
-    })
-    .await;
-    (room, client)
-}
-
 /// Waits until `finder` finds exactly `want` for `q` (indexing is asynchronous: within a
 /// second, the API says; the test allows ten).
 async fn until_found(finder: &Finder, q: &str, want: &BTreeSet<String>) {
@@ -101,7 +82,7 @@ async fn search_understands_german_better_than_synapse_and_shows_only_what_the_c
     let anna = svc.counsellor(&inst, "Anna Sucher").await;
     let ben = svc.counsellor(&inst, "Ben Sucher").await;
     let otto = svc.counsellor(&south, "Otto Sucher").await;
-    let (chat, _maria) = client_chat(&svc, &inst, &anna, "Maria Müller").await;
+    let (chat, _maria) = svc.client_chat(&inst, &anna, "Maria Müller").await;
     let (a, b, o) =
         (Finder::of(&svc, &anna).await, Finder::of(&svc, &ben).await, Finder::of(&svc, &otto).await);
 
@@ -116,7 +97,7 @@ async fn search_understands_german_better_than_synapse_and_shows_only_what_the_c
     anna.send_text(&r, "!assisto hilfe").await; // commands are not indexed
 
     // Another institution's chat with the same words: never found by Anna.
-    let (south_chat, _) = client_chat(&svc, &south, &otto, "Olga Süd").await;
+    let (south_chat, _) = svc.client_chat(&south, &otto, "Olga Süd").await;
     let south_msg = otto.send_text(&rid(&south_chat), "Beratungen auch im Süden.").await;
 
     // A group Anna leaves: its messages are no longer hers to find.
@@ -271,7 +252,7 @@ async fn the_search_command_answers_only_in_the_direct_chat_with_the_bot() {
     let svc = TestService::start().await;
     let inst = svc.institution("Befehlssuche").await;
     let anna = svc.counsellor(&inst, "Anna Befehl").await;
-    let (chat, _) = client_chat(&svc, &inst, &anna, "Karl Kunde").await;
+    let (chat, _) = svc.client_chat(&inst, &anna, "Karl Kunde").await;
     let msg = anna.send_text(&rid(&chat), "Wir sprechen über die Wohnungssuche.").await;
     let finder = Finder::of(&svc, &anna).await;
     until_found(&finder, "Wohnungssuche ", &set(&[&msg])).await;
@@ -304,7 +285,7 @@ async fn the_index_catches_up_after_a_crash_and_is_rebuilt_from_synapse() {
     let mut svc = TestService::start().await;
     let inst = svc.institution("Wiederaufbau").await;
     let anna = svc.counsellor(&inst, "Anna Aufbau").await;
-    let (chat, _) = client_chat(&svc, &inst, &anna, "Rita Rest").await;
+    let (chat, _) = svc.client_chat(&inst, &anna, "Rita Rest").await;
     let r = rid(&chat);
     let apple = anna.send_text(&r, "Wir backen Apfelkuchen.").await;
     let pear = anna.send_text(&r, "Dann Birnenkuchen.").await;

@@ -9,24 +9,11 @@ use assisto_tests::{
     api::OpenIdApi,
     embed::Visitor,
     eventually,
-    matrix::{enc, rid, TestUser},
-    TestInstitution, TestService,
+    matrix::{enc, TestUser},
+    TestService,
 };
 use reqwest::Method;
 use serde_json::{json, Value};
-
-async fn client_chat(svc: &TestService, inst: &TestInstitution, c: &TestUser, name: &str) -> String {
-    let client = svc.client(inst, name).await;
-    let (s, v) = c.create_room_raw(json!({"invite": [client], "is_direct": true})).await;
-    assert_eq!(s, 200, "{v}");
-    let room = v["room_id"].as_str().expect("room").to_owned();
-    let bot = svc.bot();
-    eventually("the bot in the chat", Duration::from_secs(20), || async {
-        c.joined_members(&rid(&room)).await.contains(&bot).then_some(())
-    })
-    .await;
-    client
-}
 
 async fn make_admin(svc: &TestService, c: &TestUser) {
     let path = format!("/counsellors/{}/institution-admin", enc(&c.user_id));
@@ -62,7 +49,7 @@ async fn statistics_count_what_happened_and_suppress_small_numbers() {
     // Anna takes, six monitorings (five on one subject), two notes.
     let mut clients = Vec::new();
     for i in 0..6 {
-        clients.push(client_chat(&svc, &inst, &anna, &format!("Klient {i}")).await);
+        clients.push(svc.client_chat(&inst, &anna, &format!("Klient {i}")).await.1);
     }
     let (s, v) = ben.create_room_raw(json!({"invite": [carl.user_id], "is_direct": true})).await;
     assert_eq!(s, 200, "{v}");

@@ -112,9 +112,7 @@ async fn bodies_of(reader: &TestUser, room: &str, sender: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn text_snippets_have_scopes_and_placeholders_and_are_sent_once_as_the_counsellor() {
-    let mut svc = TestService::prepare(|_| {}).await;
-    svc.config.appservice.public_url = Some(svc.url());
-    svc.resume().await;
+    let mut svc = TestService::start_public().await;
     let inst = svc.institution("Werkzeughaus").await;
     let south = svc.institution("Werkzeug Süd").await;
     let familie = svc.department(&inst, "Familie").await;
@@ -299,9 +297,7 @@ async fn text_snippets_have_scopes_and_placeholders_and_are_sent_once_as_the_cou
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn phone_numbers_and_links_reach_the_visitor_as_cards() {
-    let mut svc = TestService::prepare(|_| {}).await;
-    svc.config.appservice.public_url = Some(svc.url());
-    svc.resume().await;
+    let mut svc = TestService::start_public().await;
     let inst = svc.institution("Kartenhaus").await;
     let anna = svc.counsellor(&inst, "Anna Karte").await;
     svc.set_status(&anna.user_id, "online").await;
@@ -406,9 +402,7 @@ async fn phone_numbers_and_links_reach_the_visitor_as_cards() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_video_chat_needs_the_toggle_and_a_service_and_reaches_the_visitor_as_a_card() {
-    let mut svc = TestService::prepare(|_| {}).await;
-    svc.config.appservice.public_url = Some(svc.url());
-    svc.resume().await;
+    let mut svc = TestService::start_public().await;
     let inst = svc.institution("Videohaus").await;
     let anna = svc.counsellor(&inst, "Anna Video").await;
     svc.set_status(&anna.user_id, "online").await;

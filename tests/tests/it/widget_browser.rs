@@ -87,9 +87,7 @@ async fn assert_accessible(b: &Browser, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_counsellor_works_with_the_client_file_widget_in_a_browser() {
-    let mut svc = TestService::prepare(|_| {}).await;
-    svc.config.appservice.public_url = Some(svc.url());
-    svc.resume().await;
+    let mut svc = TestService::start_public().await;
     let inst = svc.institution("Browserhaus").await;
     let anna = svc.counsellor(&inst, "Anna Browser").await;
     let client = svc.client(&inst, "Maria").await;
@@ -289,9 +287,7 @@ async fn in_widget(b: &Browser, what: &str, script: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_counsellor_takes_a_waiting_visitor_from_the_live_chat_widget_in_a_browser() {
-    let mut svc = TestService::prepare(|_| {}).await;
-    svc.config.appservice.public_url = Some(svc.url());
-    svc.resume().await;
+    let mut svc = TestService::start_public().await;
     let inst = svc.institution("Schreibtischhaus").await;
     let anna = svc.counsellor(&inst, "Anna Schreibtisch").await;
     svc.set_status(&anna.user_id, "online").await;
@@ -367,9 +363,7 @@ async fn a_counsellor_takes_a_waiting_visitor_from_the_live_chat_widget_in_a_bro
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_counsellor_sends_snippets_a_phone_number_and_a_link_from_the_tools_widget_in_a_browser() {
-    let mut svc = TestService::prepare(|_| {}).await;
-    svc.config.appservice.public_url = Some(svc.url());
-    svc.resume().await;
+    let mut svc = TestService::start_public().await;
     let inst = svc.institution("Werkzeug Browser").await;
     let anna = svc.counsellor(&inst, "Anna Werkzeugkasten").await;
     let client = svc.client(&inst, "Maria").await;
@@ -520,20 +514,10 @@ async fn navigated(b: &Browser) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_counsellor_finds_a_message_and_a_client_in_the_search_widget_in_a_browser() {
-    let mut svc = TestService::prepare(|_| {}).await;
-    svc.config.appservice.public_url = Some(svc.url());
-    svc.resume().await;
+    let mut svc = TestService::start_public().await;
     let inst = svc.institution("Suchhaus Browser").await;
     let anna = svc.counsellor(&inst, "Anna Suchfenster").await;
-    let client = svc.client(&inst, "Maria Müller").await;
-    let (s, v) = anna.create_room_raw(json!({"invite": [client], "is_direct": true})).await;
-    assert_eq!(s, 200, "{v}");
-    let room = v["room_id"].as_str().expect("room").to_owned();
-    let bot = svc.bot();
-    assisto_tests::eventually("the bot in the client chat", Duration::from_secs(20), || async {
-        anna.joined_members(&rid(&room)).await.contains(&bot).then_some(())
-    })
-    .await;
+    let (room, _) = svc.client_chat(&inst, &anna, "Maria Müller").await;
     let event = anna.send_text(&rid(&room), "Wir haben über die Schuldnerberatung gesprochen.").await;
     let api = OpenIdApi::of(&svc, &anna, "search/v1").await;
     let message = format!("https://matrix.to/#/{room}/{event}?via=localhost");
@@ -680,6 +664,163 @@ async fn a_counsellor_finds_a_message_and_a_client_in_the_search_widget_in_a_bro
     .await;
     assert_accessible(&b, "the results").await;
     fits_phone_and_desktop(&b, "widget-suche").await;
+    b.quit().await;
+    svc.stop().await;
+}
+
+/// The rows of the table `css` (its body), each as the texts of its cells.
+async fn table_rows(b: &Browser, css: &str) -> Value {
+    b.eval(
+        "return [...document.querySelectorAll(arguments[0] + ' tbody tr')]
+            .map((tr) => [...tr.cells].map((c) => c.textContent));",
+        json!([css]),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_institution_admin_reads_the_statistics_widget_in_a_browser() {
+    let mut svc = TestService::start_public().await;
+    let inst = svc.institution("Statistik Browser").await;
+    let anna = svc.counsellor(&inst, "Anna Kennzahl").await;
+    let carl = svc.counsellor(&inst, "Carl Kennzahl").await;
+    let (s, v) = svc
+        .admin(
+            Method::PUT,
+            &format!("/counsellors/{}/institution-admin", enc(&anna.user_id)),
+            Some(json!({"institution_admin": true})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+
+    // Six client chats of Anna's; five monitorings "Schulden" of 30 minutes and one "Wohnen".
+    let mut clients = Vec::new();
+    for i in 0..6 {
+        clients.push(svc.client_chat(&inst, &anna, &format!("Klientin {i}")).await.1);
+    }
+    let file = OpenIdApi::of(&svc, &anna, "client-file/v1").await;
+    for (subject, minutes) in [("Schulden", 30); 5].into_iter().chain([("Wohnen", 45)]) {
+        let path = format!("/clients/{}/monitorings", enc(&clients[0]));
+        let (s, v) = file
+            .call(Method::POST, &path, Some(json!({"duration_minutes": minutes, "subject": subject})))
+            .await;
+        assert!((200..300).contains(&s), "monitoring: {s} {v}");
+    }
+    let api = OpenIdApi::of(&svc, &anna, "statistics/v1").await;
+    let report = assisto_tests::eventually("the chats recorded", Duration::from_secs(20), || async {
+        let (s, v) = api.call(Method::GET, "/statistics", None).await;
+        (s == 200 && v["chats"]["clients"]["started"] == 6).then_some(v)
+    })
+    .await;
+    let widget = format!("{}/_assisto/widget/statistik?widgetId=w5", svc.url());
+    let host = serve(host_page(&widget, api.token())).await;
+
+    // Loaded at once: the last 30 days, the service's.
+    let b = Browser::start().await;
+    b.goto(&host).await;
+    b.enter_frame(&b.find("#widget").await).await;
+    in_widget(
+        &b,
+        "the report",
+        "return !document.getElementById('report').hidden
+            && document.querySelectorAll('#t-subjects tbody tr').length > 0;",
+    )
+    .await;
+    let (from, to) =
+        (report["period"]["from"].as_str().expect("from"), report["period"]["to"].as_str().expect("to"));
+    let fields = b
+        .eval(
+            "return [document.getElementById('from').value, document.getElementById('to').value,
+                document.getElementById('status').textContent, document.getElementById('error').textContent];",
+            json!([]),
+        )
+        .await;
+    assert_eq!(fields, json!([from, to, format!("Zeitraum {from} bis {to}."), ""]), "the period");
+    let overview = table_rows(&b, "#overview").await;
+    assert_eq!(overview[1], json!(["Ratsuchende", "6", "0"]), "{overview}");
+    assert_eq!(overview[2], json!(["Kolleg:innen", "0", "0"]), "{overview}");
+    let subjects = table_rows(&b, "#t-subjects").await;
+    assert_eq!(subjects, json!([["Schulden", "5", "150"], ["Weitere", "< 5", "–"]]), "{subjects}");
+    assert!(!text(&b, "#report").await.contains("Wohnen"), "a subject of one is not named");
+    let suppression = text(&b, "#suppression").await;
+    assert!(suppression.starts_with("Zahlen von 1 bis 4 werden als „< 5“ gezeigt"), "{suppression}");
+    assert_eq!(table_rows(&b, "#t-days").await.as_array().map(Vec::len), Some(30), "a row a day");
+
+    // Each chart an image with a name, and its data in a table under it.
+    let charts = b
+        .eval(
+            "return [...document.querySelectorAll('svg')].map((svg) => {
+               const name = svg.getAttribute('aria-label')
+                 || (svg.getAttribute('aria-labelledby') || '').split(' ')
+                      .map((id) => (document.getElementById(id) || {}).textContent || '').join(' ').trim();
+               const details = svg.closest('figure').nextElementSibling;
+               return [svg.id, svg.getAttribute('role'), name, svg.querySelectorAll('rect').length,
+                 details.tagName, details.querySelectorAll('tbody tr').length];
+             });",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        charts,
+        json!([
+            ["chart-days", "img", "Chats pro Tag", 30, "DETAILS", 30],
+            ["chart-wait", "img", "Wartezeit im Live-Chat (Median pro Tag)", 30, "DETAILS", 30],
+            ["chart-subjects", "img", "Monitoring-Minuten nach Thema", 2, "DETAILS", 2],
+        ]),
+        "{charts}"
+    );
+    assert_accessible(&b, "the report, tables closed").await;
+    for summary in ["#t-days", "#t-wait", "#t-subjects"] {
+        let css = format!("details:has({summary}) summary");
+        b.click(&b.find(&css).await).await;
+    }
+    let open = b
+        .eval(
+            "return [...document.querySelectorAll('details')].map((d) => d.open
+               && d.querySelector('table').getBoundingClientRect().height > 0);",
+            json!([]),
+        )
+        .await;
+    assert_eq!(open, json!([true, true, true]), "the tables open");
+    assert_accessible(&b, "the report, tables open").await;
+    fits_phone_and_desktop(&b, "widget-statistik").await;
+
+    // "Von" after "Bis": the service's German error.
+    let (s, v) = api.call(Method::GET, &format!("/statistics?from=2099-01-02&to={to}"), None).await;
+    assert_eq!(s, 400, "{v}");
+    let want = v["error"].as_str().expect("error").to_owned();
+    assert!(want.starts_with("from liegt nach to"), "{v}");
+    b.eval(
+        "const f = document.getElementById('from'); f.value = '2099-01-02';
+         f.dispatchEvent(new Event('input', { bubbles: true })); f.dispatchEvent(new Event('change', { bubbles: true }));",
+        json!([]),
+    )
+    .await;
+    b.click(&b.find("#form button[type=submit]").await).await;
+    let error = b
+        .wait_until(
+            "the error",
+            "return document.getElementById('error').textContent;",
+            Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(error, want.as_str());
+    assert_accessible(&b, "the error").await;
+
+    // A counsellor who is not the institution's admin sees why, and no figures.
+    b.leave_frames().await;
+    b.goto(&serve(host_page(&widget, &carl.openid_token().await)).await).await;
+    b.enter_frame(&b.find("#widget").await).await;
+    let error = b
+        .wait_until(
+            "the refusal",
+            "return document.getElementById('error').textContent;",
+            Duration::from_secs(20),
+        )
+        .await;
+    assert_eq!(error, "Statistiken sehen nur Administrator:innen der Einrichtung.");
+    assert_eq!(b.eval("return document.getElementById('report').hidden;", json!([])).await, true);
+    assert_accessible(&b, "the refusal").await;
     b.quit().await;
     svc.stop().await;
 }
