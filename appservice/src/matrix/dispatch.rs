@@ -148,6 +148,7 @@ impl Assisto {
         if target == self.bot_user_id && membership == MembershipState::Join {
             self.place_in_space(&ev.room_id).await?;
             self.ensure_tools_widget(&ev.room_id).await?;
+            self.ensure_search_widget(&ev.room_id).await?;
             self.ensure_client_file_widget(&ev.room_id).await?;
         }
         if target != self.bot_user_id && members::counts(&membership) {
@@ -276,6 +277,34 @@ impl Assisto {
         }
         let content = crate::features::tools::widget_content(base, &self.bot_user_id);
         let key = crate::features::tools::WIDGET_ID;
+        match self.hs.set_state(room_id, &self.bot_user_id, "im.vector.modular.widgets", key, &content).await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => ignore_refusal(e),
+        }
+    }
+
+    /// Puts the search widget into a counsellor's direct chat with the bot (a room that is not
+    /// a managed chat, with nobody but one counsellor and the bot), once the bot is in it.
+    /// Each viewer's widget searches as that viewer, so it shows nobody else's hits.
+    async fn ensure_search_widget(&self, room_id: &str) -> Result<(), HandleError> {
+        let Some(base) = self.provisioning.config.appservice.public_url.as_deref() else { return Ok(()) };
+        if rooms::get(&self.db, room_id).await.map_err(db_error)?.is_some() {
+            return Ok(());
+        }
+        let others: Vec<String> = members::of_room(&self.db, room_id)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .filter(|(u, m)| *u != self.bot_user_id && members::holds_place(m))
+            .map(|(u, _)| u)
+            .collect();
+        let [only] = others.as_slice() else { return Ok(()) };
+        if !matches!(self.checker.role(only).await.map_err(db_error)?, Role::Counsellor { .. }) {
+            return Ok(());
+        }
+        let content = crate::features::search::widget_content(base, &self.bot_user_id);
+        let key = crate::features::search::WIDGET_ID;
         match self.hs.set_state(room_id, &self.bot_user_id, "im.vector.modular.widgets", key, &content).await
         {
             Ok(_) => Ok(()),

@@ -249,7 +249,7 @@ async fn search_understands_german_better_than_synapse_and_shows_only_what_the_c
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_search_command_answers_only_in_the_direct_chat_with_the_bot() {
-    let svc = TestService::start().await;
+    let mut svc = TestService::start_public().await;
     let inst = svc.institution("Befehlssuche").await;
     let anna = svc.counsellor(&inst, "Anna Befehl").await;
     let (chat, _) = svc.client_chat(&inst, &anna, "Karl Kunde").await;
@@ -258,6 +258,21 @@ async fn the_search_command_answers_only_in_the_direct_chat_with_the_bot() {
     until_found(&finder, "Wohnungssuche ", &set(&[&msg])).await;
 
     let direct = svc.room_with_bot(&anna).await;
+    // The direct chat with the bot carries the search widget too (each viewer's widget
+    // searches as that viewer); the client chat does not.
+    let widget = |room: &str| {
+        format!("/_matrix/client/v3/rooms/{}/state/im.vector.modular.widgets/assisto-suche", enc(room))
+    };
+    let placed = eventually("the search widget in the direct chat", Duration::from_secs(20), || async {
+        let v = anna.raw_get(&widget(&direct)).await;
+        v.get("url").is_some().then_some(v)
+    })
+    .await;
+    assert_eq!(
+        placed["url"],
+        format!("{}/_assisto/widget/suche?widgetId=$matrix_widget_id", svc.url()).as_str()
+    );
+    assert!(anna.raw_get(&widget(&chat)).await.get("url").is_none(), "no search widget in the client chat");
     svc.command(&anna, &direct, "!assisto suche Wohnungssuchen", "Treffer für „Wohnungssuchen“").await;
     let bot = svc.bot();
     let answer = anna
@@ -278,6 +293,7 @@ async fn the_search_command_answers_only_in_the_direct_chat_with_the_bot() {
         .into_iter()
         .any(|(s, b)| s == bot && b.contains("Treffer für"));
     assert!(!leaked, "hits were posted into the client chat");
+    svc.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

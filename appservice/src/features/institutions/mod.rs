@@ -78,11 +78,9 @@ pub struct InstitutionView {
 const DESK_WIDGET_PATH: &str = "/_assisto/widget/live";
 /// The live-chat widget's ID (its state key).
 const DESK_WIDGET_ID: &str = "assisto-live";
-/// Where the search widget is served.
-const SEARCH_WIDGET_PATH: &str = "/_assisto/widget/suche";
 /// The search widget's ID (its state key); it sits in the desk room beside the live-chat
 /// widget, since every counsellor of the institution is in that room.
-const SEARCH_WIDGET_ID: &str = "assisto-suche";
+const SEARCH_WIDGET_ID: &str = crate::features::search::WIDGET_ID;
 /// Where the statistics widget is served (for the institution's admins; others are told
 /// it is not for them).
 const STATISTICS_WIDGET_PATH: &str = "/_assisto/widget/statistik";
@@ -191,7 +189,7 @@ impl Provisioning {
             })
         };
         let desk = widget(DESK_WIDGET_PATH, DESK_WIDGET_ID, "Live-Chat", "Live-Chat-Schreibtisch");
-        let search = widget(SEARCH_WIDGET_PATH, SEARCH_WIDGET_ID, "Suche", "Suche in Ihren Chats");
+        let search = crate::features::search::widget_content(base, &self.bot);
         let statistics =
             widget(STATISTICS_WIDGET_PATH, STATISTICS_WIDGET_ID, "Statistik", "Statistik der Einrichtung");
         // The desk on top; the search in the room's side panel (Element: "Erweiterungen").

@@ -40,6 +40,22 @@ use crate::matrix::inbox;
 use crate::store::{now_ms, Db};
 use index::{Doc, DocKind, IndexError, Scope, SearchIndex};
 
+/// The search widget's ID (its state key), in the desk room and in a counsellor's direct
+/// chat with the bot.
+pub const WIDGET_ID: &str = "assisto-suche";
+
+/// The search widget's state content for a service at `base` (its public URL).
+pub fn widget_content(base: &str, bot: &str) -> Value {
+    serde_json::json!({
+        "type": "m.custom",
+        "url": format!("{}/_assisto/widget/suche?widgetId=$matrix_widget_id", base.trim_end_matches('/')),
+        "name": "Suche",
+        "id": WIDGET_ID,
+        "creatorUserId": bot,
+        "data": { "title": "Suche in Ihren Chats" },
+    })
+}
+
 /// How often what was indexed is committed (and so searchable).
 pub const COMMIT_EVERY: Duration = Duration::from_millis(250);
 /// Most message hits in one answer.
