@@ -1,6 +1,6 @@
 # The two set-up commands of the README. Everything they need is installed by the
 # project's own scripts (scripts/), from PyPI, crates.io and Debian's packages.
-.PHONY: run test bench bench-embed bench-live bench-backlog bench-export lint
+.PHONY: run test bench bench-embed bench-live bench-backlog bench-export bench-search lint
 
 ## Start Synapse + assisto locally on embedded defaults (SQLite), with demo data.
 run:
@@ -25,6 +25,10 @@ bench-backlog:
 ## The chat export's benchmark (CSV and PDF of a chat with 10,000 messages).
 bench-export:
 	bash scripts/bench-export.sh
+
+## The search's benchmark (1,000,000 messages indexed and queried; the same queries against Synapse).
+bench-search:
+	bash scripts/bench-search.sh
 
 ## The live-chat desk's benchmark (1,000 visitors within a minute, 20 counsellors).
 bench-live:

@@ -23,7 +23,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use assisto_core::search::{self as text, Query as TextQuery};
-use tantivy::collector::{Count, TopDocs};
+use std::collections::HashSet;
+use tantivy::collector::{Count, FilterCollector, TopDocs};
 use tantivy::directory::error::{DeleteError, LockError, OpenReadError, OpenWriteError};
 use tantivy::directory::{
     Directory, DirectoryLock, FileHandle, Lock, MmapDirectory, RamDirectory, WatchCallback, WatchHandle,
@@ -111,6 +112,9 @@ pub enum IndexError {
     /// Another process holds the index for writing.
     #[error("the search index at {0} is in use by another process (is the service running?)")]
     Busy(PathBuf),
+    /// The index was written by an older version (its fields differ): it is rebuilt.
+    #[error("the search index was written by an older version")]
+    OldSchema,
     /// Anything else.
     #[error("search index: {0}")]
     Tantivy(#[from] tantivy::TantivyError),
@@ -128,6 +132,7 @@ struct Fields {
     kind: Field,
     sender: Field,
     ts: Field,
+    room_key: Field,
     generation: Field,
     body: Field,
     text: Field,
@@ -154,6 +159,7 @@ fn schema() -> (Schema, Fields) {
         kind: b.add_text_field("kind", STRING | STORED),
         sender: b.add_text_field("sender", STRING | STORED),
         ts: b.add_i64_field("ts", FAST | STORED),
+        room_key: b.add_u64_field("room_key", FAST),
         generation: b.add_i64_field("generation", INDEXED | FAST),
         body: b.add_text_field("body", STORED),
         text: b.add_text_field("text", analysed(KEY_TOKENIZER, IndexRecordOption::WithFreqs)),
@@ -263,7 +269,21 @@ impl SearchIndex {
         let scrubbing = ScrubbingDirectory { inner: mmap, root: dir.to_owned() };
         // Leftovers of a crash: nothing reads them.
         scrub_files(&trash_files(&dir.join("trash"))?)?;
-        Self::build(Box::new(scrubbing), Some(dir.join("trash")), dir)
+        match Self::build(Box::new(scrubbing.clone()), Some(dir.join("trash")), dir) {
+            Err(IndexError::OldSchema) | Err(IndexError::Tantivy(tantivy::TantivyError::SchemaError(_))) => {
+                // Derived data: an index of an older version is scrubbed away and built
+                // again from the homeserver (the service does that at start for a new one).
+                tracing::warn!("the search index was written by an older version: it is rebuilt");
+                let files: Vec<PathBuf> = fs::read_dir(dir)?
+                    .filter_map(|e| e.ok())
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                    .map(|e| e.path())
+                    .collect();
+                scrub_files(&files)?;
+                Self::build(Box::new(scrubbing), Some(dir.join("trash")), dir)
+            }
+            other => other,
+        }
     }
 
     /// An index in memory (tests).
@@ -275,6 +295,9 @@ impl SearchIndex {
         let (schema, fields) = schema();
         let settings = IndexSettings { docstore_compression: Compressor::None, ..Default::default() };
         let index = Index::builder().schema(schema).settings(settings).open_or_create(dir)?;
+        if index.schema() != self::schema().0 {
+            return Err(IndexError::OldSchema);
+        }
         let tokenizers = index.tokenizers();
         tokenizers.register(KEY_TOKENIZER, German(Mode::Key));
         tokenizers.register(PARTS_TOKENIZER, German(Mode::Parts));
@@ -329,6 +352,7 @@ impl SearchIndex {
         d.add_text(f.kind, doc.kind.as_str());
         d.add_text(f.sender, &doc.sender);
         d.add_i64(f.ts, doc.ts);
+        d.add_u64(f.room_key, room_key(&doc.room_id));
         d.add_i64(f.generation, generation);
         d.add_text(f.body, &doc.body);
         d.add_text(f.text, &doc.body);
@@ -486,6 +510,23 @@ impl SearchIndex {
         })
     }
 
+    /// Whether `rooms` hold less than an eighth of the index's documents (counted only for up
+    /// to [`FEW_ROOMS`] rooms; more are taken as a large part).
+    fn rooms_are_a_small_part(
+        &self,
+        searcher: &tantivy::Searcher,
+        rooms: &[String],
+    ) -> Result<bool, IndexError> {
+        if rooms.len() > FEW_ROOMS {
+            return Ok(false);
+        }
+        let mut docs = 0u64;
+        for r in rooms {
+            docs += searcher.doc_freq(&Term::from_field_text(self.inner.fields.room_id, r))?;
+        }
+        Ok(docs.saturating_mul(8) < searcher.num_docs())
+    }
+
     /// The best `limit` documents within `scope` that match every word of `query`, by
     /// relevance and recency (`now`, ms).
     pub fn search(
@@ -521,34 +562,58 @@ impl SearchIndex {
             }
             must.push((Occur::Must, Box::new(BooleanQuery::new(any))));
         }
-        let room_terms = rooms.iter().map(|r| Term::from_field_text(f.room_id, r));
-        must.push((Occur::Must, Box::new(TermSetQuery::new(room_terms))));
         must.push((Occur::Must, term(f.institution, institution)));
         must.push((Occur::Must, term(f.kind, kind.as_str())));
         if let Some(c) = category {
             must.push((Occur::Must, term(f.category, c)));
         }
-        let q = BooleanQuery::new(must);
         let _g = self.inner.gate.read().unwrap_or_else(|p| p.into_inner());
         let searcher = self.inner.reader.searcher();
-        let collector =
-            TopDocs::with_limit(limit.max(1)).tweak_score(move |segment: &tantivy::SegmentReader| {
-                let ts = segment.fast_fields().i64("ts").map(|c| c.first_or_default_col(0)).ok();
-                move |doc: tantivy::DocId, score: tantivy::Score| {
-                    let at = ts.as_ref().map_or(now, |c| c.get_val(doc));
-                    score * recency(now, at)
-                }
-            });
-        let top = searcher.search(&q, &collector)?;
-        top.into_iter()
-            .map(|(score, addr)| {
-                let doc = self.doc(&searcher, addr)?;
-                let snippet = text::snippet(&doc.body, query);
-                Ok(Hit { doc, score, snippet })
-            })
-            .collect()
+        let top = TopDocs::with_limit(limit.max(1)).tweak_score(move |segment: &tantivy::SegmentReader| {
+            let ts = segment.fast_fields().i64("ts").map(|c| c.first_or_default_col(0)).ok();
+            move |doc: tantivy::DocId, score: tantivy::Score| {
+                let at = ts.as_ref().map_or(now, |c| c.get_val(doc));
+                score * recency(now, at)
+            }
+        });
+        // Two ways to keep to the visible rooms, each best in its own case (measured in
+        // docs/benchmarks.md): a term set over the rooms reads every posting of every
+        // visible room, cheap while they hold a small part of the index (a counsellor's own
+        // rooms); a fast-field check per matching document costs what the words match,
+        // cheap when the rooms hold most of it.
+        let top = if self.rooms_are_a_small_part(&searcher, rooms)? {
+            let room_terms = rooms.iter().map(|r| Term::from_field_text(f.room_id, r));
+            must.push((Occur::Must, Box::new(TermSetQuery::new(room_terms))));
+            searcher.search(&BooleanQuery::new(must), &top)?
+        } else {
+            let keys: Arc<HashSet<u64>> = Arc::new(rooms.iter().map(|r| room_key(r)).collect());
+            let collector = FilterCollector::new("room_key".to_owned(), move |k: u64| keys.contains(&k), top);
+            searcher.search(&BooleanQuery::new(must), &collector)?
+        };
+        let mut hits = Vec::with_capacity(top.len());
+        for (score, addr) in top {
+            let doc = self.doc(&searcher, addr)?;
+            // The key is a hash: the room itself decides (a collision drops a hit, never
+            // shows another room's).
+            if doc.institution != institution || !rooms.contains(&doc.room_id) {
+                continue;
+            }
+            let snippet = text::snippet(&doc.body, query);
+            hits.push(Hit { doc, score, snippet });
+        }
+        Ok(hits)
     }
 }
+
+/// A room's key in the `room_key` fast field: the first 8 bytes of its ID's SHA-256.
+fn room_key(room_id: &str) -> u64 {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(room_id.as_bytes());
+    u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
+}
+
+/// Up to how many visible rooms their size is counted (see `rooms_are_a_small_part`).
+const FEW_ROOMS: usize = 200;
 
 /// Shortest prefix searched as a prefix (shorter ones match too much to be of use).
 pub const PREFIX_MIN: usize = 3;
@@ -763,6 +828,32 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn an_index_of_an_older_version_is_scrubbed_and_made_anew() {
+        let dir = tempfile::tempdir().expect("in the test");
+        {
+            let mut b = Schema::builder();
+            let body = b.add_text_field("body", STORED);
+            let old = Index::create_in_dir(dir.path(), b.build()).expect("in the test");
+            let mut w: IndexWriter<TantivyDocument> =
+                old.writer_with_num_threads(1, 15_000_000).expect("in the test");
+            let mut d = TantivyDocument::default();
+            d.add_text(body, "Altes Geheimnis");
+            w.add_document(d).expect("in the test");
+            w.commit().expect("in the test");
+        }
+        let ix = SearchIndex::open(dir.path()).expect("opened anew");
+        assert_eq!(ix.count().expect("in the test"), 0);
+        assert_eq!(ix.indexed_before(), None, "so the service rebuilds it");
+        let old_text = walk(dir.path()).iter().any(|p| {
+            fs::read(p).expect("in the test").windows(b"Geheimnis".len()).any(|w| w == b"Geheimnis")
+        });
+        assert!(!old_text, "the old index's text is in no file");
+        ix.put(doc("$1", "!a", "neu", 1), 1).expect("in the test");
+        ix.commit(1).expect("in the test");
+        assert_eq!(find(&ix, &["!a"], "neu "), ["$1"]);
     }
 
     #[test]
