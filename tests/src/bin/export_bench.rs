@@ -17,13 +17,7 @@ use futures::StreamExt;
 use serde_json::json;
 
 fn rss_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+    assisto_tests::bench::status_kib(pid, field)
 }
 
 #[tokio::main(flavor = "multi_thread")]

@@ -394,13 +394,7 @@ impl Matcher {
 // ---- measuring ---------------------------------------------------------------------------
 
 fn rss_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+    assisto_tests::bench::status_kib(std::process::id(), field)
 }
 
 /// The size of the files under `dir`, and how many segments (`.store` files) are among them.

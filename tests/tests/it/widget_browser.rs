@@ -162,13 +162,7 @@ async fn a_counsellor_works_with_the_client_file_widget_in_a_browser() {
     b.type_text(&b.find("#note-text").await, "kurz").await;
     b.eval("document.getElementById('note-text').removeAttribute('minlength');", json!([])).await;
     b.click(&b.find("#note-save").await).await;
-    let error = b
-        .wait_until(
-            "the error",
-            "return document.getElementById('error').textContent;",
-            Duration::from_secs(10),
-        )
-        .await;
+    let error = error_line(&b).await;
     assert!(error.as_str().unwrap_or_default().contains("5 bis 1000"), "{error}");
 
     // A monitoring.
@@ -278,6 +272,12 @@ async fn fits_phone_and_desktop(b: &Browser, prefix: &str) {
         let (path, png_width) = b.screenshot(&format!("{prefix}-{width}")).await;
         assert!(png_width >= width.min(1280) / 2, "{} is {png_width} px wide", path.display());
     }
+}
+
+/// The widget's error line, once it says something.
+async fn error_line(b: &Browser) -> Value {
+    b.wait_until("the error", "return document.getElementById('error').textContent;", Duration::from_secs(10))
+        .await
 }
 
 /// Runs `script` in the widget's frame until it is truthy.
@@ -454,13 +454,7 @@ async fn a_counsellor_sends_snippets_a_phone_number_and_a_link_from_the_tools_wi
     b.eval("document.getElementById('link-url').type = 'text';", json!([])).await;
     b.type_text(&b.find("#link-url").await, "ftp://beispiel.de").await;
     b.click(&b.find("#link-send").await).await;
-    let error = b
-        .wait_until(
-            "the error",
-            "return document.getElementById('error').textContent;",
-            Duration::from_secs(10),
-        )
-        .await;
+    let error = error_line(&b).await;
     assert!(error.as_str().unwrap_or_default().contains("https://"), "{error}");
     assisto_tests::eventually("the number and the link in the chat", Duration::from_secs(20), || async {
         let m = anna.recent_messages(&rid, 20).await;
@@ -633,13 +627,7 @@ async fn a_counsellor_finds_a_message_and_a_client_in_the_search_widget_in_a_bro
     )
     .await;
     b.type_text(&q, ":*").await;
-    let error = b
-        .wait_until(
-            "the error",
-            "return document.getElementById('error').textContent;",
-            Duration::from_secs(10),
-        )
-        .await;
+    let error = error_line(&b).await;
     assert_eq!(error, want.as_str());
     let shown = b
         .eval(
@@ -797,13 +785,7 @@ async fn an_institution_admin_reads_the_statistics_widget_in_a_browser() {
     )
     .await;
     b.click(&b.find("#form button[type=submit]").await).await;
-    let error = b
-        .wait_until(
-            "the error",
-            "return document.getElementById('error').textContent;",
-            Duration::from_secs(10),
-        )
-        .await;
+    let error = error_line(&b).await;
     assert_eq!(error, want.as_str());
     assert_accessible(&b, "the error").await;
 
